@@ -1,0 +1,49 @@
+"""Analysis results cached as JSON records in a run folder's ``analysis/``.
+
+A record is ``{"kind", "settings", "result", "provenance"}`` stored at
+``analysis/<kind>-<hash of settings>.json``; the same settings find the same
+file, so reports and studies compose without recomputing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from landscape.io import read_json, stable_hash, to_jsonable, versions, write_json
+
+
+def record_path(run_dir: str | Path, kind: str, settings: dict) -> Path:
+    """Where the record of ``kind`` with ``settings`` lives."""
+    return Path(run_dir) / "analysis" / f"{kind}-{stable_hash(settings)}.json"
+
+
+def cached(run_dir: str | Path, kind: str, settings: dict) -> dict | None:
+    """The stored record for exactly these settings, or None."""
+    path = record_path(run_dir, kind, settings)
+    return read_json(path) if path.is_file() else None
+
+
+def store(run_dir: str | Path, kind: str, settings: dict, result: dict, provenance: dict) -> Path:
+    """Write a record atomically (adding versions and a UTC timestamp); returns its path."""
+    record = {
+        "kind": kind,
+        "settings": to_jsonable(settings),
+        "result": to_jsonable(result),
+        "provenance": {**to_jsonable(provenance), "versions": versions(),
+                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
+    }
+    return write_json(record_path(run_dir, kind, settings), record)
+
+
+def records(run_dir: str | Path, kind: str) -> list[dict]:
+    """Every stored record of ``kind``, oldest first."""
+    folder = Path(run_dir) / "analysis"
+    paths = sorted(folder.glob(f"{kind}-*.json"), key=lambda p: p.stat().st_mtime) if folder.is_dir() else []
+    return [read_json(p) for p in paths]
+
+
+def latest(run_dir: str | Path, kind: str) -> dict | None:
+    """The newest record of ``kind``, or None."""
+    found = records(run_dir, kind)
+    return found[-1] if found else None

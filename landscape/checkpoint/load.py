@@ -1,0 +1,158 @@
+"""Rebuild a trained model and its exact data split from a checkpoint file."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from landscape.data import load_images, select, to_float
+from landscape.errors import LandscapeError
+from landscape.io import safe_torch_load
+from landscape.models import create
+from landscape.train.loop import epoch_files
+from landscape.train.payload import FORMAT_VERSION, KIND
+
+SPLITS = ("train", "val", "test")
+
+
+def resolve_checkpoint_path(path: str | Path) -> Path:
+    """A ``.pt`` file as given, or ``final.pt`` inside a run folder."""
+    path = Path(path)
+    if path.is_dir():
+        final = path / "final.pt"
+        if not final.exists():
+            raise LandscapeError(f"run folder {path} has no final.pt (unfinished run? `landscape train --resume` completes it)")
+        return final
+    return path
+
+
+def read_payload(path: str | Path) -> dict:
+    """The checkpoint dict, validated as a landscape checkpoint of a known format."""
+    path = resolve_checkpoint_path(path)
+    payload = safe_torch_load(path)
+    if payload.get("kind") != KIND or "state_dict" not in payload or "model" not in payload:
+        raise LandscapeError(f"not a landscape checkpoint: {path} (no '{KIND}' marker, model or state_dict)")
+    version = payload.get("format_version")
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise LandscapeError(f"checkpoint {path} has format_version {version!r}; this landscape reads <= {FORMAT_VERSION}")
+    return payload
+
+
+def architecture(payload: dict) -> tuple[str, dict]:
+    """(model name, constructor kwargs) recorded in a checkpoint."""
+    return payload["model"]["name"], dict(payload["model"]["kwargs"])
+
+
+class Checkpoint:
+    """A loaded checkpoint: ``model`` (eval mode, on ``device``), ``meta`` and its data.
+
+    Data come from the split manifest stored in the checkpoint and are
+    preprocessed exactly as in training, without augmentation. ``data_root``
+    overrides the recorded folder when the data moved.
+    """
+
+    def __init__(self, path: str | Path, device: str | torch.device | None = None, data_root: str | Path | None = None):
+        self.path = resolve_checkpoint_path(path)
+        payload = read_payload(self.path)
+        state = payload.pop("state_dict")
+        payload.pop("optimizer_state", None)
+        self.meta: dict = payload
+        self.run_dir: Path = self.path.parent
+        self.data_root = str(data_root) if data_root is not None else self.meta["data"].get("root")
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.device = torch.device(device)
+        name, kwargs = architecture(payload)
+        model = create(name, **kwargs)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise LandscapeError(f"weights in {self.path} do not fit model {name!r}: {str(exc).splitlines()[0][:160]}") from None
+        self.model: nn.Module = model.to(self.device).eval()
+        self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    @property
+    def data_name(self) -> str:
+        """``"phantom"`` or the data folder's name, e.g. ``"busi"``."""
+        return self.meta["data"]["source"]
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.meta["data"]["classes"])
+
+    @property
+    def split_hash(self) -> str:
+        return self.meta["data"]["split"]["hash"]
+
+    @property
+    def analysis_dir(self) -> Path:
+        return self.run_dir / "analysis"
+
+    @cached_property
+    def loss_fn(self) -> nn.Module:
+        """Mean cross-entropy over a batch, as in training."""
+        return nn.CrossEntropyLoss()
+
+    def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x float32 [N,1,S,S] normalised, y int64 [N])`` on CPU, in manifest order."""
+        if split not in SPLITS:
+            raise LandscapeError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+        if split not in self._tensors:
+            data = self.meta["data"]
+            source = None if data["kind"] == "phantom" else self.data_root
+            if source is not None and not Path(source).is_dir():
+                raise LandscapeError(f"data folder {source} of {self.path} not found; pass data_root (--data) to point at it")
+            images = load_images(source, img_size=data["img_size"], seed=data.get("phantom_seed") or 0)
+            x, y = select(images, data["split"], split)
+            self._tensors[split] = (to_float(x, data["mean"], data["std"]), torch.as_tensor(y, dtype=torch.long))
+        return self._tensors[split]
+
+    def loader(self, split: str, batch_size: int = 128, samples: int | None = None, seed: int = 0) -> DataLoader:
+        """Batches of ``(x, y)`` from ``split``; ``samples`` draws a seeded subset (sorted, so order is stable)."""
+        x, y = self.tensors(split)
+        if samples is not None:
+            if samples < 1:
+                raise LandscapeError(f"--samples must be >= 1, got {samples}")
+            if samples < len(y):
+                idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:samples].sort().values
+                x, y = x[idx], y[idx]
+        if batch_size < 1:
+            raise LandscapeError(f"--batch-size must be >= 1, got {batch_size}")
+        return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
+
+    def epoch_paths(self) -> list[Path]:
+        """The run's ``epoch_NNN.pt`` files, sorted (``epoch_000`` = initial weights)."""
+        return epoch_files(self.run_dir)
+
+    def load_weights(self, other: str | Path) -> dict[str, torch.Tensor]:
+        """State dict of another checkpoint, on this model's device; it must share the architecture."""
+        payload = read_payload(other)
+        mine, theirs = architecture(self.meta), architecture(payload)
+        if mine != theirs:
+            raise LandscapeError(
+                f"{other} is a {theirs[0]} {theirs[1]} checkpoint, not the same architecture as {self.path} "
+                f"({mine[0]} {mine[1]})"
+            )
+        return {k: v.to(self.device) for k, v in payload["state_dict"].items()}
+
+    def provenance(self) -> dict:
+        """What every analysis records about where its numbers come from."""
+        return {
+            "checkpoint": str(self.path),
+            "run": self.run_dir.name,
+            "data": self.data_name,
+            "split_hash": self.split_hash,
+            "model": self.meta["model"]["name"],
+            "optimizer": self.meta["optimizer"]["name"],
+            "seed": self.meta["seed"],
+        }
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device | None = None,
+                    data_root: str | Path | None = None) -> Checkpoint:
+    """Load ``path`` (a ``.pt`` file or a run folder's ``final.pt``) as a :class:`Checkpoint`."""
+    return Checkpoint(path, device=device, data_root=data_root)

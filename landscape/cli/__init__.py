@@ -1,0 +1,53 @@
+"""Command-line interface: ``landscape <command> --help`` lists the options.
+
+Errors from bad input (:class:`landscape.errors.LandscapeError`) are printed as
+one line, ``error: ...``, with exit code 2. Set ``LANDSCAPE_DEBUG=1`` to see the
+traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from landscape.errors import LandscapeError
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    from rich.console import Console
+
+    from landscape.cli.app import register
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    app = register()
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        result = app(args=args, prog_name="landscape", standalone_mode=False)
+        return int(result) if isinstance(result, int) else 0
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err.print("error: aborted")
+        return 130
+    except click.exceptions.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return exc.exit_code
+    except LandscapeError as exc:
+        err.print(f"error: {exc}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        err.print("error: interrupted; finished work is saved and --resume continues it")
+        return 130
+    except Exception as exc:  # an unexpected failure still gets one line
+        if os.environ.get("LANDSCAPE_DEBUG") == "1":
+            raise
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        err.print(f"error: internal error {exc.__class__.__name__}: {msg} (LANDSCAPE_DEBUG=1 shows the traceback)", markup=False)
+        return 1
+
+
+def entry_point() -> None:  # pragma: no cover - console script wrapper
+    sys.exit(main())

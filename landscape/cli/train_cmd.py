@@ -1,0 +1,115 @@
+"""``landscape train``: one run folder per optimizer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from landscape.cli.app import app
+from landscape.cli.render import print_table, saved
+from landscape.errors import LandscapeError
+from landscape.io import write_json
+
+
+def parse_opt_args(pairs: list[str]) -> dict:
+    """``["rho=0.1", "adaptive=true"]`` -> ``{"rho": 0.1, "adaptive": True}`` (numbers and booleans parsed)."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise LandscapeError(f"--opt-arg takes key=value, got {pair!r}")
+        out[key.strip().replace("-", "_")] = _parse_value(value.strip())
+    return out
+
+
+def _parse_value(text: str):
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return text
+
+
+@app.command("train")
+def train_command(
+    data: Optional[Path] = typer.Option(None, "--data", help="Image folder with one sub-folder per class (BUSI layout). Default: the built-in phantom."),
+    model: str = typer.Option("cnn-small", help="cnn-small, or any timm model name (resnet18, vgg16, vit_tiny_patch16_224, ...)."),
+    optimizer: str = typer.Option("adam", "--optimizer", "-o", help="adam, sgd, sam, asam, gsam, wsam, crsam, gcsam, a comma list, or 'all'."),
+    base: str = typer.Option("adam", help="Base optimizer under the SAM family: adam or sgd."),
+    epochs: int = typer.Option(10, help="Training epochs."),
+    batch_size: int = typer.Option(32, help="Mini-batch size."),
+    lr: Optional[float] = typer.Option(None, help="Peak learning rate (default 1e-3 for adam, 0.05 for sgd)."),
+    weight_decay: float = typer.Option(0.0, help="Weight decay of the base optimizer."),
+    schedule: str = typer.Option("cosine", help="Learning-rate schedule: cosine or constant."),
+    img_size: int = typer.Option(64, help="Images are resized to img_size x img_size, 1 channel."),
+    seed: int = typer.Option(0, help="Seed of weights, shuffling, augmentation and dropout."),
+    split_seed: int = typer.Option(0, help="Seed of the train/val/test split (shared across --seed values)."),
+    kfold: Optional[int] = typer.Option(None, help="Use k-fold cross-validation splits instead of 70/10/20."),
+    fold: int = typer.Option(0, help="Which fold is the test fold (with --kfold)."),
+    keep_conflicts: bool = typer.Option(False, help="Keep images whose near-duplicates carry another label."),
+    augment: bool = typer.Option(True, help="Random flip and small affine during training."),
+    rho: Optional[float] = typer.Option(None, help="Perturbation radius (SAM family)."),
+    eta: Optional[float] = typer.Option(None, help="ASAM's eta."),
+    alpha: Optional[float] = typer.Option(None, help="GSAM's alpha."),
+    gamma: Optional[float] = typer.Option(None, help="WSAM's / CR-SAM's gamma."),
+    beta: Optional[float] = typer.Option(None, help="CR-SAM's beta."),
+    opt_arg: list[str] = typer.Option([], "--opt-arg", help="Any other optimizer argument as key=value (repeatable)."),
+    compute_matched: bool = typer.Option(False, help="Give adam/sgd twice the epochs: as many gradient evaluations as two-pass optimizers."),
+    keep: str = typer.Option("all", help="Per-epoch checkpoints to keep: all (for PCA trajectories) or last."),
+    out: Path = typer.Option(Path("checkpoints"), help="Folder that receives the run folders."),
+    run_name: Optional[str] = typer.Option(None, help="Run folder name (default <data>-<model>-<optimizer>-s<seed>)."),
+    resume: bool = typer.Option(False, help="Continue an interrupted run from its last epoch."),
+    overwrite: bool = typer.Option(False, help="Retrain even if the run folder holds a finished run."),
+    pretrained: bool = typer.Option(False, help="Start from timm's pretrained weights (needs them cached or online)."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the final metrics of every run to this JSON file."),
+):
+    """Train a classifier and save checkpoints: final.pt, best.pt, epoch_NNN.pt, history.json.
+
+    Examples:
+
+      landscape train                                   # cnn-small on the built-in phantom
+
+      landscape train --data ../shared/data/busi --epochs 30 --optimizer sam --rho 0.05
+
+      landscape train --data ../shared/data/busi --optimizer all --seed 1
+
+      landscape train --optimizer asam --opt-arg eta=0.01 --base sgd --lr 0.05
+
+      landscape train --resume                          # continue an interrupted run
+    """
+    from landscape.train import TrainConfig, check_hyper, parse_optimizers, train, train_all
+
+    flags = {k: v for k, v in {"rho": rho, "eta": eta, "alpha": alpha, "gamma": gamma, "beta": beta}.items() if v is not None}
+    hyper = {**parse_opt_args(opt_arg), **flags}
+    names = parse_optimizers(optimizer)
+    check_hyper(names, hyper)
+    cfg = TrainConfig(
+        data=str(data) if data is not None else None, model=model, optimizer=names[0], base=base, lr=lr,
+        weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,
+        img_size=img_size, seed=seed, split_seed=split_seed, kfold=kfold, fold=fold, keep_conflicts=keep_conflicts,
+        augment=augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,
+        pretrained=pretrained, device=device,
+    )
+    if len(names) == 1:
+        results = [train(cfg, resume=resume, overwrite=overwrite)]
+    else:
+        results = train_all(cfg, names, resume=resume, overwrite=overwrite)
+    rows = []
+    for r in results:
+        test = r.metrics.get("test", {})
+        rows.append([r.run_dir.name, test.get("accuracy"), test.get("balanced_accuracy"), test.get("macro_f1"),
+                     test.get("auroc_macro"), test.get("ece"), round(r.wall_time_s, 1)])
+    print_table("test metrics (final weights)", ["run", "acc", "bal. acc", "macro-F1", "AUROC", "ECE", "train s"], rows)
+    for r in results:
+        saved("checkpoint", r.final)
+    if json_path is not None:
+        write_json(json_path, [{"run_dir": str(r.run_dir), "metrics": r.metrics, "wall_time_s": r.wall_time_s} for r in results])
+        saved("metrics", json_path)
+

@@ -1,0 +1,137 @@
+"""Atomic writes, safe checkpoint reads, JSON helpers and provenance.
+
+All writers go through a temporary file in the target folder followed by
+``os.replace``, so a killed process never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import math
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from landscape.errors import LandscapeError
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + rename); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Convert tensors, numpy values, paths and tuples into plain JSON data.
+
+    Non-finite floats become ``None`` so that the output is strict JSON.
+    """
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return to_jsonable(obj.detach().cpu().tolist())
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        return to_jsonable(obj.item())
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented, strict JSON, atomically."""
+    return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file, raising :class:`LandscapeError` if missing or malformed."""
+    path = Path(path)
+    if not path.is_file():
+        raise LandscapeError(f"file not found: {path}")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LandscapeError(f"not a readable JSON file: {path} ({exc.__class__.__name__})") from None
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save`` through a temp file + rename."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
+    """Load a ``.pt`` file with ``weights_only=True`` (never unpickles objects).
+
+    Raises :class:`LandscapeError` for a missing file, a corrupt file, or a file
+    that holds anything but tensors and plain data.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise LandscapeError(f"checkpoint not found: {path}")
+    if not path.is_file():
+        raise LandscapeError(f"not a checkpoint file: {path}")
+    try:
+        obj = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt input
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise LandscapeError(f"cannot read checkpoint {path}: corrupt or not a safe tensor file ({first[:120]})") from None
+    if not isinstance(obj, dict):
+        raise LandscapeError(f"not a landscape checkpoint: {path} (top level is {type(obj).__name__}, not a dict)")
+    return obj
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def stable_hash(obj: Any, length: int = 12) -> str:
+    """Short hex hash of a JSON-able object, independent of dict key order."""
+    text = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))
+    return sha256_bytes(text.encode("utf-8"))[:length]
+
+
+def versions() -> dict:
+    """Versions of Python, the platform and the numerical stack, for provenance."""
+    from landscape import __version__
+
+    out = {"landscape": __version__, "python": platform.python_version(), "platform": platform.platform()}
+    for name in ("torch", "numpy", "scipy", "timm", "sklearn"):
+        try:
+            module = __import__(name)
+            out[name] = str(getattr(module, "__version__", "unknown"))  # TorchVersion is not weights_only-safe
+        except ImportError:  # pragma: no cover - all are dependencies
+            out[name] = None
+    out["cuda"] = torch.version.cuda
+    return out

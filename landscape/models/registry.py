@@ -1,0 +1,116 @@
+"""Name -> constructor registry with timm as the fallback zoo."""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import socket
+from typing import Callable
+
+from torch import nn
+
+from landscape.errors import LandscapeError
+from landscape.models.small import SmallCNN, TinyCNN, TinyMLP
+
+_BUILTIN: dict[str, Callable[..., nn.Module]] = {
+    "cnn-small": lambda num_classes, in_chans, img_size, **kw: SmallCNN(num_classes, in_chans, **kw),
+    "cnn-tiny": lambda num_classes, in_chans, img_size, **kw: TinyCNN(num_classes, in_chans, **kw),
+    "mlp-tiny": lambda num_classes, in_chans, img_size, **kw: TinyMLP(num_classes, in_chans, img_size, **kw),
+}
+
+
+def available() -> list[str]:
+    """Built-in names; every timm model name works too."""
+    return sorted(_BUILTIN)
+
+
+def create(
+    name: str,
+    num_classes: int,
+    in_chans: int = 1,
+    img_size: int = 64,
+    pretrained: bool = False,
+    **kwargs,
+) -> nn.Module:
+    """Build model ``name`` for ``[B, in_chans, img_size, img_size]`` inputs and ``num_classes`` logits.
+
+    Built-ins ignore ``pretrained`` (they have no weights to fetch); timm models
+    get ``img_size`` only when their constructor takes it (ViT, Swin, ...).
+    Raises :class:`LandscapeError` for an unknown name or unavailable weights.
+    """
+    if name in _BUILTIN:
+        if pretrained:
+            raise LandscapeError(f"model {name!r} is built in and has no pretrained weights; drop --pretrained")
+        try:
+            return _BUILTIN[name](num_classes, in_chans, img_size, **kwargs)
+        except TypeError as exc:
+            raise LandscapeError(f"bad arguments for model {name!r}: {exc}") from None
+    return _create_timm(name, num_classes, in_chans, img_size, pretrained, **kwargs)
+
+
+def _create_timm(name, num_classes, in_chans, img_size, pretrained, **kwargs) -> nn.Module:
+    import timm
+
+    if not timm.is_model(name):
+        raise LandscapeError(
+            f"unknown model {name!r}: use one of {', '.join(available())} or a timm model name (e.g. resnet18, vgg16)"
+        )
+    kwargs = dict(kwargs)
+    if _takes_img_size(name):
+        kwargs.setdefault("img_size", img_size)
+    try:
+        with _offline_unless_reachable(pretrained):
+            return timm.create_model(name, pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    except Exception as exc:
+        if pretrained:
+            raise LandscapeError(
+                f"pretrained weights for {name!r} could not be loaded (offline or not published): {_first_line(exc)}"
+            ) from None
+        raise LandscapeError(f"cannot build timm model {name!r}: {_first_line(exc)}") from None
+
+
+@contextlib.contextmanager
+def _offline_unless_reachable(pretrained: bool, host: str = "huggingface.co", timeout: float = 3.0):
+    """Use only the local weight cache when the hub cannot be reached, so an offline
+    ``--pretrained`` fails in seconds with a clear message instead of minutes of retries."""
+    if not pretrained:
+        yield
+        return
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        reachable = True
+    except OSError:
+        reachable = False
+    import huggingface_hub.constants as hub
+
+    previous = hub.HF_HUB_OFFLINE
+    hub.HF_HUB_OFFLINE = previous or not reachable
+    try:
+        yield
+    finally:
+        hub.HF_HUB_OFFLINE = previous
+
+
+def _takes_img_size(name: str) -> bool:
+    """Whether the timm entrypoint's model class accepts ``img_size`` (ViT, Swin, ...)."""
+    import timm
+
+    fn = timm.models.model_entrypoint(name)
+    module = inspect.getmodule(fn)
+    for obj in vars(module).values():
+        if isinstance(obj, type) and issubclass(obj, nn.Module) and obj.__module__ == module.__name__:
+            if "img_size" in inspect.signature(obj.__init__).parameters:
+                return True
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else exc.__class__.__name__
+
+
+def describe(model: nn.Module) -> dict:
+    """Parameter counts: total and trainable."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"num_params": total, "num_trainable": trainable}

@@ -1,0 +1,94 @@
+"""SAM (Foret et al., ICLR 2021) and the multi-pass step shared by the whole family.
+
+One step: clean pass at w (gradient g, BN statistics updated once), ascent
+perturbation e from g, one perturbed pass per entry of ``offsets`` at
+``w + s*e`` (gradients g_s), the weights and BN statistics restored exactly,
+then the base optimizer updates the original w with the direction that
+:meth:`SAM.direction` leaves in ``p.grad``.
+
+SAM: e = rho * g / (||g|| + 1e-12), direction g+ (the gradient at w + e).
+Norms run over all parameters together; parameters whose gradient is ``None``
+after the clean pass are left out of the perturbation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import nn
+
+from landscape.optim.base import ClosureOptimizer
+from landscape.optim.perturb import EPS, Buffers, Closure, RngReplay, StateGuard, bn_buffers, check_finite, global_norm, grads_of, take_grads
+
+
+class SAM(ClosureOptimizer):
+    """Sharpness-aware minimisation: ``step(g+)`` with g+ the gradient at ``w + rho*g/||g||``."""
+
+    name = "sam"
+    passes_per_step = 2
+    offsets: tuple[float, ...] = (1.0,)  # perturbed passes at w + s * e
+
+    def __init__(
+        self,
+        model_or_params: nn.Module | Iterable[torch.Tensor],
+        *,
+        base: str,
+        lr: float,
+        base_kwargs: dict[str, Any],
+        hyper: dict[str, Any],
+    ) -> None:
+        super().__init__(model_or_params, base=base, lr=lr, base_kwargs=base_kwargs, hyper=hyper)
+        self._guard = StateGuard(bn_buffers(self.model))
+        self._rng = RngReplay(self.device)
+        self._scratch = Buffers()
+
+    # --- the parts each variant changes -------------------------------------------------
+    def radius(self) -> float:
+        """The perturbation radius used by this step."""
+        return self.hyper["rho"]
+
+    def perturbation(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Ascent step e (one tensor per param). SAM scales ``grads`` in place (g is not needed later)."""
+        scale = self.radius() / (global_norm(grads) + EPS)
+        torch._foreach_mul_(grads, scale)
+        return grads
+
+    def direction(self, params: list[torch.Tensor], g: list[torch.Tensor], perturbed: list[list[torch.Tensor]]) -> None:
+        """Leave the base optimizer's gradient in ``p.grad``. ``perturbed[-1]`` already is ``p.grad``."""
+
+    def after_base_step(self, params: list[torch.Tensor]) -> None:
+        """Work after the base update (WSAM's decoupled sharpness step)."""
+
+    # --- the shared multi-pass step ------------------------------------------------------
+    def step(self, closure: Closure) -> torch.Tensor:  # type: ignore[override]
+        """Run the clean and perturbed passes, then update the original weights. Returns the clean loss."""
+        self._rng.capture()
+        loss = closure()
+        check_finite(loss)
+        params, g = take_grads(self._params)
+        with torch.no_grad():
+            e = self.perturbation(params, g)
+        w0 = self._guard.save(params)
+        perturbed: list[list[torch.Tensor]] = []
+        try:
+            for k, sign in enumerate(self.offsets):
+                with torch.no_grad():
+                    if k:
+                        torch._foreach_copy_(params, w0)
+                    torch._foreach_add_(params, e, alpha=sign)
+                self._rng.replay()
+                check_finite(closure(), "loss at the perturbed weights")
+                perturbed.append(grads_of(params))
+                if k + 1 < len(self.offsets):
+                    for p in params:
+                        p.grad = None
+        finally:
+            self._guard.restore()
+        with torch.no_grad():
+            self.direction(params, g, perturbed)
+        self.base_optimizer.step()
+        with torch.no_grad():
+            self.after_base_step(params)
+        return loss.detach()

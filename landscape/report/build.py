@@ -1,0 +1,121 @@
+"""``build_report``: runs in, one self-contained HTML file (plus its numbers as JSON) out."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+from landscape.errors import LandscapeError
+from landscape.io import atomic_write_text, to_jsonable, versions, write_json
+from landscape.report import content, figures, series
+from landscape.report.collect import collect
+from landscape.report.html import Figure, figure_block, page
+from landscape.report.rows import run_rows
+from landscape.report.summary import summarize
+
+#: Largest report the builder accepts before thinning the surfaces further (bytes).
+MAX_BYTES = 10 * 1024 * 1024
+
+
+def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", compute: bool = True,
+                 png_dir: str | Path | None = None, progress: bool = True, seed: int = 0, n_boot: int = 2000,
+                 analyses: dict[str, dict] | None = None) -> Path:
+    """Write the flatness report of ``inputs`` (run folders, checkpoints, or folders of runs) to ``out``.
+
+    Missing analyses are computed with the analyzers' defaults (``analyses``
+    overrides their keyword arguments) and cached, unless ``compute=False``,
+    which lists them in the report instead. ``seed`` seeds those analyses and
+    the bootstrap. Also writes ``out`` with suffix ``.json`` (rows, summary,
+    provenance) and, with ``png_dir``, matplotlib PNGs of the figures.
+    When ``progress`` is True, shows bars and prints the summary table.
+    """
+    out = Path(out)
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise LandscapeError(f"report output must end in .html, got {out}")
+    runs, missing = collect(inputs, compute=compute, seed=seed, progress=progress, analyses=analyses)
+    rows = run_rows(runs)
+    summary = summarize(rows, n_boot=n_boot, seed=seed)
+    data = {
+        "curves_1d": series.curves_1d(runs, rows),
+        "planes_2d": series.planes_2d(runs, rows),
+        "densities": series.densities(runs, rows),
+        "sharpness": series.sharpness_curves(runs, rows),
+    }
+    report_settings = {"seed": seed, "n_boot": n_boot, "compute": compute, "inputs": [str(r.path) for r in runs],
+                       "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    numbers = {"title": content.title(runs), "rows": rows, "summary": summary, "missing": missing,
+               "settings": report_settings, "versions": versions(),
+               "analysis_settings": content.analysis_settings(runs)}
+    document = _document(runs, rows, summary, missing, data, numbers)
+    if len(document.encode("utf-8")) > MAX_BYTES:  # many large surfaces: thin them and rebuild once
+        data["planes_2d"] = series.planes_2d(runs, rows, max_points=21)
+        document = _document(runs, rows, summary, missing, data, numbers)
+    atomic_write_text(out, document)
+    write_json(out.with_suffix(".json"), numbers)
+    if png_dir is not None:
+        from landscape.report.pngs import write_pngs
+
+        write_pngs(Path(png_dir), rows, summary, data)
+    if progress:
+        _print_summary(numbers, out)
+    return out
+
+
+def _figures(rows: list[dict], summary: dict, data: dict) -> list[Figure]:
+    made = [
+        Figure("flatness", "Flatness vs generalization", "Each flatness measure against test balanced accuracy and "
+               "against the generalization gap (train − test balanced accuracy). Small dots are runs, diamonds the "
+               "mean ± std over the seeds of a group. Each panel gives Kendall τ and Spearman ρ over runs with "
+               "bootstrap 95% CIs.", figures.flatness_scatter(rows, summary)),
+        Figure("landscape-1d", "1D loss landscapes", "Loss along one filter-normalised random direction per run "
+               "(Li et al. 2018); all runs on one axis. Use the log button for wide ranges.",
+               figures.landscape_1d(data["curves_1d"])),
+        Figure("surfaces-2d", "2D loss surfaces", "Contours on one shared colour scale and shared levels, so "
+               "basins can be compared side by side; x marks the trained weights.",
+               figures.surface_contours(data["planes_2d"])),
+        Figure("surfaces-3d", "2D loss surfaces in 3D", "Pick a run in the menu; the z-axis and colours stay fixed.",
+               figures.surface_3d(data["planes_2d"])),
+        Figure("density", "Hessian spectral density", "Gaussian-smoothed eigenvalue density from stochastic Lanczos "
+               "quadrature, all runs overlaid.", figures.spectral_density(data["densities"])),
+        Figure("sharpness", "m-sharpness across radii", "Mean ± std over sub-batches of the loss increase within "
+               "radius ρ.", figures.sharpness_vs_rho(data["sharpness"])),
+    ]
+    return [f for f in made if f.figure is not None]
+
+
+def _document(runs, rows, summary, missing, data, numbers) -> str:
+    figs = _figures(rows, summary, data)
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    subtitle = (f"{len(rows)} runs · {len(groups)} groups ({', '.join(groups)}) · models "
+                f"{', '.join(dict.fromkeys(r['model'] for r in rows))} · generated {numbers['settings']['created']}")
+    sections = [
+        ("summary", "Summary", content.findings(rows, summary) + content.notes(runs, missing)),
+        ("runs", "Runs", content.runs_table(rows)),
+        ("groups", "Per optimizer (mean ± std over seeds)", content.groups_table(summary)),
+        ("correlations", "Flatness vs generalization", content.correlations_table(summary)
+         + "".join(figure_block(f) for f in figs if f.id == "flatness")),
+        ("landscapes", "Landscapes and spectra", "".join(figure_block(f) for f in figs if f.id != "flatness")),
+        ("provenance", "Provenance", content.provenance(runs, rows, numbers["settings"], numbers["versions"])),
+    ]
+    return page(numbers["title"], subtitle, sections, to_jsonable(numbers))
+
+
+def _print_summary(numbers: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from landscape.report.style import fmt_mean_std
+
+    table = Table(title=numbers["title"])
+    for col in ("group", "runs", "balanced acc.", "gap", "λ_max", "trace", "m-sharpness"):
+        table.add_column(col, justify="left" if col == "group" else "right")
+    for g in numbers["summary"]["groups"]:
+        table.add_row(Text(g["group"]), str(g["n_runs"]), *(fmt_mean_std(g[k]) for k in
+                                                     ("balanced_accuracy", "gap", "lambda_max", "trace", "m_sharpness")))
+    console = Console(highlight=False)
+    console.print(table)
+    if numbers["missing"]:
+        console.print(f"{len(numbers['missing'])} analyses missing (see the report).", markup=False)
+    console.print(f"report: {out}", markup=False)

@@ -1,0 +1,193 @@
+"""Gather what a report shows about each run: metadata, test metrics and analysis records.
+
+An input is a checkpoint file, a run folder (its ``final.pt``) or a folder of
+run folders. For every run the newest cached record that provides each
+quantity is used (``QUANTITIES``); with ``compute=True`` a missing one is
+computed by its analyzer with the analyzer's defaults and cached in the run's
+``analysis/``; with ``compute=False`` it is listed in ``missing``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from landscape.checkpoint import load_checkpoint, read_payload, records, resolve_checkpoint_path
+from landscape.errors import LandscapeError
+from landscape.progress import progress_bar
+
+#: quantity -> (record kind, test that a record provides it); the report's columns and figures.
+QUANTITIES: dict[str, tuple[str, Callable[[dict], bool]]] = {
+    "lambda_max": ("hessian", lambda r: bool((r["result"].get("top_k") or {}).get("eigenvalues"))),
+    "trace": ("hessian", lambda r: r["result"].get("trace") is not None),
+    "density": ("hessian", lambda r: r["result"].get("density") is not None),
+    "m_sharpness": ("sharpness", lambda r: bool(r["result"].get("rhos"))),
+    "surface_1d": ("surface", lambda r: r["result"].get("dim") == 1 and r["result"].get("directions") == "random"),
+    "surface_2d": ("surface", lambda r: r["result"].get("dim") == 2 and r["result"].get("directions") == "random"),
+}
+#: What the report needs from each analyzer on top of the analyzer's own defaults.
+ANALYSES: dict[str, dict] = {
+    "hessian": {"density": True},
+    "sharpness": {},
+    "surface_1d": {"dim": 1, "directions": "random"},
+    "surface_2d": {"dim": 2, "directions": "random"},
+}
+#: The quantities each analysis provides.
+PROVIDES = {"hessian": ("lambda_max", "trace", "density"), "sharpness": ("m_sharpness",),
+            "surface_1d": ("surface_1d",), "surface_2d": ("surface_2d",)}
+METRIC_SPLITS = ("test", "train")
+
+
+@dataclass
+class Run:
+    """One checkpoint with its metadata and the analysis record behind each quantity."""
+
+    path: Path
+    meta: dict
+    found: dict[str, dict | None] = field(default_factory=dict)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def name(self) -> str:
+        """The run folder's name, plus the file when it is not ``final.pt``."""
+        return self.run_dir.name if self.path.name == "final.pt" else f"{self.run_dir.name}/{self.path.name}"
+
+    @property
+    def optimizer(self) -> str:
+        return str(self.meta["optimizer"]["name"])
+
+    @property
+    def model(self) -> str:
+        return str(self.meta["model"]["name"])
+
+    @property
+    def seed(self) -> int:
+        return int(self.meta["seed"])
+
+    @property
+    def data(self) -> str:
+        return str(self.meta["data"]["source"])
+
+    @property
+    def split_hash(self) -> str:
+        return str(self.meta["data"]["split"]["hash"])
+
+    def metrics(self, split: str) -> dict:
+        """Metrics of ``split`` from the checkpoint (or the cached ``metrics`` record)."""
+        return dict((self.meta.get("metrics") or {}).get(split) or {})
+
+
+def resolve_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Checkpoint paths of the inputs, in order, without duplicates.
+
+    A folder without ``final.pt`` that contains run folders stands for all of them.
+    """
+    if not inputs:
+        raise LandscapeError("no runs given: pass run folders or checkpoint files")
+    out: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir() and not (item / "final.pt").exists():
+            children = sorted(p / "final.pt" for p in item.iterdir() if (p / "final.pt").is_file())
+            if not children:
+                raise LandscapeError(f"{item} is neither a finished run folder (no final.pt) nor a folder of finished runs")
+            paths = children
+        else:
+            paths = [resolve_checkpoint_path(item)]
+        out.extend(p.resolve() for p in paths if p.resolve() not in out)
+    return out
+
+
+def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, progress: bool = True,
+            analyses: dict[str, dict] | None = None) -> tuple[list[Run], list[dict]]:
+    """Load every run and find (or compute) each quantity of :data:`QUANTITIES`.
+
+    ``analyses`` overrides keyword arguments per analysis (keys of
+    :data:`ANALYSES`) used when a quantity has to be computed; by default
+    each analyzer's own defaults with ``seed`` (see :func:`run_analysis`).
+    Returns the runs and the missing items ``[{"run", "quantity"}]``.
+    """
+    paths = resolve_inputs(inputs)
+    runs = [Run(p, _meta(p)) for p in paths]
+    missing: list[dict] = []
+    with progress_bar("report: analyses", total=len(runs), enabled=progress) as bar:
+        for run in runs:
+            bar.update(run=run.name)
+            _find_all(run)
+            if compute and (any(v is None for v in run.found.values()) or _lacks_metrics(run)):
+                _compute_missing(run, seed, progress, analyses or {})
+                _find_all(run)
+            missing.extend({"run": run.name, "quantity": q} for q, rec in run.found.items() if rec is None)
+            missing.extend({"run": run.name, "quantity": f"{s} metrics"} for s in METRIC_SPLITS if not run.metrics(s))
+            bar.advance()
+    return runs, missing
+
+
+def _meta(path: Path) -> dict:
+    payload = read_payload(path)
+    payload.pop("state_dict", None)
+    payload.pop("optimizer_state", None)
+    stored = _newest(path, "metrics", lambda r: True)
+    if stored is not None:
+        payload["metrics"] = {**stored["result"], **(payload.get("metrics") or {})}
+    return payload
+
+
+def _lacks_metrics(run: Run) -> bool:
+    return any(not run.metrics(s) for s in METRIC_SPLITS)
+
+
+def _find_all(run: Run) -> None:
+    run.found = {q: _newest(run.path, kind, test) for q, (kind, test) in QUANTITIES.items()}
+
+
+def _newest(path: Path, kind: str, test: Callable[[dict], bool]) -> dict | None:
+    """The newest record of ``kind`` for this checkpoint file that passes ``test``."""
+    for rec in reversed(records(path.parent, kind)):
+        source = (rec.get("provenance") or {}).get("checkpoint")
+        if source is not None and Path(source).name != path.name:
+            continue
+        try:
+            if test(rec):
+                return rec
+        except (KeyError, TypeError, AttributeError):  # a record of an older layout
+            continue
+    return None
+
+
+def run_analysis(ck, name: str, seed: int = 0, overrides: dict | None = None, progress: bool = True) -> dict:
+    """Run analyzer ``name`` (a key of :data:`ANALYSES`) on a loaded checkpoint; returns its (cached) record.
+
+    Keyword arguments: the analyzer's defaults, then what the report needs
+    (:data:`ANALYSES`), then ``overrides``.
+    """
+    if name.startswith("surface"):
+        from landscape.surface import analyze
+    elif name == "hessian":
+        from landscape.hessian import analyze
+    else:
+        from landscape.sharpness import analyze
+    return analyze(ck, **{"seed": seed, **ANALYSES[name], **(overrides or {})}, progress=progress)
+
+
+def _compute_missing(run: Run, seed: int, progress: bool, analyses: dict[str, dict]) -> None:
+    """Run the analyzers for what ``run`` lacks; they cache into ``analysis/``."""
+    ck = load_checkpoint(run.path)
+    if _lacks_metrics(run):
+        _compute_metrics(ck, run)
+    for name, quantities in PROVIDES.items():
+        if any(run.found[q] is None for q in quantities):
+            run_analysis(ck, name, seed, analyses.get(name), progress)
+
+
+def _compute_metrics(ck, run: Run) -> None:
+    """Test and train metrics of a checkpoint that does not carry them (e.g. an epoch file)."""
+    from landscape.checkpoint import store
+    from landscape.train import split_metrics
+
+    result = {s: split_metrics(ck.model, *ck.tensors(s), ck.classes) for s in METRIC_SPLITS}
+    store(ck.run_dir, "metrics", {"checkpoint": ck.path.name}, result, ck.provenance())
+    run.meta["metrics"] = {**result, **{k: v for k, v in (run.meta.get("metrics") or {}).items() if v}}

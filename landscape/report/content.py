@@ -1,0 +1,155 @@
+"""The report's text sections: findings, tables, notes and provenance (escaped HTML)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from landscape.report.collect import QUANTITIES, Run
+from landscape.report.html import Table, esc, table
+from landscape.report.rows import MEASURES, TARGETS
+from landscape.report.style import fmt, fmt_ci, fmt_mean_std
+
+#: Training-config keys that legitimately differ between the runs of one study.
+_PER_RUN_KEYS = {"optimizer", "seed", "opt_args", "run_name", "out", "device"}
+
+
+def title(runs: Sequence[Run]) -> str:
+    """``Flatness report — BUSI`` (the data source in capitals; sources joined if mixed)."""
+    return "Flatness report — " + " + ".join(dict.fromkeys(r.data.upper() for r in runs))
+
+
+def runs_table(rows: Sequence[dict]) -> str:
+    """The sortable per-run table."""
+    rho = next((r["m_sharpness_rho"] for r in rows if r["m_sharpness_rho"] is not None), None)
+    headers = ["run", "optimizer", "model", "seed", "accuracy", "balanced acc.", "macro-F1", "AUROC", "ECE", "NLL",
+               "gap", "λ_max", "trace [95% CI]", f"m-sharpness (ρ={fmt(rho)})", "hyper-parameters", "path"]
+    numeric = [False, False, False, True] + [True] * 10 + [False, False]
+    body = []
+    for r in rows:
+        trace = "—" if r["trace"] is None else f"{fmt(r['trace'], 4)} {fmt_ci(r['trace_ci'], 1) if r['trace_ci'] else ''}"
+        msharp = fmt(r["m_sharpness"], 3)
+        if r["m_sharpness"] is not None and r["m_sharpness_std"] is not None:
+            msharp += f" ± {fmt(r['m_sharpness_std'], 2)}"
+        hyper = ", ".join(f"{k}={v}" for k, v in sorted(r["hyper"].items()))
+        body.append([
+            (r["label"], r["label"]), (r["optimizer"], r["optimizer"]), (r["model"], r["model"]), (str(r["seed"]), r["seed"]),
+            *[(fmt(r[k], 3), r[k]) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "ece", "nll", "gap")],
+            (fmt(r["lambda_max"], 4), r["lambda_max"]), (trace.strip(), r["trace"]), (msharp, r["m_sharpness"]),
+            (hyper, hyper), (r["path"], r["path"]),
+        ])
+    return f'<div class="wrap">{table(Table(headers, body, numeric=numeric))}</div>' + (
+        "<p class=caption>Test-split metrics of each checkpoint. gap = train − test balanced accuracy (train split "
+        "evaluated without augmentation). λ_max: top Hessian eigenvalue, trace: Hutchinson-type estimate with its 95% CI, "
+        "m-sharpness: mean ± std over sub-batches at the radius shown. Click a header to sort.</p>")
+
+
+def groups_table(summary: dict) -> str:
+    """Mean ± std over seeds per group."""
+    keys = ("balanced_accuracy", "accuracy", "macro_f1", "auroc", "ece", "gap", "lambda_max", "trace", "m_sharpness")
+    headers = ["group", "runs", "balanced acc.", "accuracy", "macro-F1", "AUROC", "ECE", "gap", "λ_max", "trace",
+               "m-sharpness"]
+    body = [[(g["group"], g["group"]), (str(g["n_runs"]), g["n_runs"]),
+             *[(fmt_mean_std(g[k]), g[k]["mean"]) for k in keys]] for g in summary["groups"]]
+    numeric = [False] + [True] * (len(headers) - 1)
+    return f'<div class="wrap">{table(Table(headers, body, numeric=numeric))}</div>' + (
+        "<p class=caption>Mean ± sample standard deviation over the seeds of each group.</p>")
+
+
+def correlations_table(summary: dict) -> str:
+    """Kendall tau and Spearman rho with bootstrap CIs for every panel of the scatter."""
+    headers = ["flatness measure", "against", "n", "Kendall τ", "95% CI", "Spearman ρ", "95% CI", "p (τ)", "p (ρ)"]
+    body = []
+    for c in summary["correlations"]:
+        body.append([(MEASURES[c["measure"]], c["measure"]), (TARGETS[c["target"]], c["target"]), (str(c["n"]), c["n"]),
+                     (fmt(c["kendall_tau"], 3), c["kendall_tau"]), (fmt_ci(c["kendall_ci"]), None),
+                     (fmt(c["spearman_rho"], 3), c["spearman_rho"]), (fmt_ci(c["spearman_ci"]), None),
+                     (fmt(c["kendall_p"], 2), c["kendall_p"]), (fmt(c["spearman_p"], 2), c["spearman_p"])])
+    numeric = [False, False] + [True] * 7
+    method = summary["correlations"][0] if summary["correlations"] else {}
+    return table(Table(headers, body, numeric=numeric)) + (
+        f"<p class=caption>Rank correlations over runs (each seed one point). 95% CIs: percentile bootstrap over runs, "
+        f"{esc(method.get('n_boot'))} resamples, seed {esc(method.get('seed'))}. A CI that contains 0 is no evidence "
+        "of a monotone relation.</p>")
+
+
+def findings(rows: Sequence[dict], summary: dict) -> str:
+    """A few plain sentences computed from the numbers (no judgement beyond the CIs)."""
+    items = []
+    groups = [g for g in summary["groups"] if g["lambda_max"]["mean"] is not None]
+    if len(groups) >= 2:
+        flat = min(groups, key=lambda g: g["lambda_max"]["mean"])
+        items.append(f"Flattest by mean λ_max: {flat['group']} ({fmt_mean_std(flat['lambda_max'])}).")
+    scored = [g for g in summary["groups"] if g["balanced_accuracy"]["mean"] is not None]
+    if len(scored) >= 2:
+        best = max(scored, key=lambda g: g["balanced_accuracy"]["mean"])
+        items.append(f"Best mean test balanced accuracy: {best['group']} ({fmt_mean_std(best['balanced_accuracy'])}).")
+    for c in summary["correlations"]:
+        if c["target"] != "balanced_accuracy" or c["kendall_tau"] is None:
+            continue
+        ci = c["kendall_ci"]
+        verdict = ("CI excludes 0" if ci and (ci[0] > 0 or ci[1] < 0) else "CI includes 0")
+        items.append(f"{MEASURES[c['measure']]} vs test balanced accuracy over {c['n']} runs: Kendall τ = "
+                     f"{c['kendall_tau']:.2f} {fmt_ci(ci)} ({verdict}); Spearman ρ = {c['spearman_rho']:.2f} "
+                     f"{fmt_ci(c['spearman_ci'])}.")
+    if len(rows) < 3:
+        items.append(f"Only {len(rows)} run(s): rank correlations need at least 3.")
+    return "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>" if items else ""
+
+
+def notes(runs: Sequence[Run], missing: Sequence[dict]) -> str:
+    """Warnings: missing analyses, mixed data/splits, analyses with settings that differ across runs."""
+    out = []
+    if missing:
+        items = "".join(f"<li>{esc(m['run'])}: {esc(m['quantity'])}</li>" for m in missing)
+        out.append(f"<div class=note><b>Missing (not computed with --no-compute):</b><ul>{items}</ul>"
+                   "Run <code>landscape report</code> without <code>--no-compute</code> to compute them.</div>")
+    hashes = sorted({r.split_hash for r in runs})
+    if len(hashes) > 1 or len({r.data for r in runs}) > 1:
+        out.append(f"<div class=note>The runs use different data or splits ({esc(', '.join(hashes))}); "
+                   "their test metrics are not directly comparable.</div>")
+    for quantity, settings in analysis_settings(runs).items():
+        if len(settings) > 1:
+            out.append(f"<div class=note>{esc(quantity)} was computed with {len(settings)} different settings "
+                       "across runs (see Provenance); compare its values with care.</div>")
+    return "".join(out)
+
+
+def analysis_settings(runs: Sequence[Run]) -> dict[str, list[dict]]:
+    """Distinct settings behind each quantity across runs."""
+    out: dict[str, list[dict]] = {}
+    for quantity in QUANTITIES:
+        distinct = {json.dumps(r.found[quantity]["settings"], sort_keys=True): r.found[quantity]["settings"]
+                    for r in runs if r.found.get(quantity)}
+        if distinct:
+            out[quantity] = list(distinct.values())
+    return out
+
+
+def provenance(runs: Sequence[Run], rows: Sequence[dict], report_settings: dict, versions: dict) -> str:
+    """Data source, split hash, training and analysis settings, versions; all escaped."""
+    data = {json.dumps({k: v for k, v in r.meta["data"].items() if k != "split"}, sort_keys=True, default=str): r
+            for r in runs}
+    data_rows = [[(r.data, r.data), (r.meta["data"].get("kind", ""), None), (str(r.meta["data"].get("root")), None),
+                  (str(r.meta["data"].get("img_size")), None), (", ".join(r.meta["data"].get("classes", [])), None),
+                  (r.split_hash, r.split_hash)] for r in data.values()]
+    parts = ["<h3>Data</h3>" + table(Table(["source", "kind", "root", "img size", "classes", "split hash"], data_rows,
+                                           sortable=False))]
+    configs = {json.dumps({k: v for k, v in (r.meta.get("train") or {}).items() if k not in _PER_RUN_KEYS},
+                          sort_keys=True, indent=1, default=str) for r in runs}
+    parts.append("<h3>Training settings</h3>" + "".join(f"<pre>{esc(c)}</pre>" for c in sorted(configs)))
+    hyper = {r["group"]: r["hyper"] for r in rows}
+    parts.append("<h3>Optimizer hyper-parameters</h3>" + table(Table(
+        ["group", "hyper-parameters"], [[(g, g), (json.dumps(h, sort_keys=True, default=str), None)]
+                                        for g, h in hyper.items()], sortable=False)))
+    shared: dict[str, list[str]] = {}  # quantities computed by the same records share one block
+    for quantity, settings in analysis_settings(runs).items():
+        shared.setdefault("\n".join(json.dumps(s, sort_keys=True, default=str) for s in settings), []).append(quantity)
+    for text, quantities in shared.items():
+        parts.append(f"<h3>Analysis settings: {esc(', '.join(quantities))}</h3><pre>{esc(text)}</pre>")
+    train_versions = {json.dumps(r.meta.get("versions"), sort_keys=True) for r in runs}
+    parts.append("<h3>Versions</h3><p>Report generated with:</p>"
+                 f"<pre>{esc(json.dumps(versions, indent=1, sort_keys=True))}</pre><p>Checkpoints trained with:</p>"
+                 + "".join(f"<pre>{esc(v)}</pre>" for v in sorted(train_versions)))
+    parts.append(f"<h3>Report settings</h3><pre>{esc(json.dumps(report_settings, indent=1, default=str))}</pre>")
+    return "".join(parts)

@@ -1,0 +1,133 @@
+"""Matplotlib PNGs of the report's figures, for papers (``--png DIR``).
+
+Same data and colours as the interactive figures (:mod:`landscape.report.series`).
+Files: ``flatness_vs_generalization.png``, ``landscape_1d.png``,
+``surfaces_2d.png``, ``spectral_density.png``, ``sharpness_vs_rho.png``
+(each only when some run has the data).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from landscape.io import atomic_write_bytes  # noqa: E402
+from landscape.report.rows import MEASURES, TARGETS  # noqa: E402
+from landscape.report.style import corr_text, group_colours  # noqa: E402
+
+DPI = 200
+
+
+def _tex_safe(text: str) -> str:
+    """Escape ``$`` so that user labels are never parsed as mathtext."""
+    return str(text).replace("$", r"\$")
+
+
+def _save(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+def write_pngs(out_dir: Path, rows: Sequence[dict], summary: dict, data: dict) -> list[Path]:
+    """Write every figure that has data into ``out_dir``; returns the files written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    makers = {
+        "flatness_vs_generalization.png": lambda: flatness(rows, summary),
+        "landscape_1d.png": lambda: curves(data["curves_1d"]["series"], "x", "loss", "α", "loss"),
+        "surfaces_2d.png": lambda: contours(data["planes_2d"]),
+        "spectral_density.png": lambda: curves(data["densities"]["series"], "grid", "density", "eigenvalue λ",
+                                               "density", logy=True),
+        "sharpness_vs_rho.png": lambda: curves(data["sharpness"]["series"], "rhos", "mean", "radius ρ",
+                                               "sharpness (loss increase)", logx=True, err="std"),
+    }
+    written = []
+    for name, make in makers.items():
+        fig = make()
+        if fig is not None:
+            written.append(_save(fig, out_dir / name))
+    return written
+
+
+def curves(series: Sequence[dict], xkey: str, ykey: str, xlabel: str, ylabel: str, logx: bool = False,
+           logy: bool = False, err: str | None = None):
+    """Overlaid curves, one per run, coloured by group."""
+    if not series:
+        return None
+    colours = group_colours([s["group"] for s in series])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for s in series:
+        y = np.asarray(s[ykey], float)
+        if logy:
+            y = np.where(y > np.nanmax(y) * 1e-8, y, np.nan)
+        ax.plot(s[xkey], y, color=colours[s["group"]], lw=1.4, label=_tex_safe(s["label"]), marker="o" if err else None,
+                ms=3)
+        if err:
+            ax.fill_between(s[xkey], y - np.nan_to_num(s[err]), y + np.nan_to_num(s[err]), color=colours[s["group"]],
+                            alpha=0.12, lw=0)
+    ax.set(xlabel=xlabel, ylabel=ylabel, xscale="log" if logx else "linear", yscale="log" if logy else "linear")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, ncol=max(1, math.ceil(len(series) / 12)), frameon=False, loc="best")
+    return fig
+
+
+def contours(planes: dict, max_cols: int = 4):
+    """Filled contours of all 2D surfaces on one shared colour scale and levels."""
+    series, rng = planes["series"], planes["range"]
+    if not series or rng is None:
+        return None
+    cols = min(max_cols, len(series))
+    nrows = math.ceil(len(series) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(2.6 * cols + 0.8, 2.4 * nrows), squeeze=False,
+                             constrained_layout=True)
+    levels = np.linspace(rng[0], rng[1], 21)
+    mappable = None
+    for ax, s in zip(axes.flat, series):
+        mappable = ax.contourf(s["x"], s["y"], np.clip(s["z"], rng[0], rng[1]), levels=levels, cmap="viridis")
+        ax.plot([0], [0], "wx", ms=5)
+        ax.set_title(_tex_safe(s["label"]), fontsize=8)
+        ax.tick_params(labelsize=6)
+    for ax in list(axes.flat)[len(series):]:
+        ax.axis("off")
+    fig.colorbar(mappable, ax=axes, label=f"loss (clipped at {rng[1]:.3g})", shrink=0.9)
+    return fig
+
+
+def flatness(rows: Sequence[dict], summary: dict):
+    """3 x 2 panels: each flatness measure against test balanced accuracy and the gap, with tau/rho."""
+    if not rows:
+        return None
+    colours = group_colours([r["group"] for r in rows])
+    corr = {(c["measure"], c["target"]): c for c in summary["correlations"]}
+    groups = {g["group"]: g for g in summary["groups"]}
+    fig, axes = plt.subplots(len(MEASURES), len(TARGETS), figsize=(10, 3.2 * len(MEASURES)), squeeze=False,
+                             constrained_layout=True)
+    for i, measure in enumerate(MEASURES):
+        for j, target in enumerate(TARGETS):
+            ax = axes[i, j]
+            for group, colour in colours.items():
+                pts = [(r[measure], r[target]) for r in rows if r["group"] == group
+                       and r[measure] is not None and r[target] is not None]
+                if not pts:
+                    continue
+                ax.scatter(*zip(*pts), color=colour, s=14, alpha=0.45, lw=0)
+                g = groups[group]
+                ax.errorbar(g[measure]["mean"], g[target]["mean"], xerr=g[measure]["std"] or 0,
+                            yerr=g[target]["std"] or 0, fmt="D", color=colour, mec="black", mew=0.6, ms=6,
+                            elinewidth=1, capsize=2, label=_tex_safe(group) if (i, j) == (0, 0) else None)
+            ax.set_title(corr_text(corr[(measure, target)], sep="  "), fontsize=7.5, loc="left")
+            ax.set_xlabel(MEASURES[measure], fontsize=8)
+            ax.set_ylabel(TARGETS[target], fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+    fig.legend(loc="outside upper center", ncol=min(8, len(colours)), fontsize=7, frameon=False)
+    return fig

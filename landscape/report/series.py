@@ -1,0 +1,85 @@
+"""Plot-ready data per run, shared by the plotly figures and the matplotlib PNGs.
+
+Every function takes the collected runs and their rows (same order) and
+returns plain dicts with numpy arrays; runs lacking the quantity are skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from landscape.report.collect import Run
+from landscape.report.grids import MAX_POINTS, curve_arrays, downsample, shared_range, surface_arrays
+
+
+def _describe(records: list[dict], keys: Sequence[str]) -> dict:
+    """Settings shared by all ``records`` (value) or differing (list of the distinct values)."""
+    out = {}
+    for key in keys:
+        values = list(dict.fromkeys(repr(r["result"].get(key)) for r in records))
+        raw = [r["result"].get(key) for r in records]
+        out[key] = raw[0] if len(values) == 1 else sorted({str(v) for v in raw})
+    return out
+
+
+def curves_1d(runs: Sequence[Run], rows: Sequence[dict]) -> dict:
+    """``{"series": [{label, group, x, loss, accuracy}], "settings": {...}}`` of the 1D surfaces."""
+    series, used = [], []
+    for run, row in zip(runs, rows):
+        rec = run.found.get("surface_1d")
+        if rec is None:
+            continue
+        x, loss = curve_arrays(rec["result"])
+        acc = curve_arrays(rec["result"], "accuracy")[1] if rec["result"].get("accuracy") is not None else None
+        series.append({"label": row["label"], "group": row["group"], "x": x, "loss": loss, "accuracy": acc})
+        used.append(rec)
+    return {"series": series, "settings": _describe(used, ("directions", "split", "bn")) if used else {}}
+
+
+def planes_2d(runs: Sequence[Run], rows: Sequence[dict], max_points: int = MAX_POINTS) -> dict:
+    """Downsampled 2D surfaces ``{label, group, seed, x, y, z [M, N]}`` and their shared colour range."""
+    series, used = [], []
+    for run, row in zip(runs, rows):
+        rec = run.found.get("surface_2d")
+        if rec is None:
+            continue
+        x, y, z = downsample(*surface_arrays(rec["result"]), max_points)
+        series.append({"label": row["label"], "group": row["group"], "seed": row["seed"], "x": x, "y": y, "z": z,
+                       "center_loss": rec["result"].get("center_loss")})
+        used.append(rec)
+    return {
+        "series": series,
+        "range": shared_range([s["z"] for s in series]),
+        "settings": _describe(used, ("directions", "split", "bn")) if used else {},
+    }
+
+
+def densities(runs: Sequence[Run], rows: Sequence[dict]) -> dict:
+    """Spectral densities ``{label, group, grid, density, bandwidth}`` of the Hessian records."""
+    series = []
+    for run, row in zip(runs, rows):
+        rec = run.found.get("density")
+        if rec is None:
+            continue
+        d = rec["result"]["density"]
+        series.append({"label": row["label"], "group": row["group"], "grid": np.asarray(d["grid"], float),
+                       "density": np.asarray(d["density"], float), "bandwidth": d.get("bandwidth")})
+    return {"series": series}
+
+
+def sharpness_curves(runs: Sequence[Run], rows: Sequence[dict]) -> dict:
+    """m-sharpness against the radius ``{label, group, rhos, mean, std}`` and the shared settings."""
+    series, used = [], []
+    for run, row in zip(runs, rows):
+        rec = run.found.get("m_sharpness")
+        if rec is None:
+            continue
+        res = rec["result"]
+        std = [np.nan if v is None else v for v in (res.get("std") or [None] * len(res["rhos"]))]
+        series.append({"label": row["label"], "group": row["group"], "rhos": np.asarray(res["rhos"], float),
+                       "mean": np.asarray([np.nan if v is None else v for v in res["mean"]], float),
+                       "std": np.asarray(std, float)})
+        used.append(rec)
+    return {"series": series, "settings": _describe(used, ("kind", "norm", "adaptive", "m")) if used else {}}

@@ -1,0 +1,89 @@
+"""m-sharpness of a checkpoint, cached as a ``sharpness`` record in its run's ``analysis/``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from landscape.checkpoint import Checkpoint, cached, load_checkpoint, record_path, store
+from landscape.errors import LandscapeError
+from landscape.io import sha256_bytes
+from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
+from landscape.sharpness.balls import check_norm, check_rhos
+from landscape.sharpness.batches import sub_batches
+from landscape.sharpness.worst import DEFAULT_STEPS, worst_case_sharpness
+
+KINDS = ("worst", "average")
+DEFAULT_RHOS = (0.01, 0.02, 0.05, 0.1)
+
+
+def analyze(
+    ck: Checkpoint | str | Path,
+    rhos: Sequence[float] = DEFAULT_RHOS,
+    m: int = 128,
+    kind: str = "worst",
+    norm: str | None = None,
+    adaptive: bool = False,
+    samples: int = 1024,
+    steps: int = DEFAULT_STEPS,
+    draws: int = DEFAULT_DRAWS,
+    seed: int = 0,
+    batch_size: int | None = None,
+    device: str | None = None,
+    data_root: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Worst- or average-case m-sharpness of a checkpoint on its training split.
+
+    ``ck`` is a loaded :class:`~landscape.checkpoint.Checkpoint` or a path
+    (``.pt`` or run folder; then ``device`` and ``data_root`` are used to load
+    it). ``samples`` training images (a subset seeded by ``seed``) are cut into
+    sub-batches of ``m``; ``norm`` (``"l2"`` by default, or ``"linf"``) and
+    ``steps`` apply to ``kind="worst"``, ``draws`` (antithetic pairs) to
+    ``kind="average"``. ``batch_size`` caps images per forward pass.
+
+    Returns the cache record ``{"kind", "settings", "result", "provenance"}``
+    plus ``"path"`` (the record's JSON file); a stored record with the same
+    settings (which include the checkpoint's name and file hash) is returned
+    without recomputing.
+    """
+    if kind not in KINDS:
+        raise LandscapeError(f"unknown sharpness kind {kind!r}; use worst or average")
+    if kind == "average" and norm is not None:
+        raise LandscapeError("--norm applies to --kind worst only (average-case sharpness uses a Gaussian)")
+    norm = check_norm(norm or "l2") if kind == "worst" else None
+    rhos = check_rhos(rhos)
+    if isinstance(m, bool) or not isinstance(m, int) or m < 1:
+        raise LandscapeError(f"--m (sub-batch size) must be a positive integer, got {m!r}")
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < m:
+        raise LandscapeError(f"--samples must be an integer >= m={m}, got {samples!r}")
+    if not isinstance(ck, Checkpoint):
+        ck = load_checkpoint(ck, device=device, data_root=data_root)
+    settings = {
+        "checkpoint": ck.path.name,
+        "checkpoint_sha256": sha256_bytes(ck.path.read_bytes())[:16],
+        "split": "train",
+        "kind": kind,
+        "norm": norm,
+        "adaptive": bool(adaptive),
+        "m": m,
+        "rhos": rhos,
+        "samples": samples,
+        "seed": seed,
+        **({"steps": steps} if kind == "worst" else {"draws": draws}),
+    }
+    hit = cached(ck.run_dir, "sharpness", settings)
+    if hit is None:
+        x, y = ck.tensors("train")
+        batches = sub_batches(x, y, m=m, samples=samples, seed=seed)
+        common = {"adaptive": adaptive, "seed": seed, "batch_size": batch_size, "progress": progress}
+        if kind == "worst":
+            res = worst_case_sharpness(ck.model, ck.loss_fn, batches, rhos, norm=norm, steps=steps, **common)
+        else:
+            res = average_case_sharpness(ck.model, ck.loss_fn, batches, rhos, draws=draws, **common)
+        p = next(ck.model.parameters())
+        provenance = {**ck.provenance(), "split": "train", "bn_mode": "eval", "device": str(p.device),
+                      "dtype": str(p.dtype).removeprefix("torch.")}
+        store(ck.run_dir, "sharpness", settings, res.to_dict(), provenance)
+        hit = cached(ck.run_dir, "sharpness", settings)
+    return {**hit, "path": str(record_path(ck.run_dir, "sharpness", settings))}

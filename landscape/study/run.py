@@ -1,0 +1,149 @@
+"""``run_study``: train every (model, optimizer, seed), analyse every run, write the report.
+
+Resumable by construction: training goes through ``landscape.train`` with
+``resume=True`` (a finished run with the same configuration is reused, an
+interrupted one continues from its last epoch file, a finished run with other
+settings is an error), and every analysis is cached in the run's ``analysis/``.
+A second call therefore trains and computes nothing that is already done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from landscape.errors import LandscapeError
+from landscape.io import versions, write_json
+from landscape.progress import progress_bar
+from landscape.study.presets import FULL, QUICK, Preset
+
+STAGES = ("train", "hessian", "sharpness", "surfaces", "report")
+
+
+@dataclass
+class StudyResult:
+    """What a study produced: the report, its run folders, and where the time went."""
+
+    report: Path
+    summary: Path
+    run_dirs: list[Path]
+    trained: list[str]
+    reused: list[str]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-small",), optimizers: str | Sequence[str] = "all",
+              seeds: int | None = None, epochs: int | None = None, out: str | Path = "checkpoints",
+              quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None) -> StudyResult:
+    """Train, analyse and report a whole study; returns a :class:`StudyResult`.
+
+    ``optimizers``: ``"all"``, a comma list or a sequence of names. Seeds are
+    ``seed, seed+1, ...`` (``seeds`` of them); all runs share the split drawn
+    with ``seed``, and the runs of one seed share their initial weights.
+    ``quick`` uses :data:`~landscape.study.presets.QUICK` (built-in phantom
+    unless ``data`` is given); otherwise :data:`~landscape.study.presets.FULL`.
+    Explicit ``seeds``/``epochs``/``img_size`` override the preset. Writes
+    ``<out>/report.html``, ``<out>/report.json`` and ``<out>/study.json``.
+    """
+    from landscape.train import TrainConfig, parse_optimizers
+
+    preset: Preset = QUICK if quick else FULL
+    names = parse_optimizers(optimizers if isinstance(optimizers, str) else ",".join(optimizers))
+    models = [name.strip() for item in ([models] if isinstance(models, str) else models)
+              for name in item.split(",") if name.strip()]
+    seeds = preset.seeds if seeds is None else seeds
+    epochs = preset.epochs if epochs is None else epochs
+    img_size = preset.img_size if img_size is None else img_size
+    if not models:
+        raise LandscapeError("no model given: pass --models cnn-small,...")
+    if seeds < 1:
+        raise LandscapeError(f"--seeds must be >= 1, got {seeds}")
+    out = Path(out)
+    base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
+                       batch_size=preset.batch_size, split_seed=seed, out=str(out)).validate()
+    settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
+                "epochs": epochs, "img_size": img_size, "batch_size": preset.batch_size, "quick": quick,
+                "analyses": preset.analyses, "seed": seed}
+    n_runs = len(models) * seeds * len(names)
+    seconds = dict.fromkeys(STAGES, 0.0)
+    before = _final_mtimes(out)
+    run_dirs: list[Path] = []
+    # one step per training run, three per analysed run (Hessian, sharpness, surfaces), one for the report
+    with progress_bar("study", total=n_runs * 4 + 1, enabled=progress) as bar:
+        for model in models:
+            for s in settings["seeds"]:
+                bar.update(f"study: train {model} seed {s}")
+                run_dirs += _train(base.replace(model=model, seed=s), names, progress, seconds, bar)
+        for run_dir in run_dirs:
+            bar.update(f"study: analyse {run_dir.name}")
+            _analyse(run_dir, preset.analyses, seed, progress, seconds, bar)
+        bar.update("study: report")
+        t0 = time.perf_counter()
+        from landscape.report import build_report
+
+        report = build_report(run_dirs, out / "report.html", compute=False, progress=progress, seed=seed)
+        seconds["report"] += time.perf_counter() - t0
+        bar.advance()
+    trained = [d.name for d in run_dirs if before.get(d / "final.pt") != _mtime(d / "final.pt")]
+    reused = [d.name for d in run_dirs if d.name not in trained]
+    summary = write_json(out / "study.json", {
+        "settings": settings, "runs": [str(d) for d in run_dirs], "trained": trained, "reused": reused,
+        "seconds": seconds, "report": str(report), "versions": versions(),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    result = StudyResult(report, summary, run_dirs, trained, reused, seconds)
+    if progress:
+        _print(result)
+    return result
+
+
+def _train(cfg, names: list[str], progress: bool, seconds: dict, bar) -> list[Path]:
+    """Train (or reuse, or resume) every optimizer of one (model, seed)."""
+    from landscape.train import train_all
+
+    t0 = time.perf_counter()
+    results = train_all(cfg, names, progress=progress, resume=True)
+    seconds["train"] += time.perf_counter() - t0
+    bar.advance(len(results))
+    return [r.run_dir for r in results]
+
+
+def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: dict, bar) -> None:
+    """Hessian, m-sharpness, 1D and 2D surfaces of one run, as the report needs them (each cached)."""
+    from landscape.checkpoint import load_checkpoint
+    from landscape.report.collect import run_analysis
+
+    ck = load_checkpoint(run_dir)
+    for stage, names in (("hessian", ["hessian"]), ("sharpness", ["sharpness"]), ("surfaces", ["surface_1d", "surface_2d"])):
+        t0 = time.perf_counter()
+        for name in names:
+            run_analysis(ck, name, seed, analyses.get(name), progress)
+        seconds[stage] += time.perf_counter() - t0
+        bar.advance()
+
+
+def _final_mtimes(out: Path) -> dict[Path, int]:
+    return {p: _mtime(p) for p in out.glob("*/final.pt")} if out.is_dir() else {}
+
+
+def _mtime(path: Path) -> int | None:
+    return path.stat().st_mtime_ns if path.exists() else None
+
+
+def _print(result: StudyResult) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="study: wall time by stage", title_justify="left")
+    table.add_column("stage")
+    table.add_column("seconds", justify="right")
+    for stage, sec in result.seconds.items():
+        table.add_row(stage, f"{sec:.1f}")
+    table.add_row("total", f"{sum(result.seconds.values()):.1f}")
+    console = Console(highlight=False)
+    console.print(table)
+    console.print(f"runs: {len(result.run_dirs)} ({len(result.trained)} trained, {len(result.reused)} reused)", markup=False)
+    console.print(f"report: {result.report}", markup=False)
+    console.print(f"summary: {result.summary}", markup=False)

@@ -1,0 +1,187 @@
+"""A checkpoint's 1D/2D loss surface, cached as a ``surface`` record in its run's ``analysis/``.
+
+Writes ``surface-<hash>.npz`` (arrays and axes), ``.png`` and ``.html`` next
+to the record (``<hash>`` is the record's settings hash). While it runs, a
+``surface-<hash>.partial.npz`` holds the finished rows; a killed run started
+again with the same settings resumes from it and gives identical arrays.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from landscape.checkpoint import Checkpoint, cached, load_checkpoint, record_path, store
+from landscape.errors import LandscapeError
+from landscape.io import atomic_write_bytes, sha256_bytes, stable_hash
+from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, prepare_batches
+from landscape.surface.grid import axis, center_index, parse_grid
+from landscape.surface.plan import make_plan, parse_spec, spec_settings
+from landscape.surface.plot import plot_html, plot_png
+
+DEFAULT_BN_SAMPLES = 512
+
+
+def analyze(
+    ck: Checkpoint | str | Path,
+    dim: int = 2,
+    directions: str = "random",
+    grid: int | str | tuple[int, int] = 21,
+    span: float = 1.0,
+    split: str = "test",
+    bn: str = "eval",
+    samples: int | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    out_dir: str | Path | None = None,
+    bn_samples: int = DEFAULT_BN_SAMPLES,
+    batch_size: int = 256,
+    include_bias_bn: bool = False,
+    x_range: tuple[float, float] | None = None,
+    y_range: tuple[float, float] | None = None,
+    fast: bool = True,
+    device: str | None = None,
+    data_root: str | Path | None = None,
+) -> dict:
+    """Loss and accuracy of ``ck``'s model on a 1D or 2D grid of weights around it.
+
+    ``ck``: a loaded :class:`~landscape.checkpoint.Checkpoint` or a path (then
+    ``device`` and ``data_root`` load it). ``directions``: ``random``,
+    ``eigen``, ``interp:OTHER.pt`` or ``pca`` (axes in
+    :mod:`landscape.surface.plan`; ``x_range``/``y_range`` override them).
+    ``grid``: points per axis, ``N`` or ``(N, M)``. ``split``/``samples``: the
+    evaluation data (a subset seeded by ``seed``). ``bn``: ``eval`` (frozen
+    statistics) or ``recompute`` (re-estimated at every point on
+    ``bn_samples`` training images). ``seed`` also seeds random directions.
+
+    ``center_error`` is ``|loss at (0, 0) - model_loss|`` (``bn="eval"``
+    only: recomputed statistics change the centre on purpose).
+
+    Returns the cache record ``{"kind", "settings", "result", "provenance"}``
+    plus ``"path"``; a stored record with the same settings whose files still
+    exist is returned without recomputing.
+    """
+    if dim not in (1, 2):
+        raise LandscapeError(f"--dim must be 1 or 2, got {dim!r}")
+    sizes = parse_grid(grid, dim)
+    if bn not in BN_MODES:
+        raise LandscapeError(f"unknown --bn {bn!r}: use eval or recompute")
+    if not (isinstance(span, (int, float)) and math.isfinite(span) and span > 0):
+        raise LandscapeError(f"--span must be a positive number, got {span!r}")
+    if samples is not None and samples < 1:
+        raise LandscapeError(f"--samples must be >= 1, got {samples}")
+    if bn_samples < 1 or batch_size < 1:
+        raise LandscapeError("--bn-samples and --batch-size must be >= 1")
+    kind, other = parse_spec(directions)
+    if not isinstance(ck, Checkpoint):
+        ck = load_checkpoint(ck, device=device, data_root=data_root)
+    settings = {
+        "checkpoint": ck.path.name,
+        "checkpoint_sha256": sha256_bytes(ck.path.read_bytes())[:16],
+        "dim": dim,
+        "directions": kind,
+        **spec_settings(kind, other, ck),
+        "grid": list(sizes),
+        "span": float(span),
+        "x_range": None if x_range is None else [float(v) for v in x_range],
+        "y_range": None if y_range is None or dim == 1 else [float(v) for v in y_range],
+        "split": split,
+        "samples": samples,
+        "bn": bn,
+        "bn_samples": bn_samples if bn == "recompute" else None,
+        "batch_size": batch_size,
+        "include_bias_bn": bool(include_bias_bn) if kind in ("random", "interp") else None,
+        "fast": bool(fast),
+        "seed": seed,
+    }
+    hit = cached(ck.run_dir, "surface", settings)
+    if hit is not None and all(Path(p).is_file() for p in hit["result"]["files"].values()):
+        return {**hit, "path": str(record_path(ck.run_dir, "surface", settings))}
+
+    start = time.perf_counter()
+    model = ck.model
+    data = prepare_batches(ck.loader(split, batch_size=batch_size, samples=samples, seed=seed), model, batch_size)
+    bn_data = ck.loader("train", batch_size=batch_size, samples=bn_samples, seed=seed) if bn == "recompute" else None
+    plan = make_plan(ck, kind, other, dim, float(span), seed, data, include_bias_bn)
+    ranges = list(plan.ranges)
+    for i, override in enumerate((x_range, y_range)[:dim]):
+        if override is not None:
+            ranges[i] = (float(override[0]), float(override[1]))
+    xs = axis(sizes[0], *ranges[0])
+    ys = axis(sizes[1], *ranges[1]) if dim == 2 else None
+
+    out = Path(out_dir) if out_dir is not None else ck.analysis_dir
+    stem = out / f"surface-{stable_hash(settings)}"
+    partial = stem.with_name(stem.name + ".partial.npz")
+    arrays = evaluate_surface(model, ck.loss_fn, data, plan.directions, xs, ys, bn=bn, bn_data=bn_data,
+                              batch_size=batch_size, fast=fast, resume_path=partial, progress=progress)
+    model_loss, model_acc = evaluate_point(model, ck.loss_fn, data)
+    ci, cj = center_index(xs), (center_index(ys) if dim == 2 else None)
+    at_center = ci is not None and (dim == 1 or cj is not None)
+    center = (ci,) if dim == 1 else (ci, cj)
+    center_loss = float(arrays.loss[center]) if at_center else None
+    center_acc = float(arrays.accuracy[center]) if at_center else None
+
+    title = f"{ck.run_dir.name}: {kind} {dim}D, {split} ({sum(len(y) for _, y in data)} images), BN {bn}"
+    figure = {"xlabel": plan.labels[0], "ylabel": plan.labels[1] if dim == 2 else None, "title": title,
+              "accuracy": arrays.accuracy, "trajectory": plan.trajectory}
+    described = plan.describe(seed)
+    files = {
+        "npz": _save_npz(stem.with_suffix(".npz"), xs, ys, arrays, plan, described, model_loss),
+        "png": plot_png(stem.with_suffix(".png"), xs, ys, arrays.loss, **figure),
+        "html": plot_html(stem.with_suffix(".html"), xs, ys, arrays.loss, **figure),
+    }
+    seconds = time.perf_counter() - start
+    result = {
+        "dim": dim,
+        "directions": kind,
+        "x": xs,
+        "y": ys,
+        "loss": arrays.loss,
+        "accuracy": arrays.accuracy,
+        "center_loss": center_loss,
+        "center_accuracy": center_acc,
+        "model_loss": model_loss,
+        "model_accuracy": model_acc,
+        "center_error": None if center_loss is None or bn != "eval" else abs(center_loss - model_loss),
+        "bn": bn,
+        "split": split,
+        "n_samples": sum(len(y) for _, y in data),
+        "labels": plan.labels,
+        "direction_info": described,
+        "info": plan.info,
+        "trajectory": plan.trajectory,
+        "points": int(arrays.loss.size),
+        "points_evaluated": arrays.evaluated,
+        "points_per_second": arrays.evaluated / arrays.seconds if arrays.evaluated else None,
+        "seconds": seconds,
+        "key": arrays.key,
+        "files": {k: str(v) for k, v in files.items()},
+    }
+    p = next(model.parameters())
+    provenance = {**ck.provenance(), "split": split, "bn_mode": bn, "analysis_seed": seed, "device": str(p.device),
+                  "dtype": str(p.dtype).removeprefix("torch.")}
+    path = store(ck.run_dir, "surface", settings, result, provenance)
+    partial.unlink(missing_ok=True)
+    return {**cached(ck.run_dir, "surface", settings), "path": str(path)}
+
+
+def _save_npz(path: Path, xs, ys, arrays, plan, described: list[dict], model_loss: float) -> Path:
+    """The arrays, axes and trajectory as one ``.npz`` (written atomically)."""
+    extra = {}
+    if plan.trajectory is not None:
+        t = plan.trajectory
+        extra = {"trajectory_epochs": np.asarray(t["epochs"]), "trajectory_x": np.asarray(t["x"]),
+                 "trajectory_distance": np.asarray(t["distance"]),
+                 "explained_variance": np.asarray(plan.info["explained_variance"])}
+        if t["y"] is not None:
+            extra["trajectory_y"] = np.asarray(t["y"])
+    buf = io.BytesIO()
+    np.savez(buf, x=xs, y=np.asarray([] if ys is None else ys, dtype=np.float64), loss=arrays.loss,
+             accuracy=arrays.accuracy, model_loss=np.float64(model_loss), key=np.array(arrays.key),
+             direction_hashes=np.array([d["hash"] for d in described]), **extra)
+    return atomic_write_bytes(path, buf.getvalue())

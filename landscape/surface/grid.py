@@ -1,0 +1,60 @@
+"""Grid axes for 1D and 2D surfaces.
+
+Coordinates are float64 and multiply the direction tensors as they are (a
+filter-normalised direction, a unit eigenvector, ``w_other - w``, a unit PCA
+component). Axes are built so that the special points are exact: a symmetric
+range is exactly antisymmetric (``x[i] == -x[N-1-i]``) and a coordinate that is
+0 up to rounding is stored as exactly 0, so the centre point is the model itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from landscape.errors import LandscapeError
+
+_SNAP = 1e-12  # relative to the range: below this a coordinate is exactly 0
+
+
+def axis(n: int, lo: float, hi: float) -> np.ndarray:
+    """``n >= 2`` evenly spaced points from ``lo`` to ``hi`` (both included), float64."""
+    n = int(n)
+    if n < 2:
+        raise LandscapeError(f"a grid needs at least 2 points per axis, got {n}")
+    lo, hi = float(lo), float(hi)
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise LandscapeError(f"an axis range must be finite with lo < hi, got [{lo}, {hi}]")
+    xs = lo + (hi - lo) * (np.arange(n, dtype=np.float64) / (n - 1))
+    xs[-1] = hi
+    if lo == -hi:
+        xs = (xs - xs[::-1]) / 2.0
+    xs[np.abs(xs) <= _SNAP * (hi - lo)] = 0.0
+    return xs
+
+
+def parse_grid(grid: int | str | tuple[int, int] | list[int], dim: int) -> tuple[int, ...]:
+    """Points per axis from ``21``, ``"21"``, ``"21x15"``, ``"21,15"`` or ``(21, 15)``; one entry for dim 1."""
+    if isinstance(grid, str):
+        text = grid.lower().replace(",", "x").strip()
+        try:
+            sizes = tuple(int(part) for part in text.split("x"))
+        except ValueError:
+            raise LandscapeError(f"--grid must be N or NxM with integers, got {grid!r}") from None
+    elif isinstance(grid, (tuple, list)):
+        sizes = tuple(int(v) for v in grid)
+    else:
+        sizes = (int(grid),)
+    if len(sizes) == 1:
+        sizes = sizes * dim
+    if len(sizes) != dim:
+        raise LandscapeError(f"--grid gives {len(sizes)} sizes for a {dim}D surface")
+    for s in sizes:
+        if s < 2:
+            raise LandscapeError(f"a grid needs at least 2 points per axis, got {s}")
+    return sizes
+
+
+def center_index(xs: np.ndarray) -> int | None:
+    """Index of the exact 0 on the axis, or None when 0 is not a grid point."""
+    hits = np.flatnonzero(xs == 0.0)
+    return int(hits[0]) if hits.size else None

@@ -1,0 +1,112 @@
+"""Training configuration: everything that determines a run, stored in its checkpoints."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from landscape.errors import LandscapeError
+
+#: Learning rate used when ``lr`` is None, by base optimizer.
+DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
+#: Optimizers that need a single forward/backward pass per step.
+ONE_PASS = ("adam", "sgd")
+
+
+@dataclass
+class TrainConfig:
+    """One training run.
+
+    ``data=None`` selects the built-in phantom. ``lr=None`` uses
+    :data:`DEFAULT_LR` of the base optimizer. ``split_seed`` fixes the data split
+    independently of ``seed`` (weights, shuffling, augmentation, dropout), so runs
+    with different seeds are evaluated on the same images. ``compute_matched``
+    doubles the epochs of one-pass optimizers so they get as many gradient
+    evaluations as the two-pass SAM family.
+    """
+
+    data: str | None = None
+    model: str = "cnn-small"
+    model_kwargs: dict = field(default_factory=dict)
+    pretrained: bool = False
+    optimizer: str = "adam"
+    base: str = "adam"
+    lr: float | None = None
+    weight_decay: float = 0.0
+    opt_args: dict = field(default_factory=dict)
+    schedule: str = "cosine"
+    epochs: int = 10
+    batch_size: int = 32
+    img_size: int = 64
+    seed: int = 0
+    split_seed: int = 0
+    fractions: tuple[float, float, float] = (0.7, 0.1, 0.2)
+    kfold: int | None = None
+    fold: int = 0
+    keep_conflicts: bool = False
+    augment: bool = True
+    compute_matched: bool = False
+    keep: str = "all"
+    out: str = "checkpoints"
+    run_name: str | None = None
+    device: str = "auto"
+
+    def validate(self) -> "TrainConfig":
+        """Raise :class:`LandscapeError` for values that cannot work; return self."""
+        checks = [
+            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 2, f"--batch-size must be >= 2 (BatchNorm needs two samples), got {self.batch_size}"),
+            (self.img_size >= 8, f"--img-size must be >= 8, got {self.img_size}"),
+            (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
+            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
+            (self.schedule in ("cosine", "constant"), f"--schedule must be cosine or constant, got {self.schedule!r}"),
+            (self.keep in ("all", "last"), f"--keep must be all or last, got {self.keep!r}"),
+            (self.base in DEFAULT_LR, f"--base must be adam or sgd, got {self.base!r}"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"unknown --device {self.device!r}"),
+            (len(self.fractions) == 3 and abs(sum(self.fractions) - 1) < 1e-6 and min(self.fractions) >= 0,
+             f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}"),
+            (self.kfold is None or (self.kfold >= 2 and 0 <= self.fold < self.kfold),
+             f"--kfold must be >= 2 and --fold in [0, kfold), got kfold={self.kfold} fold={self.fold}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise LandscapeError(message)
+        return self
+
+    @property
+    def effective_lr(self) -> float:
+        return DEFAULT_LR[self.base if self.optimizer not in ONE_PASS else self.optimizer] if self.lr is None else self.lr
+
+    @property
+    def effective_epochs(self) -> int:
+        """Epochs actually run: doubled for one-pass optimizers when compute-matched."""
+        return self.epochs * 2 if self.compute_matched and self.optimizer in ONE_PASS else self.epochs
+
+    def run_dir(self, data_name: str) -> Path:
+        """``<out>/<data>-<model>-<optimizer>-s<seed>`` (plus base, fold and compute-matched tags)."""
+        if self.run_name:
+            return Path(self.out) / self.run_name
+        opt = self.optimizer if self.optimizer in ONE_PASS or self.base == "adam" else f"{self.optimizer}_{self.base}"
+        name = f"{data_name}-{self.model}-{opt}-s{self.seed}"
+        if self.kfold:
+            name += f"-f{self.fold}of{self.kfold}"
+        if self.compute_matched and self.optimizer in ONE_PASS:
+            name += "-cm"
+        return Path(self.out) / name
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["fractions"] = list(self.fractions)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        if "fractions" in d:
+            d["fractions"] = tuple(d["fractions"])
+        return cls(**d)
+
+    def replace(self, **changes) -> "TrainConfig":
+        return dataclasses.replace(self, **changes)

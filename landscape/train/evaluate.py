@@ -1,0 +1,28 @@
+"""Inference over in-memory tensors and the metrics of one split."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from landscape.metrics import classification_metrics
+
+
+@torch.inference_mode()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Logits ``[N, C]`` (float32, CPU) of ``model`` in eval mode; restores the previous mode."""
+    was_training = model.training
+    model.eval()
+    p = next(model.parameters())
+    try:
+        out = [model(x[i : i + batch_size].to(p.device, p.dtype)).float().cpu() for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0)
+
+
+def split_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[str], batch_size: int = 256) -> dict:
+    """:func:`landscape.metrics.classification_metrics` of ``model`` on one split."""
+    if len(y) == 0:
+        return {"n": 0}
+    return classification_metrics(predict(model, x, batch_size), y, classes)

@@ -1,0 +1,224 @@
+"""The training loop: closure-based optimizer steps, per-epoch checkpoints, resume.
+
+Determinism: epoch ``e`` draws its shuffling, augmentation and dropout from
+``seed * 1_000_003 + e``, and the learning rate is a pure function of the global
+step, so a resumed run repeats exactly what an uninterrupted one would do.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from landscape.data import augment
+from landscape.errors import LandscapeError
+from landscape.io import atomic_torch_save, read_json, safe_torch_load, write_json
+from landscape.optim import create_optimizer
+from landscape.progress import progress_bar
+from landscape.train.config import TrainConfig
+from landscape.train.evaluate import split_metrics
+from landscape.train.payload import checkpoint_payload
+from landscape.train.prepare import Prepared, build_model, prepare_data, resolve_device
+from landscape.train.schedule import lr_at
+
+_EPOCH_RE = re.compile(r"epoch_(\d{3,})\.pt$")
+
+
+@dataclass
+class TrainResult:
+    """Where a finished run lives and what it scored."""
+
+    run_dir: Path
+    final: Path
+    best: Path
+    history: list[dict]
+    metrics: dict
+    wall_time_s: float
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """Seed of epoch ``epoch``'s randomness (shuffle, augmentation, dropout)."""
+    return seed * 1_000_003 + epoch
+
+
+def epoch_files(run_dir: Path) -> list[Path]:
+    """``epoch_NNN.pt`` files of a run, sorted by epoch."""
+    files = [p for p in Path(run_dir).glob("epoch_*.pt") if _EPOCH_RE.search(p.name)]
+    return sorted(files, key=lambda p: int(_EPOCH_RE.search(p.name).group(1)))
+
+
+def train(cfg: TrainConfig, progress: bool = True, resume: bool = False, overwrite: bool = False,
+          prepared: Prepared | None = None) -> TrainResult:
+    """Train one run into ``cfg.run_dir(...)``; ``resume`` continues from its last epoch file.
+
+    Raises :class:`LandscapeError` on bad configuration, an existing finished run
+    (without ``resume``/``overwrite``) and a non-finite loss (the last good epoch
+    checkpoint stays on disk).
+    """
+    cfg.validate()
+    prepared = prepared or prepare_data(cfg)
+    run_dir = cfg.run_dir(prepared.data_meta["source"])
+    if (run_dir / "final.pt").exists() and not overwrite:
+        if resume:
+            return _finished(run_dir, cfg)
+        raise LandscapeError(f"{run_dir} already holds a finished run; pass --resume to reuse it or --overwrite to retrain")
+    if overwrite and not resume:
+        for f in [*epoch_files(run_dir), run_dir / "final.pt", run_dir / "best.pt"]:
+            f.unlink(missing_ok=True)
+    return _Trainer(cfg, prepared, run_dir, progress).run(resume)
+
+
+def _finished(run_dir: Path, cfg: TrainConfig) -> TrainResult:
+    _check_same_config(run_dir, cfg)
+    payload = safe_torch_load(run_dir / "final.pt")
+    history = read_json(run_dir / "history.json") if (run_dir / "history.json").exists() else []
+    return TrainResult(run_dir, run_dir / "final.pt", run_dir / "best.pt", history, payload["metrics"], payload["wall_time_s"])
+
+
+def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
+    path = run_dir / "config.json"
+    if not path.exists():
+        return
+    old = read_json(path)
+    ignore = {"out", "run_name", "device", "keep"}
+    diff = sorted(k for k, v in cfg.to_dict().items() if k not in ignore and old.get(k, v) != v)
+    if diff:
+        raise LandscapeError(f"{run_dir} was trained with other settings ({', '.join(diff)}); use another --out or --overwrite")
+
+
+class _Trainer:
+    def __init__(self, cfg: TrainConfig, prepared: Prepared, run_dir: Path, progress: bool):
+        self.cfg, self.prep, self.run_dir, self.progress = cfg, prepared, run_dir, progress
+        self.device = resolve_device(cfg.device)
+        model, self.model_meta = build_model(cfg, len(prepared.classes))
+        self.model = model.to(self.device)
+        hyper = dict(cfg.opt_args)
+        if cfg.weight_decay:
+            hyper["weight_decay"] = cfg.weight_decay
+        self.lr = cfg.effective_lr
+        self.opt = create_optimizer(cfg.optimizer, self.model, base=cfg.base, lr=self.lr, **hyper)
+        self.loss_fn = nn.CrossEntropyLoss()
+        self.history: list[dict] = []
+        self.best_score = -math.inf
+        self.wall = 0.0
+        n_train = len(prepared.tensors["train"][1])
+        self.steps_per_epoch = max(n_train // cfg.batch_size, 1)
+        self.total_steps = self.steps_per_epoch * cfg.effective_epochs
+
+    # -- bookkeeping -------------------------------------------------------
+    def optimizer_meta(self) -> dict:
+        return {"name": self.cfg.optimizer, "base": self.cfg.base, "lr": self.lr, "schedule": self.cfg.schedule,
+                "hyper": self.opt.hyper, "passes_per_step": self.opt.passes_per_step,
+                "compute_matched": self.cfg.compute_matched}
+
+    def payload(self, epoch: int, metrics: dict, with_state: bool) -> dict:
+        return checkpoint_payload(
+            self.model, model_meta=self.model_meta, optimizer_meta=self.optimizer_meta(), data_meta=self.prep.data_meta,
+            config=self.cfg.to_dict(), epoch=epoch, metrics=metrics, wall_time_s=self.wall,
+            optimizer_state=self.opt.state_dict() if with_state else None, history=self.history,
+        )
+
+    def save_epoch(self, epoch: int, metrics: dict) -> None:
+        atomic_torch_save(self.payload(epoch, metrics, with_state=True), self.run_dir / f"epoch_{epoch:03d}.pt")
+        if self.cfg.keep == "last":
+            for f in epoch_files(self.run_dir)[:-1]:
+                if f.name != "epoch_000.pt":
+                    f.unlink(missing_ok=True)
+        write_json(self.run_dir / "history.json", self.history)
+
+    def restore(self) -> int:
+        """Load the newest epoch file; returns the epoch to continue after (0 if none)."""
+        files = epoch_files(self.run_dir)
+        if not files:
+            return -1
+        _check_same_config(self.run_dir, self.cfg)
+        payload = safe_torch_load(files[-1])
+        self.model.load_state_dict(payload["state_dict"])
+        self.opt.load_state_dict(payload["optimizer_state"])
+        self.history = list(payload.get("history", []))
+        self.wall = float(payload.get("wall_time_s", 0.0))
+        scores = [h["val"]["balanced_accuracy"] for h in self.history if h.get("val", {}).get("n")]
+        self.best_score = max(scores, default=-math.inf)
+        return int(payload["epoch"])
+
+    # -- the loop ------------------------------------------------------------
+    def run(self, resume: bool) -> TrainResult:
+        cfg = self.cfg
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        start = self.restore() if resume else -1
+        write_json(self.run_dir / "config.json", cfg.to_dict())
+        if start < 0:
+            self.save_epoch(0, {})
+            start = 0
+        x_train, y_train = self.prep.tensors["train"]
+        x_val, y_val = self.prep.tensors["val"]
+        epochs = cfg.effective_epochs
+        with progress_bar(f"train {self.run_dir.name}", total=epochs * self.steps_per_epoch, enabled=self.progress) as bar:
+            bar.advance(start * self.steps_per_epoch)
+            for epoch in range(start + 1, epochs + 1):
+                t0 = time.perf_counter()
+                train_loss = self.train_epoch(epoch, x_train, y_train, bar)
+                val = split_metrics(self.model, x_val, y_val, self.prep.classes)
+                self.wall += time.perf_counter() - t0
+                record = {"epoch": epoch, "train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"], "val": val,
+                          "seconds": self.wall}
+                self.history.append(record)
+                self.save_epoch(epoch, {"val": val})
+                score = val.get("balanced_accuracy", -math.inf) if val.get("n") else -train_loss
+                if score > self.best_score:
+                    self.best_score = score
+                    atomic_torch_save(self.payload(epoch, {"val": val}, with_state=False), self.run_dir / "best.pt")
+                bar.update(loss=f"{train_loss:.4f}", val_bacc=f"{val.get('balanced_accuracy', float('nan')):.3f}")
+        return self.finish()
+
+    def train_epoch(self, epoch: int, x: torch.Tensor, y: torch.Tensor, bar) -> float:
+        cfg = self.cfg
+        gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
+        torch.manual_seed(epoch_seed(cfg.seed, epoch))
+        perm = torch.randperm(len(y), generator=gen)
+        self.model.train()
+        total, count = 0.0, 0
+        for i in range(self.steps_per_epoch):
+            idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
+            xb, yb = x[idx], y[idx]
+            if cfg.augment:
+                xb = augment(xb, gen)
+            xb, yb = xb.to(self.device), yb.to(self.device)
+            step = (epoch - 1) * self.steps_per_epoch + i
+            for group in self.opt.param_groups:
+                group["lr"] = lr_at(step, self.total_steps, self.lr, cfg.schedule)
+
+            def closure(xb=xb, yb=yb):
+                self.model.zero_grad(set_to_none=True)
+                loss = self.loss_fn(self.model(xb), yb)
+                loss.backward()
+                return loss
+
+            loss = float(self.opt.step(closure))
+            if not math.isfinite(loss):
+                last = epoch_files(self.run_dir)[-1]
+                raise LandscapeError(f"non-finite loss ({loss}) at epoch {epoch}, step {i}: training stopped; "
+                                     f"last good checkpoint: {last}")
+            total += loss * len(yb)
+            count += len(yb)
+            bar.advance(1)
+        return total / max(count, 1)
+
+    def finish(self) -> TrainResult:
+        classes = self.prep.classes
+        metrics = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
+        epoch = self.cfg.effective_epochs
+        atomic_torch_save(self.payload(epoch, metrics, with_state=False), self.run_dir / "final.pt")
+        best_path = self.run_dir / "best.pt"
+        best = safe_torch_load(best_path)
+        self.model.load_state_dict(best["state_dict"])
+        best["metrics"] = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
+        atomic_torch_save(best, best_path)
+        write_json(self.run_dir / "history.json", self.history)
+        return TrainResult(self.run_dir, self.run_dir / "final.pt", best_path, self.history, metrics, self.wall)

@@ -1,0 +1,67 @@
+"""Data and model set-up shared by training, resuming and ``--optimizer all``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from landscape.data import kfold_split, load_images, make_split, norm_stats, select, to_float
+from landscape.models import create, describe
+from landscape.train.config import TrainConfig
+
+#: Seed of the phantom's pixels. Fixed, so every run sees the same phantom.
+PHANTOM_SEED = 0
+
+
+@dataclass
+class Prepared:
+    """Normalised split tensors (CPU) and the data metadata stored in checkpoints."""
+
+    tensors: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    data_meta: dict
+    classes: list[str]
+
+
+def prepare_data(cfg: TrainConfig) -> Prepared:
+    """Load (cached) images, split them and normalise with train-split statistics."""
+    images = load_images(cfg.data, img_size=cfg.img_size, seed=PHANTOM_SEED)
+    if cfg.kfold:
+        manifest = kfold_split(images, k=cfg.kfold, fold=cfg.fold, seed=cfg.split_seed, keep_conflicts=cfg.keep_conflicts)
+    else:
+        manifest = make_split(images, fractions=cfg.fractions, seed=cfg.split_seed, keep_conflicts=cfg.keep_conflicts)
+    raw = {s: select(images, manifest, s) for s in ("train", "val", "test")}
+    mean, std = norm_stats(raw["train"][0])
+    tensors = {s: (to_float(x, mean, std), torch.as_tensor(y, dtype=torch.long)) for s, (x, y) in raw.items()}
+    data_meta = {
+        "source": images.name,
+        "kind": images.kind,
+        "root": images.root,
+        "phantom_seed": PHANTOM_SEED if images.kind == "phantom" else None,
+        "classes": list(images.classes),
+        "img_size": cfg.img_size,
+        "mean": float(mean),
+        "std": float(std),
+        "split": manifest,
+    }
+    return Prepared(tensors, data_meta, list(images.classes))
+
+
+def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, dict]:
+    """Seeded model and its rebuild recipe ``{"name", "kwargs", "num_params"}``."""
+    torch.manual_seed(cfg.seed)
+    kwargs = {"num_classes": num_classes, "in_chans": 1, "img_size": cfg.img_size, **cfg.model_kwargs}
+    model = create(cfg.model, pretrained=cfg.pretrained, **kwargs)
+    return model, {"name": cfg.model, "kwargs": kwargs, **describe(model)}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when available."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from landscape.errors import LandscapeError
+
+        raise LandscapeError(f"--device {name} requested but CUDA is not available")
+    return torch.device(name)

@@ -1,0 +1,54 @@
+"""Shared fixtures: the CLI runner and paths to the real data."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BUSI = Path(os.environ.get("LANDSCAPE_BUSI", ROOT.parent / "shared" / "data" / "busi"))
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys):
+    """Run ``landscape ARGS...`` in-process; returns exit code, stdout and stderr."""
+    from landscape.cli import main
+
+    def run(*args: str) -> CliResult:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def busi_dir() -> Path:
+    """The real BUSI copy beside the project; tests using it skip when absent."""
+    if not (BUSI / "benign").is_dir():
+        pytest.skip(f"BUSI not found at {BUSI}")
+    return BUSI
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """A finished 2-epoch cnn-tiny run on the phantom at 32 px (all epoch files kept).
+
+    Shared by the analysis tests; treat it as read-only except for its ``analysis/``.
+    Returns the run folder.
+    """
+    from landscape.train import TrainConfig, train
+
+    cfg = TrainConfig(model="cnn-tiny", img_size=32, epochs=2, out=str(tmp_path_factory.mktemp("tiny-run")))
+    return train(cfg, progress=False).run_dir

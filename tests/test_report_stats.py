@@ -1,0 +1,141 @@
+"""Report statistics and building blocks against independent answers (no training needed)."""
+
+from __future__ import annotations
+
+import json
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from landscape.report.grids import downsample, keep_indices, shared_range, surface_arrays
+from landscape.report.html import Table, esc, script_json, table
+from landscape.report.stats import aggregate, correlation, kendall_tau_rows, mean_std, spearman_rho_rows
+
+# Fixed data with ties in both variables (ranks must use tau-b and mid-ranks).
+X = np.array([3.1, 0.4, 2.2, 2.2, 5.0, 1.7, 4.4, 0.4, 3.9, 2.8, 1.1, 4.4])
+Y = np.array([0.61, 0.80, 0.70, 0.66, 0.52, 0.74, 0.58, 0.81, 0.55, 0.66, 0.77, 0.60])
+
+
+def test_point_estimates_match_scipy():
+    c = correlation(X, Y, n_boot=500, seed=0)
+    assert c["n"] == len(X)
+    assert c["kendall_tau"] == pytest.approx(stats.kendalltau(X, Y).statistic, abs=1e-12)
+    assert c["spearman_rho"] == pytest.approx(stats.spearmanr(X, Y).statistic, abs=1e-12)
+    assert c["kendall_p"] == pytest.approx(stats.kendalltau(X, Y).pvalue, rel=1e-9)
+    assert c["spearman_p"] == pytest.approx(stats.spearmanr(X, Y).pvalue, rel=1e-9)
+    assert c["kendall_tau"] < -0.8  # the data are strongly anti-monotone
+
+
+@pytest.mark.filterwarnings("ignore::scipy.stats.ConstantInputWarning")
+def test_batched_statistics_equal_scipy_row_by_row():
+    rng = np.random.default_rng(3)
+    xb = rng.integers(0, 4, size=(200, 9)).astype(float)  # many ties, some constant rows
+    yb = rng.integers(0, 4, size=(200, 9)).astype(float)
+    xb[0] = 1.0  # constant: undefined
+    ref_k = np.array([stats.kendalltau(a, b).statistic for a, b in zip(xb, yb)])
+    ref_s = np.array([stats.spearmanr(a, b).statistic for a, b in zip(xb, yb)])
+    np.testing.assert_allclose(kendall_tau_rows(xb, yb), ref_k, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(spearman_rho_rows(xb, yb), ref_s, atol=1e-12, equal_nan=True)
+    assert np.isnan(kendall_tau_rows(xb, yb)[0])
+
+
+def test_bootstrap_ci_is_seeded_and_contains_the_estimate():
+    a = correlation(X, Y, n_boot=2000, seed=7)
+    b = correlation(X, Y, n_boot=2000, seed=7)
+    c = correlation(X, Y, n_boot=2000, seed=8)
+    assert a == b
+    assert a["kendall_ci"] != c["kendall_ci"]
+    for key, ci in (("kendall_tau", "kendall_ci"), ("spearman_rho", "spearman_ci")):
+        lo, hi = a[ci]
+        assert lo <= a[key] <= hi
+        assert hi - lo > 0.01  # a real interval on 12 noisy points
+        assert -1.0 <= lo and hi <= 1.0
+
+
+def test_bootstrap_percentiles_match_an_independent_loop():
+    """The CI equals the 2.5/97.5 percentiles of scipy's statistic over the same resamples."""
+    n_boot, seed = 400, 11
+    idx = np.random.default_rng(seed).integers(0, len(X), size=(n_boot, len(X)))
+    with np.errstate(all="ignore"):
+        vals = np.array([stats.kendalltau(X[i], Y[i]).statistic for i in idx])
+    vals = vals[np.isfinite(vals)]
+    c = correlation(X, Y, n_boot=n_boot, seed=seed)
+    np.testing.assert_allclose(c["kendall_ci"], np.quantile(vals, [0.025, 0.975]), atol=1e-12)
+
+
+def test_perfect_monotone_relation_has_degenerate_ci_at_one():
+    x = np.arange(10.0)
+    c = correlation(x, x**3, n_boot=300, seed=0)
+    assert c["kendall_tau"] == pytest.approx(1.0)
+    assert c["kendall_ci"] == pytest.approx([1.0, 1.0])
+    assert c["spearman_ci"] == pytest.approx([1.0, 1.0])
+
+
+def test_missing_values_are_dropped_and_small_n_gives_none():
+    c = correlation([1.0, None, 3.0, float("nan"), 5.0, 2.0], [2.0, 1.0, None, 4.0, 6.0, 1.0], n_boot=200)
+    assert c["n"] == 3
+    assert c["kendall_tau"] == pytest.approx(stats.kendalltau([1, 5, 2], [2, 6, 1]).statistic)
+    two = correlation([1.0, 2.0], [3.0, 4.0])
+    assert two["n"] == 2 and two["kendall_tau"] is None and two["kendall_ci"] is None
+
+
+def test_mean_std_and_aggregate():
+    assert mean_std([1.0, 2.0, 4.0]) == {"mean": pytest.approx(7 / 3), "std": pytest.approx(np.std([1, 2, 4], ddof=1)), "n": 3}
+    assert mean_std([5.0, None]) == {"mean": 5.0, "std": None, "n": 1}
+    assert mean_std([None]) == {"mean": None, "std": None, "n": 0}
+    rows = [{"g": "sam", "v": 1.0}, {"g": "adam", "v": 3.0}, {"g": "sam", "v": 2.0}, {"g": "adam", "v": None}]
+    agg = aggregate(rows, "g", ["v"])
+    assert [a["g"] for a in agg] == ["sam", "adam"]
+    assert agg[0]["n_runs"] == 2 and agg[0]["v"]["mean"] == pytest.approx(1.5)
+    assert agg[1]["n_runs"] == 2 and agg[1]["v"] == {"mean": 3.0, "std": None, "n": 1}
+
+
+def test_surface_orientation_and_downsampling():
+    xs, ys = np.linspace(-1, 1, 101), np.linspace(-2, 2, 7)
+    loss = xs[:, None] ** 2 + 10 * ys[None, :]  # loss[i][j] at (x_i, y_j)
+    x, y, z = surface_arrays({"x": xs.tolist(), "y": ys.tolist(), "loss": loss.tolist()})
+    assert z.shape == (7, 101)
+    assert z[3, 10] == pytest.approx(xs[10] ** 2 + 10 * ys[3])
+    dx, dy, dz = downsample(x, y, z, max_points=51)
+    assert len(dx) <= 51 and len(dy) == 7
+    assert 0.0 in dx and dx[0] == -1 and dx[-1] == 1  # centre and ends kept
+    np.testing.assert_allclose(dz, dx[None, :] ** 2 + 10 * dy[:, None])
+    for n in (11, 51, 101, 201, 1001, 64):
+        idx = keep_indices(n, 51)
+        assert len(idx) <= 51 and idx[0] == 0 and idx[-1] == n - 1
+        if n % 2:
+            assert (n - 1) // 2 in idx
+    with pytest.raises(Exception, match="shape"):
+        surface_arrays({"x": [0, 1], "y": [0, 1, 2], "loss": [[0, 1], [2, 3]]})
+
+
+def test_shared_range_clips_outliers():
+    a = np.linspace(0, 1, 100)
+    b = np.concatenate([np.linspace(0.5, 1.5, 99), [1e6]])
+    lo, hi = shared_range([a, b])
+    assert lo == 0.0
+    assert hi == pytest.approx(np.quantile(np.concatenate([a, b]), 0.95))
+    assert shared_range([np.array([np.nan])]) is None
+
+
+def test_script_json_cannot_close_the_script_element():
+    text = json.dumps({"name": "</script><script>alert(1)</script> & \u2028"})
+    safe = script_json(text)
+    assert "<" not in safe and ">" not in safe and "&" not in safe and "\u2028" not in safe
+    assert json.loads(safe) == json.loads(text)
+
+
+def test_table_escapes_cells_and_sort_keys():
+    nasty = '<img src=x onerror="alert(1)">'
+    out = table(Table(["run", "value"], [[(nasty, nasty), ("1.5", 1.5)]], numeric=[False, True]))
+    tags = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            tags.append(tag)
+
+    Collect().feed(out)
+    assert "img" not in tags
+    assert esc(nasty) in out
