@@ -116,6 +116,15 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def stable_hash(obj: Any, length: int = 12) -> str:
     """Short hex hash of a JSON-able object, independent of dict key order."""
     text = json.dumps(to_jsonable(obj), sort_keys=True, separators=(",", ":"))

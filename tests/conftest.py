@@ -7,6 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
+
+# Two cores are shared by two pytest-xdist workers: one thread each avoids oversubscription,
+# which makes small-tensor tests many times slower.
+torch.set_num_threads(1)
 
 ROOT = Path(__file__).resolve().parents[1]
 BUSI = Path(os.environ.get("LANDSCAPE_BUSI", ROOT.parent / "shared" / "data" / "busi"))
@@ -52,3 +57,16 @@ def tiny_run(tmp_path_factory):
 
     cfg = TrainConfig(model="cnn-tiny", img_size=32, epochs=2, out=str(tmp_path_factory.mktemp("tiny-run")))
     return train(cfg, progress=False).run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory):
+    """Two finished 1-epoch cnn-tiny runs (adam, sam) on the phantom at 32 px: same seed, init and split.
+
+    Shared by the report tests; treat them as read-only (copy a run folder to change it).
+    Returns the two run folders.
+    """
+    from landscape.train import TrainConfig, train_all
+
+    cfg = TrainConfig(model="cnn-tiny", img_size=32, epochs=1, out=str(tmp_path_factory.mktemp("tiny-runs")))
+    return [r.run_dir for r in train_all(cfg, ["adam", "sam"], progress=False)]

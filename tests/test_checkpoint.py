@@ -8,19 +8,20 @@ import torch
 from landscape import load_checkpoint
 from landscape.checkpoint import cached, latest, store
 from landscape.errors import LandscapeError
+from landscape.io import read_json
 from landscape.train import TrainConfig, predict, train
 from landscape.train.prepare import prepare_data
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    cfg = TrainConfig(model="cnn-tiny", img_size=32, epochs=2, out=str(tmp_path_factory.mktemp("ck")))
-    return cfg, train(cfg, progress=False)
+def run(tiny_run):
+    """(config, run folder) of the shared tiny run."""
+    return TrainConfig.from_dict(read_json(tiny_run / "config.json")), tiny_run
 
 
 def test_round_trip_rebuilds_model_and_exact_split(run):
-    cfg, result = run
-    ck = load_checkpoint(result.run_dir, device="cpu")
+    cfg, run_dir = run
+    ck = load_checkpoint(run_dir, device="cpu")
     assert ck.path.name == "final.pt" and ck.data_name == "phantom"
     assert not ck.model.training
     prepared = prepare_data(cfg)
@@ -39,9 +40,9 @@ def test_round_trip_rebuilds_model_and_exact_split(run):
 
 
 def test_load_weights_of_same_and_other_architecture(run, tmp_path):
-    cfg, result = run
-    ck = load_checkpoint(result.final)
-    sd = ck.load_weights(result.run_dir / "epoch_000.pt")
+    cfg, run_dir = run
+    ck = load_checkpoint(run_dir / "final.pt")
+    sd = ck.load_weights(run_dir / "epoch_000.pt")
     assert set(sd) == set(ck.model.state_dict())
     other = train(cfg.replace(model="mlp-tiny", out=str(tmp_path), epochs=1), progress=False)
     with pytest.raises(LandscapeError, match="not the same architecture"):

@@ -62,7 +62,7 @@ def test_augment_moves_content_as_the_affine_says():
         a, t = theta[k, :, :2], theta[k, :, 2]
         expected = torch.linalg.solve(a, c_in - t)  # p_in = A p_out + t
         assert torch.allclose(centroid(out[k, 0]), expected, atol=0.01)  # 0.3 px
-        assert out[k].sum() == pytest.approx(x[k].sum() / abs(torch.det(a)), rel=0.02)  # area scales by 1/det
+        assert out[k].sum().item() == pytest.approx(x[k].sum().item() / abs(torch.det(a).item()), rel=0.02)  # area scales by 1/det
 
 
 def test_flip_only_is_exact_and_both_sides_occur():

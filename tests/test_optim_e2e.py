@@ -1,4 +1,8 @@
-"""Every optimizer trains one epoch of cnn-small on a small subset of the real BUSI images."""
+"""Every optimizer trains one epoch of cnn-small on a small subset of the real BUSI images.
+
+A narrow cnn-small (width 8) with dropout at 32 px keeps the eight runs within seconds
+while still exercising BatchNorm, dropout replay and the checkpoint metadata.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import torch
 from landscape.optim import OPTIMIZERS
 from landscape.train import TrainConfig, train_all
 
-PER_CLASS = 24
+PER_CLASS = 16
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +33,7 @@ def busi_subset(busi_dir, tmp_path_factory):
 @pytest.mark.busi
 @pytest.mark.slow
 def test_every_optimizer_trains_an_epoch_on_busi(busi_subset, tmp_path):
-    cfg = TrainConfig(data=str(busi_subset), model="cnn-small", img_size=32, epochs=1, batch_size=16,
+    cfg = TrainConfig(data=str(busi_subset), model="cnn-small", model_kwargs={"width": 8, "dropout": 0.2}, img_size=32, epochs=1, batch_size=16,
                       out=str(tmp_path), augment=False, keep="last")
     results = train_all(cfg, progress=False)
     assert [r.run_dir.name.split("-")[-2] for r in results] == list(OPTIMIZERS)

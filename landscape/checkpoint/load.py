@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from landscape.data import load_images, select, to_float
 from landscape.errors import LandscapeError
-from landscape.io import safe_torch_load
+from landscape.io import safe_torch_load, sha256_file
 from landscape.models import create
 from landscape.train.loop import epoch_files
 from landscape.train.payload import FORMAT_VERSION, KIND
@@ -139,10 +139,16 @@ class Checkpoint:
             )
         return {k: v.to(self.device) for k, v in payload["state_dict"].items()}
 
+    @cached_property
+    def fingerprint(self) -> str:
+        """SHA-256 of the checkpoint file: keys analysis caches shared by several checkpoints of a run."""
+        return sha256_file(self.path)
+
     def provenance(self) -> dict:
         """What every analysis records about where its numbers come from."""
         return {
             "checkpoint": str(self.path),
+            "checkpoint_sha256": self.fingerprint,
             "run": self.run_dir.name,
             "data": self.data_name,
             "split_hash": self.split_hash,

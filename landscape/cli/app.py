@@ -14,6 +14,24 @@ app = typer.Typer(
 )
 
 
+def _version(value: bool) -> None:
+    if value:
+        from landscape import __version__
+
+        typer.echo(f"landscape {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Loss-landscape and sharpness analysis of image classifiers (breast ultrasound first).
+
+    Without --data every command uses the built-in synthetic phantom; its results are labelled 'phantom'.
+    """
+
+
 def register() -> typer.Typer:
     """Import every command module (each adds itself to ``app``) and return the app."""
     # Each import registers its commands on ``app`` as a side effect.

@@ -31,4 +31,4 @@ def print_table(title: str, columns: Sequence[str], rows: Iterable[Sequence]) ->
 
 def saved(what: str, path) -> None:
     """One 'saved' line naming a written file."""
-    console.print(f"{what}: {path}", markup=False)
+    console.print(f"{what}: {path}", markup=False, soft_wrap=True)

@@ -89,7 +89,7 @@ def train_command(
     flags = {k: v for k, v in {"rho": rho, "eta": eta, "alpha": alpha, "gamma": gamma, "beta": beta}.items() if v is not None}
     hyper = {**parse_opt_args(opt_arg), **flags}
     names = parse_optimizers(optimizer)
-    check_hyper(names, hyper)
+    check_hyper(names, hyper, base)
     cfg = TrainConfig(
         data=str(data) if data is not None else None, model=model, optimizer=names[0], base=base, lr=lr,
         weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,

@@ -161,6 +161,18 @@ def _union_find_groups(n: int, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return ids.astype(np.int64)
 
 
+def check_settings(threshold: float = THRESHOLD, coarse_threshold: float = COARSE_THRESHOLD,
+                   max_shift: float = MAX_SHIFT) -> dict:
+    """The settings record of :func:`find_duplicates`; LandscapeError for out-of-range values."""
+    for name, value in (("threshold", threshold), ("coarse_threshold", coarse_threshold)):
+        if not 0.0 < float(value) <= 1.0:
+            raise LandscapeError(f"duplicate {name} must be in (0, 1], got {value}")
+    if not 0.0 <= float(max_shift) < 0.5:
+        raise LandscapeError(f"duplicate max_shift must be in [0, 0.5), got {max_shift}")
+    return {"method": METHOD, "threshold": float(threshold), "coarse_threshold": float(coarse_threshold),
+            "max_shift": float(max_shift)}
+
+
 def find_duplicates(images: Images, threshold: float = THRESHOLD, coarse_threshold: float = COARSE_THRESHOLD,
                     max_shift: float = MAX_SHIFT) -> Duplicates:
     """Group near-duplicate images and flag groups with conflicting labels.
@@ -169,13 +181,7 @@ def find_duplicates(images: Images, threshold: float = THRESHOLD, coarse_thresho
     layout correlation (0..1) a pair needs; ``max_shift``: largest shift tried,
     as a fraction of the width. See the module docstring for the scores.
     """
-    for name, value in (("threshold", threshold), ("coarse_threshold", coarse_threshold)):
-        if not 0.0 < float(value) <= 1.0:
-            raise LandscapeError(f"duplicate {name} must be in (0, 1], got {value}")
-    if not 0.0 <= float(max_shift) < 0.5:
-        raise LandscapeError(f"duplicate max_shift must be in [0, 0.5), got {max_shift}")
-    settings = {"method": METHOD, "threshold": float(threshold), "coarse_threshold": float(coarse_threshold),
-                "max_shift": float(max_shift)}
+    settings = check_settings(threshold, coarse_threshold, max_shift)
     n = len(images)
     thumbs = _thumbnails(images)
     i, j, coarse = coarse_pairs(thumbs, coarse_threshold, max_shift)

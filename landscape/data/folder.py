@@ -16,6 +16,7 @@ import hashlib
 import os
 import re
 import threading
+import warnings
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from landscape.data.imageops import resize_square, thumbnail, to_grey
 from landscape.data.images import Images
@@ -139,6 +140,8 @@ def _read_one(path: Path, img_size: int) -> tuple[str, tuple]:
     if item is None:
         try:
             item = _decode(data, img_size)
+        except UnidentifiedImageError:
+            raise LandscapeError(f"cannot read image {path}: corrupt or not an image (unknown format)") from None
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise LandscapeError(f"cannot read image {path}: corrupt or not an image ({reason[:100]})") from None
@@ -151,7 +154,10 @@ def load_folder(data: str | os.PathLike, img_size: int) -> Images:
     root = Path(data).expanduser().resolve()
     classes, entries, skipped = scan_folder(root)
     workers = max(1, min(8, os.cpu_count() or 1))
-    with ThreadPoolExecutor(max_workers=workers) as pool:  # PIL and hashlib release the GIL
+    # PIL warns (several lines) about odd metadata; a bad file raises instead, named in one line.
+    with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:  # PIL and hashlib release the GIL
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         results = list(pool.map(lambda e: _read_one(root / e[0], img_size), entries))
     n = len(entries)
     pixels = np.empty((n, 1, img_size, img_size), dtype=np.uint8)

@@ -86,7 +86,11 @@ def load_images(data: str | Path | None = None, img_size: int = 64, seed: int = 
     if data is None:
         from landscape.data.phantom import load_phantom
 
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise LandscapeError(f"phantom seed must be a non-negative integer, got {seed!r}")
         images = load_phantom(seed=int(seed), img_size=int(img_size))
+    elif not str(data).strip():
+        raise LandscapeError("data path is empty; give a folder, or leave it out for the phantom")
     else:
         from landscape.data.folder import load_folder
 

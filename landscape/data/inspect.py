@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.data.duplicates import THRESHOLD, find_duplicates
+from landscape.data.duplicates import THRESHOLD, check_settings, find_duplicates
 from landscape.data.images import load_images
 from landscape.io import versions
 
@@ -17,6 +17,7 @@ def inspect_data(path: str | Path | None = None, img_size: int = 64, threshold: 
     groups and label conflicts (with file names) of a data folder, or of the
     phantom when ``path`` is None. Returns plain JSON-able data.
     """
+    check_settings(threshold)  # before the (slow) decoding
     images = load_images(path, img_size=img_size, seed=seed)
     dups = find_duplicates(images, threshold=threshold)
     labels = np.asarray(images.labels)

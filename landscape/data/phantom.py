@@ -45,7 +45,6 @@ from PIL import Image
 
 from landscape.data.imageops import resize_square, thumbnail
 from landscape.data.images import Images
-from landscape.errors import LandscapeError
 
 CLASSES = ("benign", "malignant", "normal")
 COUNTS = (437, 210, 133)
@@ -351,9 +350,7 @@ def _native(seed: int) -> tuple:
 
 @functools.lru_cache(maxsize=8)
 def load_phantom(seed: int = 0, img_size: int = 64) -> Images:
-    """The phantom as :class:`Images` at ``img_size`` (cached per seed and size)."""
-    if seed < 0:
-        raise LandscapeError(f"phantom seed must be a non-negative integer, got {seed}")
+    """The phantom as :class:`Images` at ``img_size`` (cached per seed and size); ``seed`` >= 0."""
     labels, files, native, hashes, thumbs = _native(seed)
     pixels = np.stack([resize_square(Image.fromarray(img, mode="L"), img_size) for img in native])[:, None]
     return Images(

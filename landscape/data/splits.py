@@ -50,7 +50,7 @@ def _check_seed(seed) -> int:
 
 def _targets(n: int, fractions) -> np.ndarray:
     """Integer counts summing to ``n``, proportional to ``fractions`` (largest remainder)."""
-    raw = n * np.asarray(fractions, dtype=np.float64)
+    raw = n * np.asarray(fractions, dtype=np.float64) / float(np.sum(fractions))
     counts = np.floor(raw + 1e-9).astype(np.int64)
     order = np.argsort(-(raw - counts), kind="stable")
     counts[order[: n - counts.sum()]] += 1
@@ -198,7 +198,7 @@ def kfold_split(images: Images, k: int = 5, fold: int = 0, seed: int = 0, val_fr
         "test": [m for g in range(len(groups)) if folds[g] == fold for m in groups[g]],
     }
     vf = float(val_fraction)
-    head = {"method": "kfold", "seed": seed, "fractions": [1.0 - 1.0 / k - vf, vf, 1.0 / k],
+    head = {"method": "kfold", "seed": seed, "fractions": [round(1.0 - 1.0 / k - vf, 12), vf, round(1.0 / k, 12)],
             "k": int(k), "fold": int(fold), "val_fraction": vf}
     return _manifest(images, {**members, "excluded": excluded}, dups, head, keep_conflicts)
 

@@ -59,7 +59,10 @@ def trajectory_pca(weights: Vector, trajectory: list[dict[str, torch.Tensor]], k
     m = torch.stack(rows)  # [E, P]
     u, s, vh = torch.linalg.svd(m, full_matrices=False)
     if s.numel() < k or s[0] <= 0 or s[k - 1] <= _RANK_RTOL * s[0]:
-        raise LandscapeError(f"the training trajectory spans fewer than {k} directions; use --dim 1")
+        raise LandscapeError(
+            f"the training trajectory ({len(trajectory)} saved epochs) spans fewer than {k} directions; "
+            "use --dim 1 or train more epochs"
+        )
     pcs = vh[:k].clone()
     coords = m @ pcs.T  # [E, k]
     flip = torch.where(coords[0] > 0, -1.0, 1.0).to(pcs.dtype)

@@ -74,9 +74,10 @@ def per_block(model: nn.Module, loss_fn: Callable, data: Iterable,
         groups = {str(k): list(v) for k, v in blocks.items()}
         for name, members in groups.items():
             missing = [m for m in members if m not in used]
-            if not members or missing:
-                raise LandscapeError(f"block {name!r} names {missing[0] if missing else 'no'} trainable parameter "
-                                     "that the loss uses")
+            if not members:
+                raise LandscapeError(f"block {name!r} is empty")
+            if missing:
+                raise LandscapeError(f"block {name!r}: {missing[0]!r} is not a trainable parameter that the loss uses")
     else:
         raise LandscapeError(f"blocks must be 'module', 'parameter' or a mapping, got {blocks!r}")
     results = []

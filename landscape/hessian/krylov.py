@@ -57,6 +57,7 @@ class Krylov:
         self.hbar = np.zeros((1, 0))
         self.m = 0
         self.steps = 0
+        self.block_start = 0  # index of the first vector after the last restart
         self.exhausted = False
         q = gaussian(self.n, gen, self._like) if start is None else start.to(op.device, op.dtype).clone()
         self._next = q / torch.linalg.vector_norm(q)
@@ -110,6 +111,7 @@ class Krylov:
             return
         fresh, _ = self._orthogonalise(gaussian(self.n, self.gen, self._like), self.m)
         self._next = fresh / torch.linalg.vector_norm(fresh)
+        self.block_start = self.m
 
     def alpha_beta(self) -> tuple[np.ndarray, np.ndarray]:
         """Diagonal ``[m]`` and sub-diagonal ``[m-1]`` of the (tridiagonal) projected matrix."""
@@ -128,13 +130,15 @@ class Krylov:
         residuals = np.linalg.norm(self.hbar @ y - padded * theta, axis=0)
         return theta, y, residuals
 
-    def residual_estimates(self, which: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Cheap ``(theta, |beta_m y_m|)`` of the ``k`` extreme Ritz pairs from the tridiagonal part."""
+    def residual_estimates(self, which: str, k: int, start: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Cheap ``(theta, |beta_m y_m|)`` of the ``k`` extreme Ritz pairs of the tridiagonal part from ``start``."""
         from scipy.linalg import eigh_tridiagonal
 
         alpha, beta = self.alpha_beta()
-        lo, hi = (self.m - k, self.m - 1) if which == "largest" else (0, k - 1)
-        if self.m == 1:
+        alpha, beta = alpha[start:], beta[start:]
+        size = len(alpha)
+        lo, hi = (size - k, size - 1) if which == "largest" else (0, k - 1)
+        if size == 1:
             theta, y = alpha.copy(), np.ones((1, 1))
         else:
             theta, y = eigh_tridiagonal(alpha, beta, select="i", select_range=(lo, hi))

@@ -12,9 +12,11 @@ at most ``tol * |theta|``.  Each converged ``theta`` is then within
 when the gap to the rest of the spectrum is known).
 
 What a residual cannot certify: that no eigenvalue beyond the returned ones
-was missed.  A random start makes that unlikely, and a Krylov space finds a
-repeated eigenvalue only once (a second copy appears only through rounding
-or a restart); exact multiplicities are rare in trained networks.
+was missed.  A random start makes that unlikely.  A Krylov space holds only
+one copy of a repeated eigenvalue; when it becomes invariant (the sign of
+exact repeats), Lanczos restarts in the orthogonal complement and only stops
+once the newest block's extreme Ritz value has converged and is matched by
+``k`` others, so repeated eigenvalues are returned with their copies.
 
 Unconverged policy: when the budget ends first, the unconverged values are
 returned with ``converged`` False and a :class:`ConvergenceWarning` is issued;
@@ -93,6 +95,27 @@ def extreme(theta: np.ndarray, which: str, k: int) -> np.ndarray:
     return idx[::-1][:k] if which == "largest" else idx[:k]
 
 
+def _no_missed_copies(krylov: Krylov, theta: np.ndarray, which: str, k: int, tol: float) -> bool:
+    """After a restart, whether the newest block rules out further copies of the ``k`` extreme values.
+
+    A restart means an invariant subspace was found, so eigenvalues may be
+    repeated.  The newest block explores the rest of the space; once its own
+    extreme Ritz value has converged and at least ``k`` other Ritz values are
+    as extreme (within ``tol``), no further copy is in sight.
+    """
+    if krylov.block_start == 0 or krylov.exhausted:
+        return True
+    if krylov.m == krylov.block_start:
+        return False
+    block_theta, block_res = krylov.residual_estimates(which, 1, start=krylov.block_start)
+    lam, res = float(block_theta[0]), float(block_res[0])
+    if res > tol * abs(lam):
+        return False
+    sign = 1.0 if which == "largest" else -1.0
+    as_extreme = int(np.sum(sign * theta >= sign * lam - tol * abs(lam))) - 1
+    return as_extreme >= k
+
+
 def run_lanczos(op, k: int, tol: float, max_hvps: int, which: str, krylov: Krylov) -> tuple:
     """Grow ``krylov`` until its ``k`` extreme pairs converge or ``max_hvps`` new products are spent.
 
@@ -100,18 +123,19 @@ def run_lanczos(op, k: int, tol: float, max_hvps: int, which: str, krylov: Krylo
     """
     budget_end = krylov.steps + max_hvps
     while True:
+        spent = krylov.steps >= budget_end
         if krylov.m >= k:
             estimate_ok = krylov.exhausted
             if not estimate_ok:
                 theta, res = krylov.residual_estimates(which, k)
                 estimate_ok = bool(np.all(res <= tol * np.abs(theta)))
-            if estimate_ok or krylov.steps >= budget_end:
+            if estimate_ok or spent:
                 theta, y, res = krylov.ritz()
                 idx = extreme(theta, which, k)
-                converged = res[idx] <= tol * np.abs(theta[idx])
-                if converged.all() or krylov.exhausted or krylov.steps >= budget_end:
+                converged = (res[idx] <= tol * np.abs(theta[idx])) & _no_missed_copies(krylov, theta, which, k, tol)
+                if converged.all() or krylov.exhausted or spent:
                     return theta[idx], y[:, idx], res[idx], converged
-        if krylov.steps >= budget_end:
+        if spent:
             raise LandscapeError(f"max_hvps={max_hvps} is too small for k={k}")
         krylov.step()
 

@@ -136,8 +136,15 @@ def _grow(krylov: Krylov, frob2_outside: float, scale: float, rtol: float, min_s
     """Add Lanczos steps while the predicted total cost falls (patience 3, at most ``cap`` steps).
 
     When spanning the rest of the space costs no more than the samples still
-    needed, the basis is completed instead (the trace is then exact).
+    needed, the basis is completed instead (the trace is then exact).  With
+    ``rtol=0`` (spend the budget) the basis takes all ``cap`` steps.
     """
+    if rtol == 0:
+        for _ in range(cap):
+            if krylov.exhausted:
+                break
+            krylov.step()
+        return
     total = frob2_outside + _energy(krylov)
     best_cost, since_best, start = math.inf, 0, krylov.steps
     needed = _needed(2 * frob2_outside, scale, rtol, min_samples)

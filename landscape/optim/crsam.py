@@ -5,18 +5,19 @@ Three passes: g0 at w, g+ at w + e and g- at w - e with e = rho * g0 / (||g0|| +
     step(g+ + gamma * (g+ + g- - 2 g0) + beta * (g+ - g-)).
 
 CR-SAM adds to SAM's objective a regulariser built from the normalised Hessian
-trace. The paper estimates the needed curvature quantities with finite
-differences of gradients along the normalised gradient direction v = g/||g||
-instead of Hessian-vector products:
+trace. Rather than Hessian-vector products, it differentiates finite differences of
+gradients; the reference implementation (TrustAIoT/CR-SAM), followed here,
+takes them along the normalised gradient v = g0/||g0|| with step rho:
 
-* ``g+ - g-`` ~ 2 rho H v = 2 rho * grad ||g||: the gradient of the gradient
-  norm, so ``beta`` weights a first-order (gradient-norm) penalty;
 * ``g+ + g- - 2 g0`` ~ rho^2 * grad (v' H v): the gradient of the curvature
-  along v (the second difference (L(w+e) + L(w-e) - 2 L(w)) / rho^2, a one-sample
-  estimate of the Hessian trace normalised by the direction), so ``gamma``
-  weights the curvature (trace) penalty.
+  along v, i.e. of the second difference (L(w+e) + L(w-e) - 2 L(w)) / rho^2,
+  a one-direction estimate of the (normalised) Hessian trace; ``gamma``
+  weights this curvature penalty;
+* ``g+ - g-`` ~ 2 rho H v = 2 rho * grad ||g||: the gradient of the gradient
+  norm, the normalising term; ``beta`` weights this first-order penalty.
 
-Both terms cost two extra passes in all, no Hessian-vector products; with
+The constants 1/rho^2 and 1/(2 rho) are absorbed into gamma and beta.
+The two extra passes (at w + e and w - e) serve both terms; with
 gamma = beta = 0 the step is SAM's.
 """
 

@@ -2,12 +2,13 @@
 
 Gradient centralisation (Yong et al., ECCV 2020) removes, from the gradient of
 every weight tensor with two or more dimensions, its mean over each output
-filter (all dimensions but the first). GCSAM (Hassan, Vakanski and Xian, 2025)
+filter (all dimensions but the first). GCSAM (Hassan, Vakanski, Zhang and Xian, 2025)
 applies it to the clean gradient before SAM's ascent step:
 
     g_c = g - mean_per_output_filter(g),   e = rho * g_c / (||g_c|| + 1e-12),   step(g+).
 
-Biases and other 1-D tensors are left as they are.
+Biases and other 1-D tensors are left as they are. The descent uses g+ as
+computed (not centralised), as in SAM.
 """
 
 from __future__ import annotations

@@ -116,11 +116,12 @@ def notes(runs: Sequence[Run], missing: Sequence[dict]) -> str:
 
 
 def analysis_settings(runs: Sequence[Run]) -> dict[str, list[dict]]:
-    """Distinct settings behind each quantity across runs."""
+    """Distinct settings behind each quantity across runs (the checkpoint's own name and hash left out)."""
     out: dict[str, list[dict]] = {}
     for quantity in QUANTITIES:
-        distinct = {json.dumps(r.found[quantity]["settings"], sort_keys=True): r.found[quantity]["settings"]
-                    for r in runs if r.found.get(quantity)}
+        shared = [{k: v for k, v in r.found[quantity]["settings"].items() if not k.startswith("checkpoint")}
+                  for r in runs if r.found.get(quantity)]
+        distinct = {json.dumps(s, sort_keys=True, default=str): s for s in shared}
         if distinct:
             out[quantity] = list(distinct.values())
     return out

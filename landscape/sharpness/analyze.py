@@ -7,7 +7,6 @@ from pathlib import Path
 
 from landscape.checkpoint import Checkpoint, cached, load_checkpoint, record_path, store
 from landscape.errors import LandscapeError
-from landscape.io import sha256_bytes
 from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
 from landscape.sharpness.balls import check_norm, check_rhos
 from landscape.sharpness.batches import sub_batches
@@ -61,7 +60,7 @@ def analyze(
         ck = load_checkpoint(ck, device=device, data_root=data_root)
     settings = {
         "checkpoint": ck.path.name,
-        "checkpoint_sha256": sha256_bytes(ck.path.read_bytes())[:16],
+        "checkpoint_sha256": ck.fingerprint[:16],
         "split": "train",
         "kind": kind,
         "norm": norm,

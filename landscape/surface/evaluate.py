@@ -11,8 +11,8 @@ Conventions
   parameter tensors are overwritten in place at each point
   (``p.copy_(w); p.add_(d1, alpha=x); p.add_(d2, alpha=y)``) under
   ``torch.inference_mode``. Each point is computed from ``w`` afresh (no
-  accumulated steps), so the point ``(0, 0)`` is bit-identical to the model
-  and a resumed run gives bit-identical arrays.
+  accumulated steps), so the point ``(0, 0)`` holds exactly the model's
+  weights and a resumed run gives bit-identical arrays.
 * BatchNorm, ``bn``:
   - ``"eval"``: frozen running statistics of the model;
   - ``"recompute"``: at every point the running statistics are reset and
@@ -27,12 +27,13 @@ perturbed copy with eval-mode BatchNorm folded into the preceding conv and
 channels_last memory (:mod:`landscape.surface.fold`, 2.1x on cnn-small on CPU);
 this changes only float rounding (about 1e-7 relative in float32), and
 ``fast=False`` evaluates the plain copy bit-identically to the model. Grid
-points run one after another, each over all batches: batching points with
-``torch.func.vmap`` over ``functional_call`` was measured on CPU (2 cores,
-torch 2.14, 256 images, best of 3) at 0.66x the loop's speed on cnn-small
-(64 px, 4 points per call) and 6.6x on the 1k-parameter mlp-tiny (16 points
-per call): it only pays for models too small to matter, and cannot re-estimate
-BN statistics, so the loop is kept.
+points run one after another, each over all batches. Batching points with
+``torch.func.vmap`` over ``functional_call`` was measured against this loop
+(before BN folding; CPU, 2 cores, torch 2.14, 256 images, best of 3): 0.66x
+the loop's points/s on cnn-small (64 px, 4 points per call), 6.6x on the
+1k-parameter mlp-tiny (16 points per call). It only pays for models whose
+whole surface takes a second anyway, and it cannot re-estimate BN
+statistics, so the loop is kept.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np

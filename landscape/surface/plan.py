@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape.checkpoint import read_payload, resolve_checkpoint_path
 from landscape.directions import (
     Vector,
     eigen_directions,
@@ -71,8 +72,6 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
 def spec_settings(kind: str, other: Path | None, ck) -> dict:
     """What in the spec changes the numbers: the other checkpoint's or the epoch files' content hashes."""
     if kind == "interp":
-        from landscape.checkpoint import resolve_checkpoint_path
-
         path = resolve_checkpoint_path(other)
         if not path.is_file():
             raise LandscapeError(f"interp: checkpoint not found: {other}")
@@ -82,11 +81,18 @@ def spec_settings(kind: str, other: Path | None, ck) -> dict:
     return {}
 
 
+def _epoch_number(path: Path) -> int:
+    return int(re.search(r"(\d+)$", path.stem).group(1))
+
+
 def _epoch_paths(ck) -> list[Path]:
+    """Every epoch file of the run, or a LandscapeError saying to train with ``--keep all``."""
     paths = ck.epoch_paths()
-    if len(paths) < 2:
+    epochs = [_epoch_number(p) for p in paths]
+    if len(paths) < 2 or epochs != list(range(epochs[0], epochs[-1] + 1)):
+        found = ", ".join(str(e) for e in epochs) or "none"
         raise LandscapeError(
-            f"--directions pca needs the run's per-epoch weights (epoch_NNN.pt), found {len(paths)} in {ck.run_dir}; "
+            f"--directions pca needs the run's per-epoch weights (epoch_NNN.pt) but {ck.run_dir} has epochs: {found}; "
             "train with --keep all"
         )
     return paths
@@ -104,9 +110,10 @@ def make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: in
         labels = [f"Hessian eigenvector {i + 1} (lambda = {lam:.4g})" for i, lam in enumerate(info["eigenvalues"])]
         return Plan(kind, dirs, [(-span, span)] * dim, labels, info)
     if kind == "interp":
+        other = resolve_checkpoint_path(other)
         other_state = ck.load_weights(other)
         dirs = [interp_direction(model, other_state)]
-        labels = [f"t (0 = this model, 1 = {Path(other).name})"]
+        labels = [f"t (0 = this model, 1 = {other.parent.name}/{other.name})"]
         ranges = [(-span / 2, 1 + span / 2)]
         if dim == 2:
             dirs += random_directions(model, 1, seed=seed, include_bias_bn=include_bias_bn)
@@ -119,12 +126,10 @@ def make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: in
 
 
 def _pca_plan(ck, dim: int, span: float) -> Plan:
-    from landscape.checkpoint import read_payload
-
     paths = _epoch_paths(ck)
     states = [read_payload(p)["state_dict"] for p in paths]
     pca = trajectory_pca(trainable(ck.model), states, k=dim)
-    epochs = [int(re.search(r"(\d+)", p.stem).group(1)) for p in paths]
+    epochs = [_epoch_number(p) for p in paths]
     reach = np.abs(pca.coords).max(axis=0) * PCA_MARGIN * span
     ranges = [(-float(r), float(r)) for r in reach]
     labels = [f"PC{i + 1} ({100 * v:.1f}% of the trajectory)" for i, v in enumerate(pca.explained_variance)]

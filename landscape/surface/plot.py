@@ -40,15 +40,16 @@ def plot_png(path, x, y, loss, *, xlabel: str, ylabel: str | None, title: str, a
     x, loss = np.asarray(x, dtype=float), np.asarray(loss, dtype=float)
     fig, ax = plt.subplots(figsize=(6.4, 5.2) if y is not None else (6.4, 4.2), dpi=120)
     if y is None:
-        ax.plot(x, loss, color="C0", marker="o", ms=3, label="loss")
+        lines = ax.plot(x, loss, color="C0", marker="o", ms=3, label="loss")
         ax.set_ylabel("loss")
         if loss[np.isfinite(loss)].size and loss[np.isfinite(loss)].min() > 0 and np.nanmax(loss) / np.nanmin(loss) > 100:
             ax.set_yscale("log")
         if accuracy is not None and np.isfinite(np.asarray(accuracy, dtype=float)).any():
             ax2 = ax.twinx()
-            ax2.plot(x, accuracy, color="C1", ls="--", label="accuracy")
+            lines += ax2.plot(x, accuracy, color="C1", ls="--", label="accuracy")
             ax2.set_ylabel("accuracy")
             ax2.set_ylim(0, 1)
+        ax.legend(lines, [ln.get_label() for ln in lines], loc="upper center", fontsize=8)
         if 0.0 in x:
             ax.axvline(0.0, color="k", lw=0.8, ls=":")
         if trajectory is not None:

@@ -20,7 +20,7 @@ def train_all(cfg: TrainConfig, optimizers: list[str] | None = None, progress: b
     prepared = prepare_data(cfg.validate())
     results = []
     for name in optimizers or list(OPTIMIZERS):
-        args = {k: v for k, v in cfg.opt_args.items() if _applies(name, k, v)}
+        args = {k: v for k, v in cfg.opt_args.items() if _applies(name, k, v, cfg.base)}
         results.append(train(cfg.replace(optimizer=name, opt_args=args), progress, resume, overwrite, prepared))
     return results
 
@@ -36,20 +36,20 @@ def parse_optimizers(spec: str) -> list[str]:
     return names
 
 
-def check_hyper(names: list[str], hyper: dict) -> None:
+def check_hyper(names: list[str], hyper: dict, base: str = "adam") -> None:
     """Reject hyper-parameters that do not apply: to the one optimizer, or to none of several."""
     if len(names) == 1:
-        resolve_hyper(names[0], hyper)
+        resolve_hyper(names[0], hyper, base=base)
         return
     for key, value in hyper.items():
-        if not any(_applies(n, key, value) for n in names):
+        if not any(_applies(n, key, value, base) for n in names):
             raise LandscapeError(f"--{key} applies to none of the optimizers {', '.join(names)}")
 
 
-def _applies(name: str, key: str, value) -> bool:
-    """Whether hyper-parameter ``key`` is one that optimizer ``name`` takes."""
+def _applies(name: str, key: str, value, base: str) -> bool:
+    """Whether hyper-parameter ``key`` is one that optimizer ``name`` (on ``base``) takes."""
     try:
-        resolve_hyper(name, {key: value})
+        resolve_hyper(name, {key: value}, base=base)
         return True
     except LandscapeError:
         return False

@@ -200,11 +200,14 @@ class _Trainer:
                 loss.backward()
                 return loss
 
-            loss = float(self.opt.step(closure))
+            try:
+                loss = float(self.opt.step(closure))
+            except LandscapeError as exc:  # the optimizer refuses non-finite losses
+                raise LandscapeError(f"{exc} at epoch {epoch}, step {i}: training stopped; "
+                                     f"last good checkpoint: {epoch_files(self.run_dir)[-1]}") from None
             if not math.isfinite(loss):
-                last = epoch_files(self.run_dir)[-1]
                 raise LandscapeError(f"non-finite loss ({loss}) at epoch {epoch}, step {i}: training stopped; "
-                                     f"last good checkpoint: {last}")
+                                     f"last good checkpoint: {epoch_files(self.run_dir)[-1]}")
             total += loss * len(yb)
             count += len(yb)
             bar.advance(1)
