@@ -16,7 +16,7 @@ from landscape.errors import LandscapeError
 
 #: sha256 of benign image 0 at seed 0 (native 128x128 uint8). A change here means the
 #: phantom's pixels changed: every phantom result and checkpoint changes with them.
-FIRST_IMAGE_SHA256 = "b98758f9b50f89ac49fd474029a36b1f0d4068c2d5849e455174fe0ed6cbf2eb"
+FIRST_IMAGE_SHA256 = "856951d06d7748f12e282f9e66c497b98a9b5bee70408b4b81ee1f17fb0bc803"
 
 
 def test_same_seed_same_pixels_and_fixed_hash():
@@ -53,7 +53,7 @@ def test_phantom_images_layout():
 
 
 def test_a_small_cnn_learns_it_well_above_chance():
-    """Chance balanced accuracy is 1/3; a 3-layer CNN at 32 px gets ~0.85 after 6 epochs."""
+    """Chance balanced accuracy is 1/3; a 3-layer CNN at 32 px gets 0.75-0.8 after 6 epochs."""
     torch.manual_seed(0)
     images = load_images(None, img_size=32)
     manifest = make_split(images)

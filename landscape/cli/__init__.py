@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-import click
-
 from landscape.errors import LandscapeError
 
 
@@ -25,16 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     app = register()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        result = app(args=args, prog_name="landscape", standalone_mode=False)
-        return int(result) if isinstance(result, int) else 0
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err.print("error: aborted")
-        return 130
-    except click.exceptions.ClickException as exc:
-        exc.show(file=sys.stderr)
-        return exc.exit_code
+        # typer handles its own usage errors (bad option values, --help) and exits.
+        app(args=args, prog_name="landscape", standalone_mode=True)
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except LandscapeError as exc:
         err.print(f"error: {exc}", markup=False)
         return 2

@@ -117,35 +117,35 @@ def _background_params(d: _Draws, normal: bool) -> dict[str, float]:
 
 
 def _benign_params(d: _Draws) -> dict[str, float]:
-    a = d.uniform(6.0, 22.0)
+    a = d.uniform(5.0, 22.0)
     cyst = d.chance(0.3)
     effect = d.uniform()
-    posterior = d.uniform(3.0, 7.0) if (cyst or effect < 0.45) else (-d.uniform(3.0, 8.0) if effect > 0.85 else 0.0)
+    posterior = d.uniform(3.0, 7.0) if (cyst or effect < 0.45) else (-d.uniform(3.0, 9.0) if effect > 0.8 else 0.0)
     k = d.integer(2, 4)
     lobes = d.uniform(0.0, 0.07)
     return {
         "y": d.uniform(0.28, 0.62) * NATIVE, "x": d.uniform(0.22, 0.78) * NATIVE,
         "a": a, "b": a * d.uniform(0.5, 0.85), "angle": d.uniform(-0.35, 0.35),
         "lobe_phase": 2 * np.pi * d.uniform(), **{f"lobe{j}": lobes * (j == k) for j in (2, 3, 4)},
-        "level": d.uniform(-34.0, -26.0) if cyst else d.uniform(-20.0, -9.0),
+        "level": d.uniform(-34.0, -26.0) if cyst else d.uniform(-18.0, -6.0),
         "capsule": d.uniform(3.0, 6.0) * d.chance(0.4),
         "posterior": posterior,  # > 0: enhancement (cysts), < 0: mild shadow
     }
 
 
 def _malignant_params(d: _Draws) -> dict[str, float]:
-    r0 = d.uniform(6.0, 20.0)
+    r0 = d.uniform(5.0, 20.0)
     p = {
         "y": d.uniform(0.28, 0.62) * NATIVE, "x": d.uniform(0.22, 0.78) * NATIVE,
         "a": r0, "b": r0 * d.uniform(0.85, 1.4), "angle": d.uniform(-0.5, 0.5),
-        "level": d.uniform(-24.0, -12.0),
+        "level": d.uniform(-22.0, -8.0),
         "hetero": d.uniform(1.0, 4.0), "hetero_phase": 2 * np.pi * d.uniform(),
         "halo": d.uniform(3.0, 7.0) * d.chance(0.5),
-        "shadow": -d.uniform(4.0, 12.0) * d.chance(0.8), "shadow_width": r0 * d.uniform(0.7, 1.1),
+        "shadow": -d.uniform(3.0, 12.0) * d.chance(0.7), "shadow_width": r0 * d.uniform(0.7, 1.1),
     }
     for k in range(2, 7):  # irregular, angular margin
         p |= {f"h{k}": d.uniform(0.0, 0.1), f"h{k}_phase": 2 * np.pi * d.uniform()}
-    n_spicules = d.integer(0, 2) if d.chance(0.2) else d.integer(4, _SPICULES)
+    n_spicules = d.integer(0, 2) if d.chance(0.25) else d.integer(3, _SPICULES)
     for i in range(_SPICULES):
         p |= {f"s{i}_angle": d.uniform(-np.pi, np.pi), f"s{i}_width": d.uniform(0.1, 0.25),
               f"s{i}_len": d.uniform(0.2, 0.6) * (i < n_spicules)}

@@ -32,6 +32,7 @@ Coverage and unbiasedness are tested over seeded trials in
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -98,7 +99,13 @@ class _Samples:
     def halfwidth(self) -> float:
         if self.n < 2:
             return math.inf
-        return float(stats.t.ppf(0.975, self.n - 1)) * math.sqrt(self.var / self.n)
+        return _t975(self.n - 1) * math.sqrt(self.var / self.n)
+
+
+@functools.lru_cache(maxsize=None)
+def _t975(dof: int) -> float:
+    """The 0.975 quantile of Student's t with ``dof`` degrees of freedom."""
+    return float(stats.t.ppf(0.975, dof))
 
 
 def _probe(op, gen, basis: torch.Tensor | None) -> tuple[float, float]:

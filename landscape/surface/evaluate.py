@@ -175,8 +175,9 @@ class _Perturber:
 
 
 def uses_conv2d(model: nn.Module) -> bool:
-    """Whether channels_last memory can help (the model has 2D convolutions)."""
-    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+    """Whether channels_last memory can help: 2D convolutions and no 5D tensors (which it cannot hold)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return any(isinstance(m, nn.Conv2d) for m in model.modules()) and all(t.ndim != 5 for t in tensors)
 
 
 def surface_key(
