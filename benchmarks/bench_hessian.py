@@ -35,6 +35,7 @@ Without ``--ckpt`` it trains cnn-small on BUSI for ``--epochs`` first.
 from __future__ import annotations
 
 import argparse
+import importlib
 import tempfile
 import time
 from pathlib import Path
@@ -61,6 +62,10 @@ def checkpoint_path(args) -> Path:
                       out=str(out), run_name=f"busi-cnn-small-64px-e{args.epochs}")
     final = Path(cfg.out) / cfg.run_name / "final.pt"
     return final if final.is_file() else Path(train(cfg, progress=False).final)
+
+
+def log(text: str) -> None:
+    print(text, flush=True)
 
 
 def best_of(fn, repeats: int) -> float:
@@ -97,7 +102,7 @@ class Counter:
 
 
 def run_pyhessian(model, loss_fn, x, y, seed: int) -> dict:
-    import pyhessian.hessian as ph
+    ph = importlib.import_module("pyhessian.hessian")  # the package's `hessian` attribute is the class
 
     counter = Counter(ph)
     out = {}
@@ -107,11 +112,13 @@ def run_pyhessian(model, loss_fn, x, y, seed: int) -> dict:
         hess = ph.hessian(model, loss_fn, data=(x, y), cuda=False)
         values, _ = hess.eigenvalues(maxIter=100, tol=1e-3, top_n=k)
         out[name] = {"values": values, "hvps": counter.take(), "seconds": time.perf_counter() - start}
+        log(f"PyHessian {name}: {np.round(values, 4).tolist()} in {out[name]['hvps']} HVPs")
     torch.manual_seed(seed)
     start = time.perf_counter()
     hess = ph.hessian(model, loss_fn, data=(x, y), cuda=False)
     samples = hess.trace(maxIter=100, tol=1e-3)
     out["trace"] = {"values": float(np.mean(samples)), "hvps": counter.take(), "seconds": time.perf_counter() - start}
+    log(f"PyHessian trace: {out['trace']['values']:.4f} in {out['trace']['hvps']} HVPs")
     try:
         hess.density(iter=2, n_v=1)
         out["density"] = "ran"
@@ -133,7 +140,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--ref-tol", type=float, default=1e-5)
-    parser.add_argument("--ref-trace-hvps", type=int, default=150)
+    parser.add_argument("--ref-trace-hvps", type=int, default=100)
     parser.add_argument("--skip-pyhessian", action="store_true")
     args = parser.parse_args()
     if args.threads:
@@ -145,7 +152,7 @@ def main() -> None:
     y = torch.cat([b[1] for b in loader])
     model, loss_fn = ck.model, ck.loss_fn
     op = HessianOperator(model, loss_fn, loader)
-    print(f"checkpoint {ck.path} ({ck.meta['model']['name']}, {op.size} parameters), {op.num_samples} training images, "
+    log(f"checkpoint {ck.path} ({ck.meta['model']['name']}, {op.size} parameters), {op.num_samples} training images, "
           f"BN eval, {torch.get_num_threads()} thread(s), torch {torch.__version__}")
 
     # ---------------------------------------------------------------- this project
@@ -155,20 +162,28 @@ def main() -> None:
     for name, k in (("top-1", 1), ("top-5", 5)):
         res = top_eigenvalues(op, k=k, tol=1e-3, seed=args.seed, krylov=krylov)
         ours[name] = {"values": res.eigenvalues, "hvps": krylov.steps, "seconds": time.perf_counter() - start,
-                      "certified": all(res.converged), "residual": max(r / abs(v) for r, v in zip(res.residuals, res.eigenvalues))}
+                      "certified": all(res.converged),
+                      "residual": max(r / abs(v) for r, v in zip(res.residuals, res.eigenvalues))}
+        log(f"ours {name}: {np.round(res.eigenvalues, 4).tolist()} in {krylov.steps} HVPs")
     tr = trace(op, rtol=0.01, max_hvps=100, seed=args.seed, krylov=krylov)
     ours["trace"] = {"values": tr.estimate, "hvps": ours["top-5"]["hvps"] + tr.hvps,
                      "seconds": time.perf_counter() - start, "ci": tr.ci, "stopped_by": tr.stopped_by}
+    log(f"ours trace: {tr.estimate:.4f} CI {tr.ci} (+{tr.hvps} HVPs, rank {tr.rank}, {tr.samples} samples)")
 
-    # ---------------------------------------------------------------- reference
+    # ---------------------------------------------------------------- reference eigenvalues
     ref = top_eigenvalues(op, k=5, tol=args.ref_tol, max_hvps=200, seed=args.seed, krylov=krylov)
-    ref_trace = trace(op, rtol=1e-3, max_hvps=args.ref_trace_hvps, seed=args.seed + 1000, krylov=krylov)
     ref_res = max(r / abs(v) for r, v in zip(ref.residuals, ref.eigenvalues))
+    log(f"reference eigenvalues {np.round(ref.eigenvalues, 4).tolist()} (max residual/|lambda| {ref_res:.1e}, "
+        f"{krylov.steps} Lanczos steps in all)")
+
+    # ---------------------------------------------------------------- PyHessian
+    peer = None if args.skip_pyhessian else run_pyhessian(model, loss_fn, x, y, args.seed)
+
+    # ---------------------------------------------------------------- reference trace
+    ref_trace = trace(op, rtol=1e-3, max_hvps=args.ref_trace_hvps, seed=args.seed + 1000, krylov=krylov)
     ref_half = (ref_trace.ci[1] - ref_trace.ci[0]) / 2 / abs(ref_trace.estimate)
-    print(f"reference eigenvalues {np.round(ref.eigenvalues, 4).tolist()} (max residual/|lambda| {ref_res:.1e}, "
-          f"{krylov.steps} Lanczos steps in all)")
-    print(f"reference trace {ref_trace.estimate:.4f}, 95% CI +-{100 * ref_half:.2f}% (rank {ref_trace.rank} exact part "
-          f"+ {ref_trace.samples} deflated Hutchinson samples)")
+    log(f"reference trace {ref_trace.estimate:.4f}, 95% CI +-{100 * ref_half:.2f}% (rank {ref_trace.rank} exact part "
+        f"+ {ref_trace.samples} deflated Hutchinson samples)")
 
     # ---------------------------------------------------------------- cost of one HVP
     params = [p for p in model.parameters() if p.requires_grad]
@@ -183,9 +198,6 @@ def main() -> None:
     t_grad = best_of(gradient, 3)
     t_warm = best_of(lambda: op.matvec(v), 3)
     t_cold = best_of(lambda: cold.matvec(v), 2)
-
-    # ---------------------------------------------------------------- PyHessian
-    peer = None if args.skip_pyhessian else run_pyhessian(model, loss_fn, x, y, args.seed)
 
     # ---------------------------------------------------------------- table
     refs = {"top-1": ref.eigenvalues[:1], "top-5": ref.eigenvalues, "trace": [ref_trace.estimate]}

@@ -25,6 +25,7 @@ from scipy import stats
 from sklearn.metrics import balanced_accuracy_score
 
 from landscape.checkpoint import load_checkpoint, records
+from landscape.io import safe_torch_load
 from landscape.report import build_report
 from landscape.report.collect import ANALYSES, run_analysis
 from landscape.report.style import fmt
@@ -35,7 +36,8 @@ SCRIPT_NAME = "<script>alert(1)</script>"
 IMG_NAME = "<img src=x onerror=alert(1)>"
 AMP_NAME = "adam&amp;<b>bold"
 TINY = {  # analyses small enough for a test; every analyzer still runs for real
-    "hessian": {"top_k": 2, "samples": 32, "batch_size": 32},
+    "hessian": {"top_k": 2, "samples": 32, "batch_size": 32, "trace_settings": {"max_hvps": 40},
+                "density_settings": {"runs": 2, "steps": 20}},
     "sharpness": {"rhos": (0.02, 0.05), "m": 16, "samples": 32, "steps": 2},
     "surface_1d": {"grid": 7, "samples": 32},
     "surface_2d": {"grid": 5, "samples": 32},
@@ -356,3 +358,20 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert SCRIPT_NAME in text and IMG_NAME in text and AMP_NAME in text  # shown as text
     assert injected == 0
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+def test_records_of_other_weights_are_not_used(report, tmp_path):
+    """After a run is retrained, its old analysis records no longer describe final.pt: they are skipped."""
+    from landscape.io import atomic_torch_save
+
+    *_, runs = report
+    run = tmp_path / "retrained"
+    shutil.copytree(runs[2], run)
+    payload = safe_torch_load(run / "final.pt")
+    name = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
+    payload["state_dict"][name] = payload["state_dict"][name] + 0.01
+    atomic_torch_save(payload, run / "final.pt")
+    out = build_report([run], tmp_path / "r.html", compute=False, progress=False)
+    numbers = json.loads(out.with_suffix(".json").read_text())
+    assert {m["quantity"] for m in numbers["missing"]} == {"lambda_max", "trace", "density", "m_sharpness",
+                                                            "surface_1d", "surface_2d"}

@@ -58,7 +58,7 @@ def hessian_command(
             f"BN in {res['bn_mode']} mode, seed {record['settings']['seed']}")
     rows = [[i + 1, lam, r, "yes" if c else "NO"]
             for i, (lam, r, c) in enumerate(zip(top["eigenvalues"], top["residuals"], top["converged"]))]
-    console.print(head, markup=False)
+    console.print(head, markup=False, soft_wrap=True)
     print_table(f"top-{len(rows)} eigenvalues (Lanczos, tol {top['tol']:g}, {top['hvps']} HVPs)",
                 ["#", "eigenvalue", "residual ||Hv-lv||", "certified"], rows)
     if res["trace"] is not None:

@@ -39,7 +39,8 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
             split: str = "train", samples: int | None = 512, batch_size: int = 128, tol: float = 1e-3,
             seed: int = 0, progress: bool = True, json_path: str | Path | None = None,
             plot_path: str | Path | None = None, device: str | None = None,
-            data_root: str | Path | None = None) -> dict:
+            data_root: str | Path | None = None, trace_settings: dict | None = None,
+            density_settings: dict | None = None) -> dict:
     """Top-k eigenvalues, trace, density and per-layer breakdown of a checkpoint's Hessian.
 
     ``ck`` is a loaded :class:`~landscape.checkpoint.Checkpoint` or a path
@@ -50,7 +51,9 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
     with the same settings (which include the checkpoint's name and file hash)
     is returned without recomputing.
     ``json_path`` writes a copy; ``plot_path`` writes the density PNG and
-    implies ``density``.
+    implies ``density``.  ``trace_settings``/``density_settings`` override
+    entries of :data:`TRACE`/:data:`DENSITY` (e.g. a smaller HVP budget for
+    quick studies).
     """
     _check(top_k, split, samples, batch_size, tol)
     density = bool(density or plot_path is not None)
@@ -59,7 +62,8 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
     settings = {"checkpoint": ck.path.name, "checkpoint_sha256": sha256_bytes(ck.path.read_bytes())[:16],"top_k": int(top_k), "trace": bool(trace), "density": density, "per_layer": bool(per_layer),
                 "split": split, "samples": samples, "batch_size": int(batch_size), "tol": float(tol),
                 "seed": int(seed), "which": "largest", "max_hvps": default_eigen_budget(top_k),
-                "trace_settings": TRACE if trace else None, "density_settings": DENSITY if density else None,
+                "trace_settings": {**TRACE, **(trace_settings or {})} if trace else None,
+                "density_settings": {**DENSITY, **(density_settings or {})} if density else None,
                 "block_settings": BLOCKS if per_layer else None}
     record = cached(ck.run_dir, "hessian", settings)
     if record is None:
@@ -82,8 +86,9 @@ def _compute(ck, s: dict, progress: bool) -> dict:
     start = time.perf_counter()
     loader = ck.loader(s["split"], batch_size=s["batch_size"], samples=s["samples"], seed=s["seed"])
     op = HessianOperator(ck.model, ck.loss_fn, loader)
-    total = s["max_hvps"] + (TRACE["max_hvps"] if s["trace"] else 0)
-    total += DENSITY["runs"] * DENSITY["steps"] if s["density"] else 0
+    tr, dens = s["trace_settings"], s["density_settings"]
+    total = s["max_hvps"] + (tr["max_hvps"] if s["trace"] else 0)
+    total += dens["runs"] * dens["steps"] if s["density"] else 0
     out: dict = {"top_k": None, "trace": None, "density": None, "per_layer": None}
     with warnings.catch_warnings(record=True) as caught, progress_bar("Hessian", total, progress) as bar:
         warnings.simplefilter("always", ConvergenceWarning)
@@ -94,21 +99,22 @@ def _compute(ck, s: dict, progress: bool) -> dict:
         out["top_k"] = eig.to_dict()
         if s["trace"]:
             bar.update(description="Hessian trace")
-            out["trace"] = estimate_trace(op, method=TRACE["method"], rtol=TRACE["rtol"], max_hvps=TRACE["max_hvps"],
+            out["trace"] = estimate_trace(op, method=tr["method"], rtol=tr["rtol"], max_hvps=tr["max_hvps"],
                                           seed=s["seed"], krylov=krylov).to_dict()
         del krylov
         if s["density"]:
             bar.update(description="Hessian density")
-            out["density"] = spectral_density(op, runs=DENSITY["runs"], steps=DENSITY["steps"], seed=s["seed"]).to_dict()
+            out["density"] = spectral_density(op, runs=dens["runs"], steps=dens["steps"], seed=s["seed"]).to_dict()
         op.release()
         if s["per_layer"]:
             bar.update(description="Hessian per layer")
             blocks = per_block(ck.model, ck.loss_fn, op.batches, tol=s["tol"], rtol=BLOCKS["rtol"],
                                max_hvps=BLOCKS["max_hvps"], seed=s["seed"], progress=bar.advance)
             out["per_layer"] = [b.to_dict() for b in blocks]
+    block_hvps = sum(b["hvps"] for b in out["per_layer"] or [])
     out.update({
         "bn_mode": "eval", "n_samples": op.num_samples, "split": s["split"], "num_params": op.size,
-        "hvps": op.hvps, "hvp_seconds": op.seconds / max(op.hvps, 1), "device": str(op.device),
+        "hvps": op.hvps + block_hvps, "hvp_seconds": op.seconds / max(op.hvps, 1), "device": str(op.device),
         "dtype": str(op.dtype).replace("torch.", ""), "seconds": time.perf_counter() - start,
         "warnings": [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)],
     })

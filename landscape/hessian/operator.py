@@ -58,8 +58,10 @@ class HessianOperator:
 
     ``H = sum_b (n_b / N) * hessian(loss_fn(model(x_b), y_b))`` where
     ``loss_fn`` returns the mean over a batch, so an uneven last batch counts
-    by its size.  The Hessian is taken with respect to ``params`` (names;
-    default: every parameter with ``requires_grad`` that the loss uses) at
+    by its size.  ``data`` is read once and kept on the model's device.  The
+    Hessian is taken with respect to ``params`` (names; default: every
+    parameter with ``requires_grad``), less those the loss does not use on
+    the first batch (listed in ``unused``), at
     the weights the model has when the operator is built: parameters and
     buffers are copied, so later changes to the model do not affect it.  The
     model runs in eval mode (BatchNorm uses its running statistics; dropout

@@ -9,7 +9,7 @@ from pathlib import Path
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_text, to_jsonable, versions, write_json
 from landscape.report import content, figures, series
-from landscape.report.collect import collect
+from landscape.report.collect import Run, collect
 from landscape.report.html import Figure, figure_block, page
 from landscape.report.rows import run_rows
 from landscape.report.summary import summarize
@@ -34,6 +34,25 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     if out.suffix.lower() not in (".html", ".htm"):
         raise LandscapeError(f"report output must end in .html, got {out}")
     runs, missing = collect(inputs, compute=compute, seed=seed, progress=progress, analyses=analyses)
+    document, numbers, data = render(runs, missing, seed=seed, n_boot=n_boot, compute=compute)
+    atomic_write_text(out, document)
+    write_json(out.with_suffix(".json"), numbers)
+    if png_dir is not None:
+        from landscape.report.pngs import write_pngs
+
+        write_pngs(Path(png_dir), numbers["rows"], numbers["summary"], data)
+    if progress:
+        _print_summary(numbers, out)
+    return out
+
+
+def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0, n_boot: int = 2000,
+           compute: bool = True) -> tuple[str, dict, dict]:
+    """The report of collected runs: ``(html text, numbers for the JSON, plot data)``.
+
+    The page stays under :data:`MAX_BYTES`: when many large 2D surfaces push
+    it over, they are thinned to 21 points per axis.
+    """
     rows = run_rows(runs)
     summary = summarize(rows, n_boot=n_boot, seed=seed)
     data = {
@@ -44,22 +63,14 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     }
     report_settings = {"seed": seed, "n_boot": n_boot, "compute": compute, "inputs": [str(r.path) for r in runs],
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    numbers = {"title": content.title(runs), "rows": rows, "summary": summary, "missing": missing,
+    numbers = {"title": content.title(runs), "rows": rows, "summary": summary, "missing": list(missing),
                "settings": report_settings, "versions": versions(),
                "analysis_settings": content.analysis_settings(runs)}
     document = _document(runs, rows, summary, missing, data, numbers)
-    if len(document.encode("utf-8")) > MAX_BYTES:  # many large surfaces: thin them and rebuild once
+    if len(document.encode("utf-8")) > MAX_BYTES:
         data["planes_2d"] = series.planes_2d(runs, rows, max_points=21)
         document = _document(runs, rows, summary, missing, data, numbers)
-    atomic_write_text(out, document)
-    write_json(out.with_suffix(".json"), numbers)
-    if png_dir is not None:
-        from landscape.report.pngs import write_pngs
-
-        write_pngs(Path(png_dir), rows, summary, data)
-    if progress:
-        _print_summary(numbers, out)
-    return out
+    return document, numbers, data
 
 
 def _figures(rows: list[dict], summary: dict, data: dict) -> list[Figure]:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from landscape.checkpoint import load_checkpoint, read_payload, records, resolve_checkpoint_path
 from landscape.errors import LandscapeError
+from landscape.io import sha256_bytes
 from landscape.progress import progress_bar
 
 #: quantity -> (record kind, test that a record provides it); the report's columns and figures.
@@ -45,6 +46,7 @@ class Run:
 
     path: Path
     meta: dict
+    sha: str  # first 16 hex digits of the checkpoint file's SHA-256, as analyses record it
     found: dict[str, dict | None] = field(default_factory=dict)
 
     @property
@@ -111,7 +113,7 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     Returns the runs and the missing items ``[{"run", "quantity"}]``.
     """
     paths = resolve_inputs(inputs)
-    runs = [Run(p, _meta(p)) for p in paths]
+    runs = [Run(p, *_meta(p)) for p in paths]
     missing: list[dict] = []
     with progress_bar("report: analyses", total=len(runs), enabled=progress) as bar:
         for run in runs:
@@ -126,14 +128,16 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     return runs, missing
 
 
-def _meta(path: Path) -> dict:
+def _meta(path: Path) -> tuple[dict, str]:
+    """The checkpoint's metadata (with cached metrics merged in) and its file hash."""
     payload = read_payload(path)
     payload.pop("state_dict", None)
     payload.pop("optimizer_state", None)
-    stored = _newest(path, "metrics", lambda r: True)
+    sha = sha256_bytes(path.read_bytes())[:16]
+    stored = _newest(path, sha, "metrics", lambda r: True)
     if stored is not None:
         payload["metrics"] = {**stored["result"], **(payload.get("metrics") or {})}
-    return payload
+    return payload, sha
 
 
 def _lacks_metrics(run: Run) -> bool:
@@ -141,14 +145,20 @@ def _lacks_metrics(run: Run) -> bool:
 
 
 def _find_all(run: Run) -> None:
-    run.found = {q: _newest(run.path, kind, test) for q, (kind, test) in QUANTITIES.items()}
+    run.found = {q: _newest(run.path, run.sha, kind, test) for q, (kind, test) in QUANTITIES.items()}
 
 
-def _newest(path: Path, kind: str, test: Callable[[dict], bool]) -> dict | None:
-    """The newest record of ``kind`` for this checkpoint file that passes ``test``."""
+def _newest(path: Path, sha: str, kind: str, test: Callable[[dict], bool]) -> dict | None:
+    """The newest record of ``kind`` for exactly this checkpoint file that passes ``test``.
+
+    Records name their checkpoint (provenance) and its hash (settings); a
+    record of another file of the run, or of an older version of this file
+    (retrained since), is skipped.
+    """
     for rec in reversed(records(path.parent, kind)):
         source = (rec.get("provenance") or {}).get("checkpoint")
-        if source is not None and Path(source).name != path.name:
+        recorded_sha = (rec.get("settings") or {}).get("checkpoint_sha256")
+        if (source is not None and Path(source).name != path.name) or recorded_sha not in (None, sha):
             continue
         try:
             if test(rec):
@@ -189,5 +199,6 @@ def _compute_metrics(ck, run: Run) -> None:
     from landscape.train import split_metrics
 
     result = {s: split_metrics(ck.model, *ck.tensors(s), ck.classes) for s in METRIC_SPLITS}
-    store(ck.run_dir, "metrics", {"checkpoint": ck.path.name}, result, ck.provenance())
+    settings = {"checkpoint": ck.path.name, "checkpoint_sha256": run.sha}
+    store(ck.run_dir, "metrics", settings, result, ck.provenance())
     run.meta["metrics"] = {**result, **{k: v for k, v in (run.meta.get("metrics") or {}).items() if v}}

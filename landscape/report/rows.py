@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 from landscape.report.collect import Run
 
-#: (key, header, format) of the runs table, in order; numbers right-aligned.
+#: (row key, key in the checkpoint's test metrics) of the per-run metrics.
 METRICS = (
     ("accuracy", "accuracy"),
     ("balanced_accuracy", "balanced_accuracy"),

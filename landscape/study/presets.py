@@ -27,14 +27,15 @@ class Preset:
 FULL = Preset(epochs=30, seeds=3, img_size=64, analyses={})
 
 QUICK = Preset(
-    epochs=4,
+    epochs=5,
     seeds=2,
     img_size=32,
     batch_size=32,
     analyses={
-        "hessian": {"top_k": 1, "samples": 128},
-        "sharpness": {"rhos": (0.02, 0.05, 0.1), "m": 64, "samples": 128, "steps": 5},
-        "surface_1d": {"grid": 21, "samples": 128},
-        "surface_2d": {"grid": 11, "samples": 128},
+        "hessian": {"top_k": 1, "samples": 64, "trace_settings": {"max_hvps": 24, "rtol": 0.05},
+                    "density_settings": {"runs": 1, "steps": 16}},
+        "sharpness": {"rhos": (0.02, 0.05, 0.1), "m": 32, "samples": 64, "steps": 4},
+        "surface_1d": {"grid": 21, "samples": 64},
+        "surface_2d": {"grid": 11, "samples": 64},
     },
 )

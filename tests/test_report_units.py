@@ -139,3 +139,51 @@ def test_table_escapes_cells_and_sort_keys():
     Collect().feed(out)
     assert "img" not in tags
     assert esc(nasty) in out
+
+
+def _synthetic_run(tmp_path, optimizer: str, seed: int, grid: int):
+    """A Run with analysis records shaped as the analyzers write them (inputs for the page builder)."""
+    from landscape.report.collect import Run
+
+    rng = np.random.default_rng(seed)
+    lam = 5.0 + rng.random()
+    xs = np.linspace(-1, 1, grid)
+    plane = (0.4 + lam * xs[:, None] ** 2 + 0.5 * lam * xs[None, :] ** 2).tolist()
+    meta = {
+        "optimizer": {"name": optimizer, "base": "adam", "hyper": {"rho": 0.05}},
+        "model": {"name": "cnn-small"}, "seed": seed, "epoch": 30, "versions": {"torch": "x"}, "train": {"epochs": 30},
+        "data": {"source": "busi", "kind": "folder", "root": "/data/busi", "img_size": 64,
+                 "classes": ["benign", "malignant", "normal"], "split": {"hash": "abc"}},
+        "metrics": {"test": {"accuracy": 0.8, "balanced_accuracy": 0.75 + 0.01 * rng.random(), "macro_f1": 0.7,
+                             "auroc_macro": 0.9, "ece": 0.05, "nll": 0.6},
+                    "train": {"balanced_accuracy": 0.95}},
+    }
+    grid_d = np.linspace(-1, 10, 1000)
+    hessian = {"settings": {"top_k": 5}, "result": {"top_k": {"eigenvalues": [lam]}, "trace": {"estimate": 10 * lam, "ci": [9 * lam, 11 * lam]},
+                                                     "density": {"grid": grid_d.tolist(), "density": np.exp(-grid_d ** 2).tolist()}}}
+    sharp = {"settings": {"m": 128}, "result": {"rhos": [0.05, 0.1], "mean": [0.01 * lam, 0.04 * lam], "std": [0.001, 0.002]}}
+    surf1 = {"settings": {"dim": 1}, "result": {"dim": 1, "directions": "random", "x": xs.tolist(), "loss": (xs ** 2).tolist()}}
+    surf2 = {"settings": {"dim": 2}, "result": {"dim": 2, "directions": "random", "x": xs.tolist(), "y": xs.tolist(),
+                                                "loss": plane}}
+    found = {"lambda_max": hessian, "trace": hessian, "density": hessian, "m_sharpness": sharp,
+             "surface_1d": surf1, "surface_2d": surf2}
+    return Run(tmp_path / f"busi-cnn-small-{optimizer}-s{seed}" / "final.pt", meta, "0" * 16, found)
+
+
+@pytest.mark.parametrize(("seeds", "grid", "kept"), [(3, 301, 51), (20, 51, 21)])
+def test_page_stays_under_10_mb(tmp_path, seeds, grid, kept):
+    """7 optimizers x 3 seeds with large 2D surfaces fit; a huge study gets its surfaces thinned to fit."""
+    from landscape.report.build import MAX_BYTES, render
+
+    opts = ["adam", "sam", "asam", "gsam", "wsam", "crsam", "gcsam"]
+    runs = [_synthetic_run(tmp_path, o, s, grid) for o in opts for s in range(seeds)]
+    document, numbers, data = render(runs, [], n_boot=200)
+    assert len(document.encode("utf-8")) <= MAX_BYTES
+    assert document.count("Plotly.newPlot") == 1  # one loader for every figure
+    assert document.count('<script type="text/javascript">') == 1  # plotly.js embedded once
+    assert len(data["planes_2d"]["series"][0]["x"]) == kept
+    assert numbers["title"] == "Flatness report — BUSI"
+    assert len(numbers["rows"]) == 7 * seeds and len(numbers["summary"]["groups"]) == 7
+    c = next(c for c in numbers["summary"]["correlations"] if c["measure"] == "lambda_max" and c["target"] == "gap")
+    x, y = [r["lambda_max"] for r in numbers["rows"]], [r["gap"] for r in numbers["rows"]]
+    assert c["n"] == 7 * seeds and c["kendall_tau"] == pytest.approx(stats.kendalltau(x, y).statistic)
