@@ -84,6 +84,14 @@ def report(tiny_runs, tmp_path_factory):
     return out, parser, numbers, runs
 
 
+def _array(value) -> np.ndarray:
+    """A plotly JSON array: a plain list or a typed array ``{"dtype", "bdata", "shape"}``."""
+    if isinstance(value, dict):
+        flat = np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"])
+        return flat.reshape([int(n) for n in value["shape"].split(",")]) if "shape" in value else flat
+    return np.asarray(value, dtype=float)
+
+
 def _rows_by_run(numbers):
     return {Path(r["path"]).parent.name: r for r in numbers["rows"]}
 
@@ -157,10 +165,10 @@ def test_figures_hold_the_records_data(report):
     surfaces = {r["result"]["dim"]: r["result"] for r in records(runs[2], "surface")}
     sam_label = "sam s0"
     line = next(t for t in specs["landscape-1d"]["data"] if t["name"] == sam_label)
-    np.testing.assert_allclose(line["x"], surfaces[1]["x"], rtol=1e-5)
-    np.testing.assert_allclose(line["y"], surfaces[1]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(_array(line["x"]), surfaces[1]["x"], rtol=1e-6)
+    np.testing.assert_allclose(_array(line["y"]), surfaces[1]["loss"], rtol=1e-6)
     contour = next(t for t in specs["surfaces-2d"]["data"] if t.get("type") == "contour" and t["name"] == sam_label)
-    np.testing.assert_allclose(np.array(contour["z"], float), np.array(surfaces[2]["loss"]).T, rtol=1e-5)
+    np.testing.assert_allclose(_array(contour["z"]), np.array(surfaces[2]["loss"]).T, rtol=1e-6)
     zrange = [specs["surfaces-2d"]["layout"]["coloraxis"]["cmin"], specs["surfaces-2d"]["layout"]["coloraxis"]["cmax"]]
     surface3d = [t for t in specs["surfaces-3d"]["data"] if t["type"] == "surface"]
     assert len(surface3d) == 3 and all([t["cmin"], t["cmax"]] == zrange for t in surface3d)

@@ -170,20 +170,30 @@ def _synthetic_run(tmp_path, optimizer: str, seed: int, grid: int):
     return Run(tmp_path / f"busi-cnn-small-{optimizer}-s{seed}" / "final.pt", meta, "0" * 16, found)
 
 
-@pytest.mark.parametrize(("seeds", "grid", "kept"), [(3, 301, 51), (20, 51, 21)])
-def test_page_stays_under_10_mb(tmp_path, seeds, grid, kept):
-    """7 optimizers x 3 seeds with large 2D surfaces fit; a huge study gets its surfaces thinned to fit."""
+def test_page_of_seven_optimizers_with_large_surfaces_stays_under_10_mb(tmp_path):
     from landscape.report.build import MAX_BYTES, render
 
     opts = ["adam", "sam", "asam", "gsam", "wsam", "crsam", "gcsam"]
-    runs = [_synthetic_run(tmp_path, o, s, grid) for o in opts for s in range(seeds)]
+    runs = [_synthetic_run(tmp_path, o, s, 301) for o in opts for s in range(3)]
     document, numbers, data = render(runs, [], n_boot=200)
     assert len(document.encode("utf-8")) <= MAX_BYTES
     assert document.count("Plotly.newPlot") == 1  # one loader for every figure
     assert document.count('<script type="text/javascript">') == 1  # plotly.js embedded once
-    assert len(data["planes_2d"]["series"][0]["x"]) == kept
+    assert len(data["planes_2d"]["series"][0]["x"]) == 51  # 301 x 301 planes kept at 51 x 51
     assert numbers["title"] == "Flatness report — BUSI"
-    assert len(numbers["rows"]) == 7 * seeds and len(numbers["summary"]["groups"]) == 7
+    assert len(numbers["rows"]) == 21 and len(numbers["summary"]["groups"]) == 7
     c = next(c for c in numbers["summary"]["correlations"] if c["measure"] == "lambda_max" and c["target"] == "gap")
     x, y = [r["lambda_max"] for r in numbers["rows"]], [r["gap"] for r in numbers["rows"]]
-    assert c["n"] == 7 * seeds and c["kendall_tau"] == pytest.approx(stats.kendalltau(x, y).statistic)
+    assert c["n"] == 21 and c["kendall_tau"] == pytest.approx(stats.kendalltau(x, y).statistic)
+
+
+def test_oversized_page_gets_its_surfaces_thinned(tmp_path, monkeypatch):
+    from landscape.report import build
+
+    runs = [_synthetic_run(tmp_path, o, 0, 51) for o in ("adam", "sam", "asam")]
+    full, _, data = build.render(runs, [], n_boot=100)
+    assert len(data["planes_2d"]["series"][0]["x"]) == 51
+    monkeypatch.setattr(build, "MAX_BYTES", len(full.encode("utf-8")) - 1)
+    thin, _, data = build.render(runs, [], n_boot=100)
+    assert len(data["planes_2d"]["series"][0]["x"]) == len(keep_indices(51, 21))
+    assert len(thin) < len(full)

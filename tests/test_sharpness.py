@@ -14,15 +14,6 @@ from landscape.errors import LandscapeError
 from landscape.sharpness import average_case_sharpness, sub_batches, worst_case_sharpness
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one intra-op thread avoids thread contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Quadratic(nn.Module):
     """Loss ``g'd + d'Ad/2`` with ``d = w - center``; each batch ``x = [A | g]`` brings its own A, g."""
 

@@ -6,21 +6,14 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from landscape import load_checkpoint
 from landscape.sharpness import analyze, sub_batches, worst_case_sharpness
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from landscape.train import TrainConfig, train
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: avoid thread contention on a shared 2-core machine
-    cfg = TrainConfig(model="cnn-tiny", img_size=32, epochs=1, keep="last", out=str(tmp_path_factory.mktemp("sharp")))
-    yield train(cfg, progress=False).run_dir
-    torch.set_num_threads(before)
+def run_dir(tiny_run):
+    return tiny_run
 
 
 def test_cli_writes_a_cached_record_that_matches_the_api(cli, run_dir, tmp_path):

@@ -16,15 +16,6 @@ from landscape.surface import axis, evaluate_surface, parse_grid
 from landscape.surface.fold import Folded
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: intra-op threads only add contention on a shared CI machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 class Quadratic(nn.Module):
     """Outputs its weight; with :func:`quadratic_loss` the loss is exactly ``w'Aw/2 - b'w``."""
 

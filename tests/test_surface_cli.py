@@ -20,18 +20,14 @@ analyze_module = importlib.import_module("landscape.surface.analyze")  # the pac
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """cnn-tiny with every epoch's weights, a second cnn-tiny, and an mlp-tiny (another architecture)."""
+def runs(tiny_run, tiny_runs, tmp_path_factory):
+    """The shared cnn-tiny run (every epoch's weights), a second cnn-tiny, and an mlp-tiny (another architecture)."""
     from landscape.train import TrainConfig, train
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: avoid thread contention on a shared 2-core machine
     out = str(tmp_path_factory.mktemp("surface"))
-    main = train(TrainConfig(model="cnn-tiny", img_size=32, epochs=2, keep="all", out=out), progress=False).run_dir
-    other = train(TrainConfig(model="cnn-tiny", img_size=32, epochs=1, seed=1, out=out), progress=False).run_dir
+    main, other = tiny_run, tiny_runs[1]
     mlp = train(TrainConfig(model="mlp-tiny", img_size=32, epochs=1, keep="last", out=out), progress=False).run_dir
-    yield {"main": main, "other": other, "mlp": mlp}
-    torch.set_num_threads(before)
+    return {"main": main, "other": other, "mlp": mlp}
 
 
 def subset_loss(model, ck, split="test", samples=48, seed=0) -> float:

@@ -16,8 +16,10 @@ Adaptive rank: a pilot of ``PILOT`` probes on the current residual estimates
 ``||P H P||_F^2`` (as the mean of ``||P H P z||^2``); the exact identity
 ``||H||_F^2 = ||Q^T H Q||_F^2 + 2 beta_m^2 + ||P H P||_F^2`` then predicts the
 residual variance for a larger basis from its Lanczos coefficients alone.
-The basis grows while the predicted total cost (basis + probes to reach
-``rtol``) falls; the pilot is discarded when the basis grew.
+The basis grows while that prediction improves the outcome: the total cost
+when ``rtol`` is reachable within the budget, else the variance of the mean
+with the products left (see ``_grow``); the pilot is discarded when the
+basis grew.
 
 Confidence interval: ``Q`` comes from a generator stream independent of the
 probes, so conditional on ``Q`` the residual samples are i.i.d. with mean
@@ -139,35 +141,42 @@ def _energy(krylov: Krylov) -> float:
     return float(np.sum(krylov.projected() ** 2) + 2 * beta**2)
 
 
-def _grow(krylov: Krylov, frob2_outside: float, scale: float, rtol: float, min_samples: int, cap: int) -> None:
-    """Add Lanczos steps while the predicted total cost falls (patience 3, at most ``cap`` steps).
+def _improves(score: tuple, best: tuple | None) -> bool:
+    """Scores are ``(0, total products)`` when ``rtol`` is reachable, else ``(1, variance of the mean)``."""
+    if best is None or score[0] != best[0]:
+        return best is None or score[0] < best[0]
+    return score[1] < best[1] - 1 if score[0] == 0 else score[1] < best[1]
 
-    When spanning the rest of the space costs no more than the samples still
-    needed, the basis is completed instead (the trace is then exact).  With
-    ``rtol=0`` (spend the budget) the basis takes all ``cap`` steps.
+
+def _grow(krylov: Krylov, frob2_outside: float, scale: float, rtol: float, min_samples: int, budget: int) -> None:
+    """Add Lanczos steps while the predicted outcome improves (patience 3); ``budget`` covers steps and samples.
+
+    After ``j`` more steps the residual variance is predicted as
+    ``2 (||H||_F^2 - energy_j)``.  If ``rtol`` is then reachable with the
+    products left, the score is the total cost (steps + samples needed);
+    otherwise it is the variance of the mean with every product left spent on
+    samples, so the basis never grows at the expense of a reachable CI.
+    When spanning the rest of the space costs no more than the samples it
+    replaces, the basis is completed (the trace is then exact).
     """
-    if rtol == 0:
-        for _ in range(cap):
-            if krylov.exhausted:
-                break
-            krylov.step()
-        return
     total = frob2_outside + _energy(krylov)
-    best_cost, since_best, start = math.inf, 0, krylov.steps
-    needed = _needed(2 * frob2_outside, scale, rtol, min_samples)
-    while not krylov.exhausted and krylov.steps - start < cap:
-        if since_best >= 3 and krylov.n - krylov.m > needed:
-            break
-        krylov.step()
+    start, best, since_best = krylov.steps, None, 0
+    while True:
+        left = budget - (krylov.steps - start)
         var = 2 * max(total - _energy(krylov), 0.0)
         needed = _needed(var, scale, rtol, min_samples)
-        cost = (krylov.steps - start) + needed
-        if cost < best_cost - 1:
-            best_cost, since_best = cost, 0
+        if krylov.n - krylov.m <= min(needed, left):
+            while not krylov.exhausted:
+                krylov.step()
+            return
+        score = (0, krylov.steps - start + needed) if needed <= left else (1, var / left)
+        if _improves(score, best):
+            best, since_best = score, 0
         else:
             since_best += 1
-        if var == 0 and krylov.n - krylov.m > needed:
-            break
+        if since_best >= 3 or var == 0 or left - 1 < min_samples or krylov.exhausted:
+            return
+        krylov.step()
 
 
 def _deflate(op, krylov: Krylov, gen, rtol: float, max_hvps: int, min_samples: int) -> tuple[_Samples, int]:
@@ -184,7 +193,7 @@ def _deflate(op, krylov: Krylov, gen, rtol: float, max_hvps: int, min_samples: i
         frob2 += f2 / PILOT
     grown = krylov.steps
     scale = abs(float(np.trace(krylov.projected())) + pilot.mean)
-    _grow(krylov, frob2, scale, rtol, min_samples, max_hvps - (grown - start) - PILOT - min_samples)
+    _grow(krylov, frob2, scale, rtol, min_samples, max_hvps - (grown - start) - PILOT)
     return (pilot if krylov.steps == grown else _Samples()), krylov.steps - start + PILOT
 
 

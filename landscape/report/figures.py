@@ -20,18 +20,15 @@ from landscape.report.rows import MEASURES, TARGETS
 from landscape.report.style import corr_text, group_colours
 
 TEMPLATE = "plotly_white"
-_SIG = 6  # significant digits kept in the embedded JSON
 
 
 def _esc(text) -> str:
     return html.escape(str(text), quote=True)
 
 
-def _values(a) -> list:
-    """Rounded list for JSON (NaN -> None)."""
-    arr = np.asarray(a, dtype=float)
-    flat = [None if not math.isfinite(v) else float(f"{v:.{_SIG}g}") for v in arr.ravel().tolist()]
-    return np.array(flat, dtype=object).reshape(arr.shape).tolist()
+def _values(a) -> np.ndarray:
+    """float32 array: plotly embeds it as a compact typed array (NaN = a gap)."""
+    return np.asarray(a, dtype=np.float32)
 
 
 def _colours(series: Sequence[dict]) -> dict[str, str]:

@@ -79,11 +79,5 @@ def shared_range(arrays: list[np.ndarray], upper_quantile: float = 0.95) -> tupl
 
 
 def _floats(values) -> np.ndarray:
-    """Nested lists with ``None`` -> float64 array with NaN."""
-    return np.array(_none_to_nan(values), dtype=np.float64)
-
-
-def _none_to_nan(values):
-    if isinstance(values, (list, tuple)):
-        return [_none_to_nan(v) for v in values]
-    return math.nan if values is None else values
+    """Nested lists with ``None`` -> float64 array with NaN (NumPy maps None to NaN for floats)."""
+    return np.array(values, dtype=np.float64)
