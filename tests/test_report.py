@@ -127,7 +127,7 @@ def test_flatness_numbers_come_from_the_cached_records(report):
         assert len(hessian) == 1 and len(sharp) == 1 and len(records(run, "surface")) == 2
         h = hessian[0]["result"]
         row = rows[run.name]
-        assert row["lambda_max"] == h["top_k"]["eigenvalues"][0]
+        assert row["lambda_max"] == max(h["top_k"]["eigenvalues"])
         assert row["trace"] == h["trace"]["estimate"] and row["trace_ci"] == h["trace"]["ci"]
         assert row["m_sharpness_rho"] == 0.05
         assert row["m_sharpness"] == sharp[0]["result"]["mean"][1]
@@ -144,17 +144,18 @@ def test_flatness_numbers_come_from_the_cached_records(report):
 def test_correlations_match_scipy_on_the_runs(report):
     out, parser, numbers, runs = report
     rows = numbers["rows"]
-    corr = {(c["measure"], c["target"]): c for c in numbers["summary"]["correlations"]}
-    c = corr[("lambda_max", "balanced_accuracy")]
-    x = [r["lambda_max"] for r in rows]
-    y = [r["balanced_accuracy"] for r in rows]
-    if len(set(x)) > 1 and len(set(y)) > 1:
-        assert c["kendall_tau"] == pytest.approx(stats.kendalltau(x, y).statistic)
-        assert c["spearman_rho"] == pytest.approx(stats.spearmanr(x, y).statistic)
-        flat = json.loads(parser.scripts["flatness-spec"])
-        texts = [a["text"] for a in flat["layout"]["annotations"]]
-        assert any(f"τ = {c['kendall_tau']:.2f}" in t for t in texts)
-    assert c["n"] == 3
+    texts = [a["text"] for a in json.loads(parser.scripts["flatness-spec"])["layout"]["annotations"]]
+    for c in numbers["summary"]["correlations"]:
+        x = [r[c["measure"]] for r in rows]
+        y = [r[c["target"]] for r in rows]
+        assert c["n"] == 3
+        if len(set(x)) > 1 and len(set(y)) > 1:
+            assert c["kendall_tau"] == pytest.approx(stats.kendalltau(x, y).statistic)
+            assert c["spearman_rho"] == pytest.approx(stats.spearmanr(x, y).statistic)
+            assert any(f"τ = {c['kendall_tau']:.2f}" in t for t in texts)
+        else:  # 1-epoch runs can sit at chance level: a constant variable has no rank correlation
+            assert c["kendall_tau"] is None and c["spearman_rho"] is None
+            assert any("undefined (all values equal)" in t for t in texts)
 
 
 def test_figures_hold_the_records_data(report):

@@ -15,7 +15,7 @@ from landscape.cli.render import console, print_table, saved
 def hessian_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint .pt file, or a run folder (uses its final.pt)."),
     top_k: int = typer.Option(5, "--top-k", help="Number of largest eigenvalues, each certified to --tol."),
-    trace: bool = typer.Option(True, "--trace/--no-trace", help="Estimate the trace (Hutch++, 95% CI within 1%)."),
+    trace: bool = typer.Option(True, "--trace/--no-trace", help="Estimate the trace (Hutch++ with a 95% CI; stops at +-1% or 200 HVPs)."),
     density: bool = typer.Option(False, "--density", help="Spectral density by stochastic Lanczos quadrature."),
     per_layer: bool = typer.Option(False, "--per-layer", help="Top eigenvalue and trace of each module's diagonal block."),
     split: str = typer.Option("train", help="Split of the checkpoint's recorded data split: train, val or test."),

@@ -12,7 +12,13 @@ from landscape.errors import LandscapeError
 from landscape.hessian.blocks import per_block
 from landscape.hessian.density import spectral_density
 from landscape.hessian.krylov import Krylov, generator
-from landscape.hessian.lanczos import LANCZOS_STREAM, ConvergenceWarning, check_positive_int, default_eigen_budget, top_eigenvalues
+from landscape.hessian.lanczos import (
+    LANCZOS_STREAM,
+    ConvergenceWarning,
+    check_positive_int,
+    default_eigen_budget,
+    top_eigenvalues,
+)
 from landscape.hessian.operator import HessianOperator
 from landscape.hessian.trace import trace as estimate_trace
 from landscape.io import sha256_bytes, write_json
@@ -44,8 +50,8 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
     """Top-k eigenvalues, trace, density and per-layer breakdown of a checkpoint's Hessian.
 
     ``ck`` is a loaded :class:`~landscape.checkpoint.Checkpoint` or a path
-    (``.pt`` or run folder; then ``device`` and ``data_root`` load it).  The Hessian is of the mean
-    cross-entropy over ``samples`` seeded images of ``split`` (all when None),
+    (``.pt`` or run folder; then ``device`` and ``data_root`` load it).  The
+    Hessian is of the mean cross-entropy over ``samples`` seeded images of ``split`` (all when None),
     BatchNorm in eval mode.  Returns the cache record ``{"kind", "settings",
     "result", "provenance"}`` plus ``"path"`` (its JSON file); a stored record
     with the same settings (which include the checkpoint's name and file hash)
@@ -59,7 +65,8 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
     density = bool(density or plot_path is not None)
     if not isinstance(ck, Checkpoint):
         ck = load_checkpoint(ck, device=device, data_root=data_root)
-    settings = {"checkpoint": ck.path.name, "checkpoint_sha256": sha256_bytes(ck.path.read_bytes())[:16],"top_k": int(top_k), "trace": bool(trace), "density": density, "per_layer": bool(per_layer),
+    settings = {"checkpoint": ck.path.name, "checkpoint_sha256": sha256_bytes(ck.path.read_bytes())[:16],
+                "top_k": int(top_k), "trace": bool(trace), "density": density, "per_layer": bool(per_layer),
                 "split": split, "samples": samples, "batch_size": int(batch_size), "tol": float(tol),
                 "seed": int(seed), "which": "largest", "max_hvps": default_eigen_budget(top_k),
                 "trace_settings": {**TRACE, **(trace_settings or {})} if trace else None,

@@ -29,7 +29,7 @@ when the half-width is ``<= rtol * |estimate|`` after at least ``min_samples``
 samples (``stopped_by="rtol"``), when the budget is spent (``"budget"``), or
 when ``Q`` spans the whole space and the trace is exact (``"exact"``).
 Coverage and unbiasedness are tested over seeded trials in
-``tests/test_hessian_trace.py``.
+``tests/test_hessian_estimators.py``.
 """
 
 from __future__ import annotations

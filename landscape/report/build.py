@@ -54,6 +54,8 @@ def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0, n_boot: 
     it over, they are thinned to 21 points per axis.
     """
     rows = run_rows(runs)
+    order = _grouped_order(rows)
+    runs, rows = [runs[i] for i in order], [rows[i] for i in order]
     summary = summarize(rows, n_boot=n_boot, seed=seed)
     data = {
         "curves_1d": series.curves_1d(runs, rows),
@@ -71,6 +73,12 @@ def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0, n_boot: 
         data["planes_2d"] = series.planes_2d(runs, rows, max_points=21)
         document = _document(runs, rows, summary, missing, data, numbers)
     return document, numbers, data
+
+
+def _grouped_order(rows: Sequence[dict]) -> list[int]:
+    """Run order with each group together (groups in first-seen order), seeds ascending within a group."""
+    first = {g: i for i, g in reversed(list(enumerate(r["group"] for r in rows)))}
+    return sorted(range(len(rows)), key=lambda i: (first[rows[i]["group"]], rows[i]["seed"]))
 
 
 def _figures(rows: list[dict], summary: dict, data: dict) -> list[Figure]:

@@ -35,12 +35,13 @@ def runs_table(rows: Sequence[dict]) -> str:
         body.append([
             (r["label"], r["label"]), (r["optimizer"], r["optimizer"]), (r["model"], r["model"]), (str(r["seed"]), r["seed"]),
             *[(fmt(r[k], 3), r[k]) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "ece", "nll", "gap")],
-            (fmt(r["lambda_max"], 4), r["lambda_max"]), (trace.strip(), r["trace"]), (msharp, r["m_sharpness"]),
+            (fmt(r["lambda_max"], 4) + ("*" if r["lambda_max_certified"] is False else ""), r["lambda_max"]), (trace.strip(), r["trace"]), (msharp, r["m_sharpness"]),
             (hyper, hyper), (r["path"], r["path"]),
         ])
-    return f'<div class="wrap">{table(Table(headers, body, numeric=numeric))}</div>' + (
+    clip = [False] * (len(headers) - 2) + [True, True]
+    return f'<div class="wrap">{table(Table(headers, body, numeric=numeric, clip=clip))}</div>' + (
         "<p class=caption>Test-split metrics of each checkpoint. gap = train − test balanced accuracy (train split "
-        "evaluated without augmentation). λ_max: top Hessian eigenvalue, trace: Hutchinson-type estimate with its 95% CI, "
+        "evaluated without augmentation). λ_max: top Hessian eigenvalue (* not certified to its tolerance), trace: Hutchinson-type estimate with its 95% CI, "
         "m-sharpness: mean ± std over sub-batches at the radius shown. Click a header to sort.</p>")
 
 
@@ -145,7 +146,8 @@ def provenance(runs: Sequence[Run], rows: Sequence[dict], report_settings: dict,
                                         for g, h in hyper.items()], sortable=False)))
     shared: dict[str, list[str]] = {}  # quantities computed by the same records share one block
     for quantity, settings in analysis_settings(runs).items():
-        shared.setdefault("\n".join(json.dumps(s, sort_keys=True, default=str) for s in settings), []).append(quantity)
+        text = "\n\n".join(json.dumps(s, sort_keys=True, indent=1, default=str) for s in settings)
+        shared.setdefault(text, []).append(quantity)
     for text, quantities in shared.items():
         parts.append(f"<h3>Analysis settings: {esc(', '.join(quantities))}</h3><pre>{esc(text)}</pre>")
     train_versions = {json.dumps(r.meta.get("versions"), sort_keys=True) for r in runs}

@@ -51,23 +51,25 @@ class Table:
     rows: Sequence[Sequence[tuple[str, object]]]
     sortable: bool = True
     numeric: Sequence[bool] = ()
+    clip: Sequence[bool] = ()  # long text cut to one line; the full text shows on hover
 
 
 def table(t: Table) -> str:
     """HTML of a table; cells carry ``data-sort`` keys for the inline sorter."""
     cls = ' class="sortable"' if t.sortable else ""
     numeric = list(t.numeric) or [False] * len(t.headers)
+    clip = list(t.clip) or [False] * len(t.headers)
     head = "".join(
         f'<th scope="col"{" class=num" if n else ""} title="click to sort">{esc(h)}</th>' if t.sortable
         else f"<th scope=\"col\">{esc(h)}</th>" for h, n in zip(t.headers, numeric)
     )
     body = []
     for row in t.rows:
-        cells = "".join(
-            f'<td{" class=num" if n else ""} data-sort="{esc("" if key is None else key)}">{esc(text)}</td>'
-            for (text, key), n in zip(row, numeric)
-        )
-        body.append(f"<tr>{cells}</tr>")
+        cells = []
+        for (text, key), n, c in zip(row, numeric, clip):
+            attrs = ' class="num"' if n else (f' class="clip" title="{esc(text)}"' if c else "")
+            cells.append(f'<td{attrs} data-sort="{esc("" if key is None else key)}">{esc(text)}</td>')
+        body.append(f"<tr>{''.join(cells)}</tr>")
     return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
 
 
@@ -111,7 +113,8 @@ table{border-collapse:collapse;font-size:.86em;margin:6px 0 10px}
 th,td{border:1px solid #e1e5ec;padding:4px 8px;text-align:left;vertical-align:top}
 th{background:#f1f4f8;position:sticky;top:0}table.sortable th{cursor:pointer;user-select:none}
 table.sortable th.asc::after{content:" \\25B2"}table.sortable th.desc::after{content:" \\25BC"}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+td.clip{max-width:18em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 12px;margin:8px 0}
 .caption{color:#4a5568;font-size:.88em;max-width:1000px}
 pre{background:#f6f8fb;padding:8px 10px;font-size:.8em;overflow-x:auto;max-height:420px}

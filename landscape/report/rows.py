@@ -5,7 +5,8 @@ Definitions
 * ``gap`` (generalization gap) = train balanced accuracy - test balanced
   accuracy, both of the final weights, the train split evaluated without
   augmentation. Positive means the model does better on the images it saw.
-* ``lambda_max``: the largest Hessian eigenvalue of the training loss.
+* ``lambda_max``: the largest Hessian eigenvalue of the training loss;
+  ``lambda_max_certified`` whether its Lanczos residual met the tolerance.
 * ``trace`` (with ``trace_ci``, 95%): the Hessian trace estimate.
 * ``m_sharpness``: mean over sub-batches of the sharpness at radius
   ``m_sharpness_rho``, the largest radius every run was measured at.
@@ -88,10 +89,13 @@ def run_rows(runs: Sequence[Run]) -> list[dict]:
 
 
 def _flatness(run: Run, rho: float | None) -> dict:
-    out = {"lambda_max": None, "trace": None, "trace_ci": None, "m_sharpness": None, "m_sharpness_std": None,
-           "m_sharpness_rho": rho}
+    out = {"lambda_max": None, "lambda_max_certified": None, "trace": None, "trace_ci": None, "m_sharpness": None,
+           "m_sharpness_std": None, "m_sharpness_rho": rho}
     if run.found.get("lambda_max"):
-        out["lambda_max"] = _num(run.found["lambda_max"]["result"]["top_k"]["eigenvalues"][0])
+        top = run.found["lambda_max"]["result"]["top_k"]
+        i = max(range(len(top["eigenvalues"])), key=lambda j: top["eigenvalues"][j])
+        out["lambda_max"] = _num(top["eigenvalues"][i])
+        out["lambda_max_certified"] = bool(top["converged"][i]) if top.get("converged") else None
     if run.found.get("trace"):
         tr = run.found["trace"]["result"]["trace"]
         out["trace"] = _num(tr.get("estimate"))

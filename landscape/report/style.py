@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from landscape.report.stats import MIN_POINTS
+
 #: One colour per group (optimizer), colour-blind-safe first (Okabe-Ito), then Tableau.
 PALETTE = (
     "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442",
@@ -45,7 +47,9 @@ def fmt_mean_std(stat: dict, digits: int = 3) -> str:
 def corr_text(c: dict, sep: str = " · ") -> str:
     """One line: Kendall tau and Spearman rho with 95% CIs and n, for a figure panel."""
     if c["kendall_tau"] is None:
-        return f"n = {c['n']} runs: too few for a rank correlation"
+        if c["n"] < MIN_POINTS:
+            return f"n = {c['n']} runs: too few for a rank correlation"
+        return f"n = {c['n']} runs: rank correlation undefined (all values equal)"
     level = round(100 * c["level"])
     return (f"τ = {c['kendall_tau']:.2f} {fmt_ci(c['kendall_ci'])}{sep}"
             f"ρ = {c['spearman_rho']:.2f} {fmt_ci(c['spearman_ci'])}{sep}n = {c['n']} ({level}% CI)")

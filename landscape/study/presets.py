@@ -27,7 +27,7 @@ class Preset:
 FULL = Preset(epochs=30, seeds=3, img_size=64, analyses={})
 
 QUICK = Preset(
-    epochs=5,
+    epochs=4,
     seeds=2,
     img_size=32,
     batch_size=32,
