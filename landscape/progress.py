@@ -53,12 +53,12 @@ def progress_bar(description: str, total: float | None, enabled: bool = True) ->
         yield _Bar(None, None)
         return
     columns = [
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", markup=False, style="bold"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
-        TextColumn("{task.fields[info]}"),
+        TextColumn("{task.fields[info]}", markup=False),
     ]
     with Progress(*columns, console=console, transient=False) as prog:
         task = prog.add_task(description, total=total, info="")
