@@ -36,32 +36,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from _common import DEFAULT_DATA, trained_checkpoint
+
 from landscape.checkpoint import load_checkpoint
 from landscape.hessian import HessianOperator, top_eigenvalues, trace
 from landscape.hessian.krylov import Krylov, generator
 from landscape.hessian.lanczos import LANCZOS_STREAM
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "busi"
-
-
 def checkpoint_path(args) -> Path:
     """``--ckpt``, or a cnn-small trained on ``--data`` for ``--epochs``."""
-    if args.ckpt:
-        return Path(args.ckpt)
-    from landscape.train import TrainConfig, train
-
-    out = Path(tempfile.gettempdir()) / "landscape-bench-hessian"
-    cfg = TrainConfig(data=args.data, model="cnn-small", epochs=args.epochs, img_size=64, seed=0, keep="last",
-                      out=str(out), run_name=f"busi-cnn-small-64px-e{args.epochs}")
-    final = Path(cfg.out) / cfg.run_name / "final.pt"
-    return final if final.is_file() else Path(train(cfg, progress=False).final)
+    return trained_checkpoint(args.ckpt, args.data, args.epochs, 64, "hessian")
 
 
 def log(text: str) -> None:

@@ -22,16 +22,16 @@ import argparse
 import copy
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
+
+from _common import DEFAULT_DATA
 
 from landscape.data import load_images, norm_stats, to_float
 from landscape.models import create
 from landscape.optim import OPTIMIZERS, create_optimizer
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "busi"
 GOALS = {1: None, 2: 2.1, 3: 3.2}  # max ratio to Adam by passes per step
 
 

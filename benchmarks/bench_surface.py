@@ -24,31 +24,21 @@ Needs ``pip install loss-landscapes`` (the ``bench`` extra). Without
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from _common import DEFAULT_DATA, trained_checkpoint
+
 from landscape.checkpoint import load_checkpoint
 from landscape.directions import random_directions
 from landscape.surface import axis, evaluate_surface
 
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "busi"
-
-
 def checkpoint_path(args) -> Path:
     """``--ckpt``, or a cnn-small trained on ``--data`` for ``--epochs``."""
-    if args.ckpt:
-        return Path(args.ckpt)
-    from landscape.train import TrainConfig, train
-
-    out = Path(tempfile.gettempdir()) / "landscape-bench-surface"
-    cfg = TrainConfig(data=args.data, model="cnn-small", epochs=args.epochs, img_size=args.img_size, seed=0,
-                      keep="last", out=str(out), run_name=f"busi-cnn-small-{args.img_size}px-e{args.epochs}")
-    final = Path(cfg.out) / cfg.run_name / "final.pt"
-    return final if final.is_file() else Path(train(cfg, progress=False).final)
+    return trained_checkpoint(args.ckpt, args.data, args.epochs, args.img_size, "surface")
 
 
 def main() -> None:

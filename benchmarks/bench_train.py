@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
+
+from _common import DEFAULT_DATA
 
 from landscape.data import augment
 from landscape.optim import create_optimizer
 from landscape.train import TrainConfig
 from landscape.train.prepare import build_model, prepare_data
-
-DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "busi"
-
 
 def run_epoch(model, step, x, y, batch_size, seed):
     """One epoch; returns (total seconds, data seconds)."""
