@@ -1,4 +1,4 @@
-"""`landscape hessian` and `landscape.hessian.analyze` on a tiny trained checkpoint."""
+"""`landscape hessian` and `landscape.analysis.hessian.analyze` on a tiny trained checkpoint."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from landscape import load_checkpoint
-from landscape.hessian import analyze, top_eigenvalues
+from landscape.analysis.hessian import analyze
+from landscape.hessian import top_eigenvalues
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +53,7 @@ def test_cli_writes_a_cached_record_with_certified_numbers(cli, run_dir, tmp_pat
     exact = top_eigenvalues(copy.deepcopy(ck.model).double(), ck.loss_fn, loader, k=2, tol=1e-9, max_hvps=300)
     np.testing.assert_allclose(r["top_k"]["eigenvalues"], exact.eigenvalues, rtol=2e-4)
     # a second call with the same settings is answered from the cache
-    module = importlib.import_module("landscape.hessian.analyze")  # the package's `analyze` is the function
+    module = importlib.import_module("landscape.analysis.hessian")
     monkeypatch.setattr(module, "_compute", lambda *a, **k: pytest.fail("recomputed a cached record"))
     again = analyze(ck, top_k=2, samples=40, batch_size=16, tol=1e-4, seed=3, per_layer=True, density=True,
                     progress=False)
@@ -64,7 +65,7 @@ def test_cli_writes_a_cached_record_with_certified_numbers(cli, run_dir, tmp_pat
     [
         (["missing.pt"], "checkpoint not found"),
         (["RUN", "--top-k", "0"], "--top-k must be an integer >= 1"),
-        (["RUN", "--split", "holdout"], "unknown split 'holdout'"),
+        (["RUN", "--split", "holdout"], "--split must be one of train, val, test, got 'holdout'"),
         (["RUN", "--tol", "2"], "--tol must be in (0, 1)"),
         (["RUN", "--samples", "0"], "--samples must be an integer >= 1"),
     ],

@@ -1,4 +1,4 @@
-"""`landscape sharpness` and `landscape.sharpness.analyze` on a tiny trained checkpoint."""
+"""`landscape sharpness` and `landscape.analysis.sharpness.analyze` on a tiny trained checkpoint."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from landscape import load_checkpoint
-from landscape.sharpness import analyze, sub_batches, worst_case_sharpness
+from landscape.analysis.sharpness import analyze
+from landscape.sharpness import sub_batches, worst_case_sharpness
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_cli_writes_a_cached_record_that_matches_the_api(cli, run_dir, tmp_path)
         (["RUN", "--rho", "0.1,abc"], "--rho must be a comma list"),
         (["RUN", "--rho", "0.1,-0.2"], "every rho must be a finite number > 0"),
         (["RUN", "--m", "0"], "--m (sub-batch size) must be a positive integer"),
-        (["RUN", "--kind", "best"], "unknown sharpness kind"),
+        (["RUN", "--kind", "best"], "--kind must be worst or average"),
         (["RUN", "--norm", "l1"], "unknown norm"),
         (["RUN", "--kind", "average", "--norm", "linf"], "--norm applies to --kind worst only"),
     ],

@@ -1,4 +1,4 @@
-"""`landscape surface` and `landscape.surface.analyze` on tiny trained checkpoints."""
+"""`landscape surface` and `landscape.analysis.surface.analyze` on tiny trained checkpoints."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ import torch
 from torch.optim.swa_utils import update_bn
 
 from landscape import load_checkpoint
-from landscape.surface import analyze, axis
+from landscape.analysis.surface import analyze
+from landscape.surface import axis
 
-analyze_module = importlib.import_module("landscape.surface.analyze")  # the package exports the function of that name
+analyze_module = importlib.import_module("landscape.analysis.surface")
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +134,11 @@ def test_killed_analysis_resumes_to_identical_arrays(runs, monkeypatch):
     [
         (["MAIN", "--directions", "interp:MLP"], "mlp-tiny"),
         (["LONE", "--directions", "pca"], "train with --keep all"),
-        (["MAIN", "--directions", "sideways"], "unknown --directions 'sideways'"),
+        (["MAIN", "--directions", "sideways"], "--directions must be random, eigen, interp:OTHER.pt or pca, got 'sideways'"),
         (["MAIN", "--directions", "interp:missing.pt"], "not found"),
         (["MAIN", "--grid", "1"], "at least 2 points"),
         (["MAIN", "--dim", "3"], "--dim must be 1 or 2"),
-        (["MAIN", "--bn", "train"], "unknown --bn 'train'"),
+        (["MAIN", "--bn", "train"], "--bn must be eval or recompute, got 'train'"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(cli, runs, tmp_path, args, message):

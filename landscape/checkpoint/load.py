@@ -105,7 +105,7 @@ class Checkpoint:
             data = self.meta["data"]
             source = None if data["kind"] == "phantom" else self.data_root
             if source is not None and not Path(source).is_dir():
-                raise LandscapeError(f"data folder {source} of {self.path} not found; pass data_root (--data) to point at it")
+                raise LandscapeError(f"data folder {source} of {self.path} not found; pass data_root to point at it")
             images = load_images(source, img_size=data["img_size"], seed=data.get("phantom_seed") or 0)
             x, y = select(images, data["split"], split)
             self._tensors[split] = (to_float(x, data["mean"], data["std"]), torch.as_tensor(y, dtype=torch.long))
@@ -116,12 +116,12 @@ class Checkpoint:
         x, y = self.tensors(split)
         if samples is not None:
             if samples < 1:
-                raise LandscapeError(f"--samples must be >= 1, got {samples}")
+                raise LandscapeError(f"samples must be >= 1, got {samples}")
             if samples < len(y):
                 idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))[:samples].sort().values
                 x, y = x[idx], y[idx]
         if batch_size < 1:
-            raise LandscapeError(f"--batch-size must be >= 1, got {batch_size}")
+            raise LandscapeError(f"batch_size must be >= 1, got {batch_size}")
         return DataLoader(TensorDataset(x, y), batch_size=batch_size, shuffle=False)
 
     def epoch_paths(self) -> list[Path]:

@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except LandscapeError as exc:
-        err.print(f"error: {exc}", markup=False)
+        from landscape.cli.flags import flag_message
+
+        err.print(f"error: {flag_message(exc, app, args)}", markup=False)
         return 2
     except KeyboardInterrupt:
         err.print("error: interrupted; finished work is saved and --resume continues it")

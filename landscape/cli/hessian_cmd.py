@@ -45,7 +45,7 @@ def hessian_command(
 
       landscape hessian RUN_DIR --density --plot density.png --per-layer --no-trace
     """
-    from landscape.hessian import analyze
+    from landscape.analysis.hessian import analyze
 
     record = analyze(
         checkpoint, top_k=top_k, trace=trace, density=density, per_layer=per_layer, split=split, samples=samples,

@@ -53,7 +53,7 @@ def sharpness_command(
 
       landscape sharpness RUN_DIR --kind average --rho 0.01,0.05 --draws 64 --json sharp.json
     """
-    from landscape.sharpness import analyze
+    from landscape.analysis.sharpness import analyze
 
     record = analyze(
         checkpoint, rhos=parse_rhos(rho), m=m, kind=kind, norm=norm, adaptive=adaptive, samples=samples,

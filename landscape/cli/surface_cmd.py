@@ -52,7 +52,7 @@ def surface_command(
 
       landscape surface RUN_DIR --directions eigen --span 0.2 --samples 256
     """
-    from landscape.surface import analyze
+    from landscape.analysis.surface import analyze
 
     record = analyze(
         checkpoint, dim=dim, directions=directions, grid=grid, span=span, split=split, bn=bn, samples=samples,

@@ -61,7 +61,7 @@ def trajectory_pca(weights: Vector, trajectory: list[dict[str, torch.Tensor]], k
     if s.numel() < k or s[0] <= 0 or s[k - 1] <= _RANK_RTOL * s[0]:
         raise LandscapeError(
             f"the training trajectory ({len(trajectory)} saved epochs) spans fewer than {k} directions; "
-            "use --dim 1 or train more epochs"
+            "use dim=1 or train more epochs"
         )
     pcs = vh[:k].clone()
     coords = m @ pcs.T  # [E, k]

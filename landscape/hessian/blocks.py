@@ -19,7 +19,7 @@ from landscape.errors import LandscapeError
 from landscape.hessian.krylov import Krylov, generator
 from landscape.hessian.lanczos import LANCZOS_STREAM, top_eigenvalues
 from landscape.hessian.operator import HessianOperator
-from landscape.hessian.trace import trace
+from landscape.hessian.hutchpp import trace
 
 
 @dataclass

@@ -148,7 +148,7 @@ def top_eigenvalues(model, loss_fn=None, data=None, k: int = 1, tol: float = 1e-
     ``model`` may be an ``nn.Module`` (with ``loss_fn`` and ``data``) or an
     operator (see :mod:`landscape.hessian.operator`).  ``max_hvps`` defaults
     to ``40 + 20 k``.  ``krylov`` continues an existing basis (used to share
-    products with :func:`~landscape.hessian.trace`).  Same seed, same numbers.
+    products with :func:`~landscape.hessian.hutchpp.trace`).  Same seed, same numbers.
     """
     op = as_operator(model, loss_fn, data)
     k = check_positive_int(k, "k")

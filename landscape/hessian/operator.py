@@ -1,9 +1,11 @@
 """Hessian-vector products (HVPs) of a model's average loss over a data set.
 
-An operator is anything with ``size`` (int), ``dtype``, ``device``, ``hvps``
-(int, products so far) and ``matvec(v: Tensor[size]) -> Tensor[size]`` for a
-symmetric matrix.  :class:`HessianOperator` is the model Hessian;
-:class:`MatrixOperator` wraps an explicit matrix (tests, small problems).
+An operator is anything that satisfies :class:`Operator`: ``size`` (int),
+``dtype``, ``device`` and ``matvec(v: Tensor[size]) -> Tensor[size]`` for a
+symmetric matrix, optionally ``matmat(V: Tensor[size, b]) -> Tensor[size, b]``.
+:class:`HessianOperator` is the model Hessian; :class:`MatrixOperator` wraps
+an explicit matrix (tests, small problems).  Both also count their products
+in ``hvps``.
 
 How an HVP is computed (measured, not assumed).  On CPU, one thread, a 241k
 parameter BatchNorm CNN at 64 px, batch 128, float32, HVP time over gradient
@@ -28,12 +30,30 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from landscape.errors import LandscapeError
+
+
+@runtime_checkable
+class Operator(Protocol):
+    """A symmetric linear map on flat vectors ``[size]`` of ``dtype`` on ``device``.
+
+    Implementations may add ``matmat(V)`` for ``V: [size, b]`` (``b`` products
+    at once); it is optional, so callers check for it.
+    """
+
+    size: int
+    dtype: torch.dtype
+    device: torch.device
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``A v`` for ``v: [size]``."""
+        ...
 
 
 class MatrixOperator:
@@ -49,8 +69,14 @@ class MatrixOperator:
         self.hvps = 0
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """``A v``."""
         self.hvps += 1
         return self.matrix @ v
+
+    def matmat(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``A V`` for ``V: [size, b]`` (counts ``b`` products)."""
+        self.hvps += int(vectors.shape[1])
+        return self.matrix @ vectors
 
 
 class HessianOperator:
@@ -218,9 +244,9 @@ def hvp_operator(model: nn.Module, loss_fn: Callable, data: Iterable, params: Se
     return HessianOperator(model, loss_fn, data, params=params, graph_memory=graph_memory)
 
 
-def as_operator(model, loss_fn=None, data=None):
-    """``model`` itself if it is already an operator (has ``matvec``), else its Hessian operator."""
-    if hasattr(model, "matvec"):
+def as_operator(model, loss_fn=None, data=None) -> Operator:
+    """``model`` itself if it is already an :class:`Operator`, else the Hessian operator of its loss on ``data``."""
+    if isinstance(model, Operator):
         return model
     if loss_fn is None or data is None:
         raise LandscapeError("pass loss_fn and data with a model (or pass an operator)")

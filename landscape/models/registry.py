@@ -40,7 +40,7 @@ def create(
     """
     if name in _BUILTIN:
         if pretrained:
-            raise LandscapeError(f"model {name!r} is built in and has no pretrained weights; drop --pretrained")
+            raise LandscapeError(f"model {name!r} is built in and has no pretrained weights; drop pretrained")
         try:
             return _BUILTIN[name](num_classes, in_chans, img_size, **kwargs)
         except TypeError as exc:

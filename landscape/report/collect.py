@@ -174,12 +174,9 @@ def run_analysis(ck, name: str, seed: int = 0, overrides: dict | None = None, pr
     Keyword arguments: the analyzer's defaults, then what the report needs
     (:data:`ANALYSES`), then ``overrides``.
     """
-    if name.startswith("surface"):
-        from landscape.surface import analyze
-    elif name == "hessian":
-        from landscape.hessian import analyze
-    else:
-        from landscape.sharpness import analyze
+    import importlib
+
+    analyze = importlib.import_module(f"landscape.analysis.{name.split('_')[0]}").analyze
     return analyze(ck, **{"seed": seed, **ANALYSES[name], **(overrides or {})}, progress=progress)
 
 

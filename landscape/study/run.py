@@ -58,9 +58,9 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     epochs = preset.epochs if epochs is None else epochs
     img_size = preset.img_size if img_size is None else img_size
     if not models:
-        raise LandscapeError("no model given: pass --models cnn-small,...")
+        raise LandscapeError("models is empty: pass at least one model name")
     if seeds < 1:
-        raise LandscapeError(f"--seeds must be >= 1, got {seeds}")
+        raise LandscapeError(f"seeds must be >= 1, got {seeds}")
     out = Path(out)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
                        batch_size=preset.batch_size, split_seed=seed, out=str(out)).validate()

@@ -39,7 +39,7 @@ def parse_grid(grid: int | str | tuple[int, int] | list[int], dim: int) -> tuple
         try:
             sizes = tuple(int(part) for part in text.split("x"))
         except ValueError:
-            raise LandscapeError(f"--grid must be N or NxM with integers, got {grid!r}") from None
+            raise LandscapeError(f"grid must be N or NxM with integers, got {grid!r}") from None
     elif isinstance(grid, (tuple, list)):
         sizes = tuple(int(v) for v in grid)
     else:
@@ -47,7 +47,7 @@ def parse_grid(grid: int | str | tuple[int, int] | list[int], dim: int) -> tuple
     if len(sizes) == 1:
         sizes = sizes * dim
     if len(sizes) != dim:
-        raise LandscapeError(f"--grid gives {len(sizes)} sizes for a {dim}D surface")
+        raise LandscapeError(f"grid gives {len(sizes)} sizes for a {dim}D surface")
     for s in sizes:
         if s < 2:
             raise LandscapeError(f"a grid needs at least 2 points per axis, got {s}")

@@ -43,7 +43,7 @@ def check_hyper(names: list[str], hyper: dict, base: str = "adam") -> None:
         return
     for key, value in hyper.items():
         if not any(_applies(n, key, value, base) for n in names):
-            raise LandscapeError(f"--{key} applies to none of the optimizers {', '.join(names)}")
+            raise LandscapeError(f"{key} applies to none of the optimizers {', '.join(names)}")
 
 
 def _applies(name: str, key: str, value, base: str) -> bool:

@@ -55,19 +55,19 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         """Raise :class:`LandscapeError` for values that cannot work; return self."""
         checks = [
-            (self.epochs >= 1, f"--epochs must be >= 1, got {self.epochs}"),
-            (self.batch_size >= 2, f"--batch-size must be >= 2 (BatchNorm needs two samples), got {self.batch_size}"),
-            (self.img_size >= 8, f"--img-size must be >= 8, got {self.img_size}"),
-            (self.lr is None or self.lr > 0, f"--lr must be > 0, got {self.lr}"),
-            (self.weight_decay >= 0, f"--weight-decay must be >= 0, got {self.weight_decay}"),
-            (self.schedule in ("cosine", "constant"), f"--schedule must be cosine or constant, got {self.schedule!r}"),
-            (self.keep in ("all", "last"), f"--keep must be all or last, got {self.keep!r}"),
-            (self.base in DEFAULT_LR, f"--base must be adam or sgd, got {self.base!r}"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"unknown --device {self.device!r}"),
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm needs two samples), got {self.batch_size}"),
+            (self.img_size >= 8, f"img_size must be >= 8, got {self.img_size}"),
+            (self.lr is None or self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.schedule in ("cosine", "constant"), f"schedule must be cosine or constant, got {self.schedule!r}"),
+            (self.keep in ("all", "last"), f"keep must be all or last, got {self.keep!r}"),
+            (self.base in DEFAULT_LR, f"base must be adam or sgd, got {self.base!r}"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (len(self.fractions) == 3 and abs(sum(self.fractions) - 1) < 1e-6 and min(self.fractions) >= 0,
              f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}"),
             (self.kfold is None or (self.kfold >= 2 and 0 <= self.fold < self.kfold),
-             f"--kfold must be >= 2 and --fold in [0, kfold), got kfold={self.kfold} fold={self.fold}"),
+             f"kfold must be >= 2 and fold in [0, kfold), got kfold={self.kfold} fold={self.fold}"),
         ]
         for ok, message in checks:
             if not ok:

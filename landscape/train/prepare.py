@@ -63,5 +63,5 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         from landscape.errors import LandscapeError
 
-        raise LandscapeError(f"--device {name} requested but CUDA is not available")
+        raise LandscapeError(f"device {name} requested but CUDA is not available", params=("device",))
     return torch.device(name)

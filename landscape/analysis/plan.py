@@ -62,11 +62,11 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
     if text.startswith("interp:"):
         other = text[len("interp:"):]
         if not other:
-            raise LandscapeError("--directions interp: needs a checkpoint, e.g. interp:checkpoints/RUN/final.pt")
+            raise LandscapeError("directions interp: needs a checkpoint, e.g. interp:checkpoints/RUN/final.pt", params=("directions",))
         return "interp", Path(other)
     if text in ("random", "eigen", "pca"):
         return text, None
-    raise LandscapeError(f"unknown --directions {spec!r}: use random, eigen, interp:OTHER.pt or pca")
+    raise LandscapeError(f"directions must be random, eigen, interp:OTHER.pt or pca, got {spec!r}")
 
 
 def spec_settings(kind: str, other: Path | None, ck) -> dict:
@@ -92,7 +92,7 @@ def _epoch_paths(ck) -> list[Path]:
     if len(paths) < 2 or epochs != list(range(epochs[0], epochs[-1] + 1)):
         found = ", ".join(str(e) for e in epochs) or "none"
         raise LandscapeError(
-            f"--directions pca needs the run's per-epoch weights (epoch_NNN.pt) but {ck.run_dir} has epochs: {found}; "
+            f"directions pca needs the run's per-epoch weights (epoch_NNN.pt) but {ck.run_dir} has epochs: {found}; "
             "train with --keep all"
         )
     return paths

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape.checkpoint import Checkpoint, cached, load_checkpoint, record_path, store
+from landscape.analysis.cache import as_checkpoint, cached, model_provenance
+from landscape.analysis.plan import make_plan, parse_spec, spec_settings
+from landscape.checkpoint import Checkpoint
 from landscape.errors import LandscapeError
-from landscape.io import atomic_write_bytes, sha256_bytes, stable_hash
+from landscape.io import atomic_write_bytes, stable_hash
 from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, prepare_batches
 from landscape.surface.grid import axis, center_index, parse_grid
-from landscape.surface.plan import make_plan, parse_spec, spec_settings
 from landscape.surface.plot import plot_html, plot_png
 
 DEFAULT_BN_SAMPLES = 512
@@ -66,22 +67,21 @@ def analyze(
     exist is returned without recomputing.
     """
     if dim not in (1, 2):
-        raise LandscapeError(f"--dim must be 1 or 2, got {dim!r}")
+        raise LandscapeError(f"dim must be 1 or 2, got {dim!r}")
     sizes = parse_grid(grid, dim)
     if bn not in BN_MODES:
-        raise LandscapeError(f"unknown --bn {bn!r}: use eval or recompute")
+        raise LandscapeError(f"bn must be eval or recompute, got {bn!r}")
     if not (isinstance(span, (int, float)) and math.isfinite(span) and span > 0):
-        raise LandscapeError(f"--span must be a positive number, got {span!r}")
+        raise LandscapeError(f"span must be a positive number, got {span!r}")
     if samples is not None and samples < 1:
-        raise LandscapeError(f"--samples must be >= 1, got {samples}")
-    if bn_samples < 1 or batch_size < 1:
-        raise LandscapeError("--bn-samples and --batch-size must be >= 1")
+        raise LandscapeError(f"samples must be >= 1, got {samples}")
+    if bn_samples < 1:
+        raise LandscapeError(f"bn_samples must be >= 1, got {bn_samples}")
+    if batch_size < 1:
+        raise LandscapeError(f"batch_size must be >= 1, got {batch_size}")
     kind, other = parse_spec(directions)
-    if not isinstance(ck, Checkpoint):
-        ck = load_checkpoint(ck, device=device, data_root=data_root)
+    ck = as_checkpoint(ck, device, data_root)
     settings = {
-        "checkpoint": ck.path.name,
-        "checkpoint_sha256": sha256_bytes(ck.path.read_bytes())[:16],
         "dim": dim,
         "directions": kind,
         **spec_settings(kind, other, ck),
@@ -98,10 +98,23 @@ def analyze(
         "fast": bool(fast),
         "seed": seed,
     }
-    hit = cached(ck.run_dir, "surface", settings)
-    if hit is not None and all(Path(p).is_file() for p in hit["result"]["files"].values()):
-        return {**hit, "path": str(record_path(ck.run_dir, "surface", settings))}
+    out = Path(out_dir) if out_dir is not None else ck.analysis_dir
 
+    def compute(full: dict) -> tuple[dict, dict]:
+        return _compute(ck, full, kind, other, sizes, out, x_range, y_range, progress)
+
+    def files_exist(record: dict) -> bool:
+        return all(Path(p).is_file() for p in record["result"]["files"].values())
+
+    return cached(ck, "surface", settings, compute, valid=files_exist)
+
+
+def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_range, progress: bool):
+    """Evaluate the grid, write the ``.npz``/PNG/HTML files; returns ``(result, provenance)``."""
+    dim, span, seed, split = settings["dim"], settings["span"], settings["seed"], settings["split"]
+    bn, batch_size, fast = settings["bn"], settings["batch_size"], settings["fast"]
+    samples, bn_samples = settings["samples"], settings["bn_samples"]
+    include_bias_bn = bool(settings["include_bias_bn"])
     start = time.perf_counter()
     model = ck.model
     data = prepare_batches(ck.loader(split, batch_size=batch_size, samples=samples, seed=seed), model, batch_size)
@@ -114,7 +127,6 @@ def analyze(
     xs = axis(sizes[0], *ranges[0])
     ys = axis(sizes[1], *ranges[1]) if dim == 2 else None
 
-    out = Path(out_dir) if out_dir is not None else ck.analysis_dir
     stem = out / f"surface-{stable_hash(settings)}"
     partial = stem.with_name(stem.name + ".partial.npz")
     arrays = evaluate_surface(model, ck.loss_fn, data, plan.directions, xs, ys, bn=bn, bn_data=bn_data,
@@ -162,12 +174,8 @@ def analyze(
         "key": arrays.key,
         "files": {k: str(v) for k, v in files.items()},
     }
-    p = next(model.parameters())
-    provenance = {**ck.provenance(), "split": split, "bn_mode": bn, "analysis_seed": seed, "device": str(p.device),
-                  "dtype": str(p.dtype).removeprefix("torch.")}
-    path = store(ck.run_dir, "surface", settings, result, provenance)
     partial.unlink(missing_ok=True)
-    return {**cached(ck.run_dir, "surface", settings), "path": str(path)}
+    return result, {"split": split, "bn_mode": bn, "analysis_seed": seed, **model_provenance(model)}
 
 
 def _save_npz(path: Path, xs, ys, arrays, plan, described: list[dict], model_loss: float) -> Path:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from landscape.checkpoint import Checkpoint, cached, load_checkpoint, record_path, store
+from landscape.analysis.cache import as_checkpoint, cached, model_provenance
+from landscape.checkpoint import Checkpoint
 from landscape.errors import LandscapeError
 from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
 from landscape.sharpness.balls import check_norm, check_rhos
@@ -47,20 +48,17 @@ def analyze(
     without recomputing.
     """
     if kind not in KINDS:
-        raise LandscapeError(f"unknown sharpness kind {kind!r}; use worst or average")
+        raise LandscapeError(f"kind must be worst or average, got {kind!r}")
     if kind == "average" and norm is not None:
-        raise LandscapeError("--norm applies to --kind worst only (average-case sharpness uses a Gaussian)")
+        raise LandscapeError("norm applies to kind worst only (average-case sharpness uses a Gaussian)", params=("norm", "kind"))
     norm = check_norm(norm or "l2") if kind == "worst" else None
     rhos = check_rhos(rhos)
     if isinstance(m, bool) or not isinstance(m, int) or m < 1:
-        raise LandscapeError(f"--m (sub-batch size) must be a positive integer, got {m!r}")
+        raise LandscapeError(f"m (sub-batch size) must be a positive integer, got {m!r}")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < m:
-        raise LandscapeError(f"--samples must be an integer >= m={m}, got {samples!r}")
-    if not isinstance(ck, Checkpoint):
-        ck = load_checkpoint(ck, device=device, data_root=data_root)
+        raise LandscapeError(f"samples must be an integer >= m={m}, got {samples!r}")
+    ck = as_checkpoint(ck, device, data_root)
     settings = {
-        "checkpoint": ck.path.name,
-        "checkpoint_sha256": ck.fingerprint[:16],
         "split": "train",
         "kind": kind,
         "norm": norm,
@@ -71,8 +69,8 @@ def analyze(
         "seed": seed,
         **({"steps": steps} if kind == "worst" else {"draws": draws}),
     }
-    hit = cached(ck.run_dir, "sharpness", settings)
-    if hit is None:
+
+    def compute(full: dict) -> tuple[dict, dict]:
         x, y = ck.tensors("train")
         batches = sub_batches(x, y, m=m, samples=samples, seed=seed)
         common = {"adaptive": adaptive, "seed": seed, "batch_size": batch_size, "progress": progress}
@@ -80,9 +78,6 @@ def analyze(
             res = worst_case_sharpness(ck.model, ck.loss_fn, batches, rhos, norm=norm, steps=steps, **common)
         else:
             res = average_case_sharpness(ck.model, ck.loss_fn, batches, rhos, draws=draws, **common)
-        p = next(ck.model.parameters())
-        provenance = {**ck.provenance(), "split": "train", "bn_mode": "eval", "device": str(p.device),
-                      "dtype": str(p.dtype).removeprefix("torch.")}
-        store(ck.run_dir, "sharpness", settings, res.to_dict(), provenance)
-        hit = cached(ck.run_dir, "sharpness", settings)
-    return {**hit, "path": str(record_path(ck.run_dir, "sharpness", settings))}
+        return res.to_dict(), {"split": "train", "bn_mode": "eval", **model_provenance(ck.model)}
+
+    return cached(ck, "sharpness", settings, compute)

@@ -6,7 +6,7 @@ import time
 import warnings
 from pathlib import Path
 
-from landscape.checkpoint import Checkpoint, cached, load_checkpoint, record_path, store
+from landscape.analysis.cache import as_checkpoint, cached
 from landscape.checkpoint.load import SPLITS
 from landscape.errors import LandscapeError
 from landscape.hessian.blocks import per_block
@@ -20,8 +20,8 @@ from landscape.hessian.lanczos import (
     top_eigenvalues,
 )
 from landscape.hessian.operator import HessianOperator
-from landscape.hessian.trace import trace as estimate_trace
-from landscape.io import sha256_bytes, write_json
+from landscape.hessian.hutchpp import trace as estimate_trace
+from landscape.io import write_json
 from landscape.progress import progress_bar
 
 # Engine settings recorded with every result (they change the numbers).
@@ -31,14 +31,14 @@ BLOCKS = {"rtol": 0.05, "max_hvps": 100}
 
 
 def _check(top_k, split, samples, batch_size, tol) -> None:
-    check_positive_int(top_k, "--top-k")
+    check_positive_int(top_k, "top_k")
     if split not in SPLITS:
-        raise LandscapeError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+        raise LandscapeError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if samples is not None:
-        check_positive_int(samples, "--samples")
-    check_positive_int(batch_size, "--batch-size")
+        check_positive_int(samples, "samples")
+    check_positive_int(batch_size, "batch_size")
     if not (isinstance(tol, (int, float)) and 0 < tol < 1):
-        raise LandscapeError(f"--tol must be in (0, 1), got {tol!r}")
+        raise LandscapeError(f"tol must be in (0, 1), got {tol!r}")
 
 
 def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_layer: bool = False,
@@ -63,30 +63,27 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
     """
     _check(top_k, split, samples, batch_size, tol)
     density = bool(density or plot_path is not None)
-    if not isinstance(ck, Checkpoint):
-        ck = load_checkpoint(ck, device=device, data_root=data_root)
-    settings = {"checkpoint": ck.path.name, "checkpoint_sha256": sha256_bytes(ck.path.read_bytes())[:16],
-                "top_k": int(top_k), "trace": bool(trace), "density": density, "per_layer": bool(per_layer),
+    ck = as_checkpoint(ck, device, data_root)
+    settings = {"top_k": int(top_k), "trace": bool(trace), "density": density, "per_layer": bool(per_layer),
                 "split": split, "samples": samples, "batch_size": int(batch_size), "tol": float(tol),
                 "seed": int(seed), "which": "largest", "max_hvps": default_eigen_budget(top_k),
                 "trace_settings": {**TRACE, **(trace_settings or {})} if trace else None,
                 "density_settings": {**DENSITY, **(density_settings or {})} if density else None,
                 "block_settings": BLOCKS if per_layer else None}
-    record = cached(ck.run_dir, "hessian", settings)
-    if record is None:
-        result = _compute(ck, settings, progress)
-        provenance = {**ck.provenance(), "split": split, "bn_mode": "eval", "device": result["device"],
-                      "dtype": result["dtype"]}
-        store(ck.run_dir, "hessian", settings, result, provenance)
-        record = cached(ck.run_dir, "hessian", settings)
+
+    def compute(full: dict) -> tuple[dict, dict]:
+        result = _compute(ck, full, progress)
+        return result, {"split": split, "bn_mode": "eval", "device": result["device"], "dtype": result["dtype"]}
+
+    record = cached(ck, "hessian", settings, compute)
     if json_path is not None:
-        write_json(json_path, record)
+        write_json(json_path, {k: v for k, v in record.items() if k != "path"})
     if plot_path is not None:
         from landscape.hessian.plot import density_png
 
         density_png(record["result"]["density"], plot_path, record["result"]["top_k"]["eigenvalues"],
                     title=f"{ck.run_dir.name}: Hessian spectral density ({split}, {record['result']['n_samples']} images)")
-    return {**record, "path": str(record_path(ck.run_dir, "hessian", settings))}
+    return record
 
 
 def _compute(ck, s: dict, progress: bool) -> dict:

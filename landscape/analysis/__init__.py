@@ -1,0 +1,16 @@
+"""Checkpoint-level drivers: each analysis of a checkpoint, cached in its run's ``analysis/``.
+
+The engines (:mod:`landscape.hessian`, :mod:`landscape.sharpness`,
+:mod:`landscape.directions`, :mod:`landscape.surface`) are pure math over a
+model, a loss and data.  This layer loads checkpoints, picks their data and
+caches every result through one step, :func:`~landscape.analysis.cache.cached`
+(keyed by ``ck.fingerprint``):
+
+* :func:`landscape.analysis.hessian.analyze` - top-k eigenvalues, trace, density, per-layer;
+* :func:`landscape.analysis.sharpness.analyze` - worst/average m-sharpness;
+* :func:`landscape.analysis.surface.analyze` - 1D/2D loss surfaces.
+"""
+
+from landscape.analysis.cache import cached, checkpoint_settings
+
+__all__ = ["cached", "checkpoint_settings"]

@@ -1,0 +1,35 @@
+"""Library errors name parameters (``top_k``); the CLI shows them as the flags that set them (``--top-k``)."""
+
+from __future__ import annotations
+
+import re
+
+import typer
+
+from landscape.errors import LandscapeError
+
+
+def command_flags(app: typer.Typer, args: list[str]) -> dict[str, str]:
+    """``{parameter name: its long flag}`` of the (sub-)command that ``args`` invoke; empty if none."""
+    command = typer.main.get_command(app)
+    for word in args:  # descend through sub-command groups (``data inspect``)
+        sub = getattr(command, "commands", {}).get(word)
+        if sub is None:
+            break
+        command = sub
+    flags = {}
+    for param in command.params:
+        longs = [o for o in param.opts if o.startswith("--")]
+        if longs and param.name:
+            flags[param.name] = longs[0]
+    return flags
+
+
+def flag_message(exc: LandscapeError, app: typer.Typer, args: list[str]) -> str:
+    """The error's message with every parameter it names (``exc.params``) written as its flag."""
+    message = str(exc)
+    flags = command_flags(app, args)
+    for name in exc.params:
+        if name in flags:
+            message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flags[name], message)
+    return message
