@@ -13,15 +13,34 @@ from landscape.errors import LandscapeError
 from landscape.io import write_json
 
 
-def parse_opt_args(pairs: list[str]) -> dict:
-    """``["rho=0.1", "adaptive=true"]`` -> ``{"rho": 0.1, "adaptive": True}`` (numbers and booleans parsed)."""
+#: ``create`` arguments that have their own ``landscape train`` flag.
+OWN_FLAGS = {"num_classes": "(from the data)", "in_chans": "(always 1)", "img_size": "--img-size",
+             "pretrained": "--pretrained"}
+
+
+def parse_opt_args(pairs: list[str], flag: str = "--opt-arg") -> dict:
+    """``["rho=0.1", "adaptive=true", "depths=1,1"]`` -> ``{"rho": 0.1, "adaptive": True, "depths": [1, 1]}``.
+
+    Numbers and booleans are parsed; a value with commas becomes a list.
+    """
     out = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise LandscapeError(f"--opt-arg takes key=value, got {pair!r}")
-        out[key.strip().replace("-", "_")] = _parse_value(value.strip())
+            raise LandscapeError(f"{flag} takes key=value, got {pair!r}")
+        value = value.strip()
+        parsed = [_parse_value(v.strip()) for v in value.split(",")] if "," in value else _parse_value(value)
+        out[key.strip().replace("-", "_")] = parsed
     return out
+
+
+def parse_model_args(pairs: list[str]) -> dict:
+    """``--model-arg`` pairs as constructor keyword arguments; keys that have their own flag are refused."""
+    kwargs = parse_opt_args(pairs, "--model-arg")
+    for key in kwargs:
+        if key in OWN_FLAGS:
+            raise LandscapeError(f"--model-arg {key} is not allowed: it is set by {OWN_FLAGS[key]}")
+    return kwargs
 
 
 def _parse_value(text: str):
@@ -40,6 +59,7 @@ def _parse_value(text: str):
 def train_command(
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder with one sub-folder per class (BUSI layout). Default: the built-in phantom."),
     model: str = typer.Option("cnn-small", help="cnn-small, or any timm model name (resnet18, vgg16, vit_tiny_patch16_224, ...)."),
+    model_arg: list[str] = typer.Option([], "--model-arg", help="Model constructor argument as key=value, e.g. depth=2 or layers=1,1,1,1 (repeatable; stored in the checkpoint)."),
     optimizer: str = typer.Option("adam", "--optimizer", "-o", help="adam, sgd, sam, asam, gsam, wsam, crsam, gcsam, a comma list, or 'all'."),
     base: str = typer.Option("adam", help="Base optimizer under the SAM family: adam or sgd."),
     epochs: int = typer.Option(10, help="Training epochs."),
@@ -83,15 +103,18 @@ def train_command(
       landscape train --optimizer asam --opt-arg eta=0.01 --base sgd --lr 0.05
 
       landscape train --resume                          # continue an interrupted run
+
+      landscape train --model vit_tiny_patch16_224 --img-size 32 --model-arg patch_size=8 --model-arg depth=4
     """
     from landscape.train import TrainConfig, check_hyper, parse_optimizers, train, train_all
 
     flags = {k: v for k, v in {"rho": rho, "eta": eta, "alpha": alpha, "gamma": gamma, "beta": beta}.items() if v is not None}
     hyper = {**parse_opt_args(opt_arg), **flags}
+    model_kwargs = parse_model_args(model_arg)
     names = parse_optimizers(optimizer)
     check_hyper(names, hyper, base)
     cfg = TrainConfig(
-        data=str(data) if data is not None else None, model=model, optimizer=names[0], base=base, lr=lr,
+        data=str(data) if data is not None else None, model=model, model_kwargs=model_kwargs, optimizer=names[0], base=base, lr=lr,
         weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,
         img_size=img_size, seed=seed, split_seed=split_seed, kfold=kfold, fold=fold, keep_conflicts=keep_conflicts,
         augment=augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,

@@ -37,6 +37,7 @@ from torch import nn
 from torch.func import functional_call
 
 from landscape.errors import LandscapeError
+from landscape.hessian.second_order import check_twice_differentiable, second_order
 
 
 @runtime_checkable
@@ -91,7 +92,9 @@ class HessianOperator:
     the weights the model has when the operator is built: parameters and
     buffers are copied, so later changes to the model do not affect it.  The
     model runs in eval mode (BatchNorm uses its running statistics; dropout
-    is off) during products; its modes are restored afterwards.
+    is off) and with math attention (:mod:`landscape.hessian.second_order`)
+    during products; its modes and the SDPA settings are restored afterwards.
+    An op without a double backward raises :class:`LandscapeError`.
 
     Vectors are flat, ``[size]``, in the model's dtype and device, laid out in
     ``names`` order; :meth:`unflatten` turns one into parameter-shaped
@@ -147,7 +150,7 @@ class HessianOperator:
         modes = [(m, m.training) for m in self.model.modules()]
         self.model.eval()
         try:
-            with torch.enable_grad():
+            with torch.enable_grad(), second_order(self.model):
                 yield
         finally:
             for m, mode in modes:
@@ -168,6 +171,7 @@ class HessianOperator:
             loss = self._loss(x, y)
             if not torch.isfinite(loss):
                 raise LandscapeError(f"the loss is not finite ({loss.item()}) on the first batch")
+            check_twice_differentiable(loss, self.model)
             grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
         return [n for n, g in zip(leaves, grads) if g is not None]
 
