@@ -57,7 +57,7 @@ def test_train_then_every_analysis(cli, tmp_path, family):
     data = ["--data", small_phantom_folder(tmp_path / "data", img_size=size)] if family == "vgg" else []
     flags = [a for arg in model_args for a in ("--model-arg", arg)]
     res = cli("train", "--model", name, *flags, "--img-size", size, "--epochs", 1, "--batch-size", 32,
-              "--optimizer", "sam", "--keep", "last", "--out", tmp_path, "--run-name", family, "--device", "cpu", *data)
+              "--keep", "last", "--out", tmp_path, "--run-name", family, "--device", "cpu", *data)
     assert res.code == 0, res.err
     run = tmp_path / family
     ck = load_checkpoint(run, device="cpu")
@@ -80,3 +80,20 @@ def test_train_then_every_analysis(cli, tmp_path, family):
     assert res.code == 0, res.err
     [record] = [json.loads(p.read_text()) for p in (run / "analysis").glob("surface-*.json")]
     assert np.isfinite(record["result"]["loss"]).all() and record["result"]["center_error"] <= 1e-5
+
+
+def test_model_args_parse_numbers_lists_and_strings():
+    assert parse_model_args(["layers=1,1,1,1", "drop_rate=0.1", "global_pool=avg", "class_token=false"]) == {
+        "layers": [1, 1, 1, 1], "drop_rate": 0.1, "global_pool": "avg", "class_token": False}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--model-arg", "img_size=32"], "--model-arg img_size is not allowed: it is set by --img-size"),
+    (["--model-arg", "depth"], "--model-arg takes key=value, got 'depth'"),
+    (["--model", "resnet18", "--model-arg", "bogus=1"], "model 'resnet18' takes no argument 'bogus'"),
+    (["--model", "cnn-small", "--model-arg", "depth=2"], "model 'cnn-small' takes no argument 'depth'"),
+])
+def test_bad_model_args_are_one_line_errors(cli, tmp_path, args, message):
+    res = cli("train", *args, "--epochs", 1, "--img-size", 16, "--out", tmp_path, "--device", "cpu")
+    lines = res.err.strip().splitlines()
+    assert res.code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]

@@ -93,15 +93,37 @@ def _offline_unless_reachable(pretrained: bool, host: str = "huggingface.co", ti
 
 def _takes_img_size(name: str) -> bool:
     """Whether the timm entrypoint's model class accepts ``img_size`` (ViT, Swin, ...)."""
-    import timm
+    return "img_size" in _timm_arguments(name)
 
-    fn = timm.models.model_entrypoint(name)
-    module = inspect.getmodule(fn)
+
+def _timm_arguments(name: str) -> set[str]:
+    """Arguments timm may take for ``name``: its module's model classes' and timm's factory functions' (a superset)."""
+    import timm
+    from timm.models import build_model_with_cfg
+
+    module = inspect.getmodule(timm.models.model_entrypoint(name))
+    names = set(inspect.signature(timm.create_model).parameters) | set(inspect.signature(build_model_with_cfg).parameters)
+    names |= {"out_indices", "feature_cls", "flatten_sequential"}  # popped by timm's _create_* helpers
     for obj in vars(module).values():
         if isinstance(obj, type) and issubclass(obj, nn.Module) and obj.__module__ == module.__name__:
-            if "img_size" in inspect.signature(obj.__init__).parameters:
-                return True
-    return False
+            names.update(inspect.signature(obj.__init__).parameters)
+    return names
+
+
+def check_arguments(name: str, kwargs: dict) -> None:
+    """Raise :class:`LandscapeError` for a keyword argument that model ``name`` cannot take (cheap: builds nothing)."""
+    if name in _BUILTIN:
+        cls = {"cnn-small": SmallCNN, "cnn-tiny": TinyCNN, "mlp-tiny": TinyMLP}[name]
+        known = set(inspect.signature(cls.__init__).parameters)
+    else:
+        import timm
+
+        if not timm.is_model(name):
+            return  # create() names the problem
+        known = _timm_arguments(name)
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise LandscapeError(f"model {name!r} takes no argument {unknown[0]!r}")
 
 
 def _first_line(exc: BaseException) -> str:

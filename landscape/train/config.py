@@ -72,6 +72,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise LandscapeError(message)
+        from landscape.models.registry import check_arguments
+
+        check_arguments(self.model, self.model_kwargs)
         return self
 
     @property
