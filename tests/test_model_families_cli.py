@@ -4,7 +4,7 @@ The architectures are the timm families of the seed study, shrunk with
 ``--model-arg`` (timm's own constructor arguments, recorded in the checkpoint
 so every later command rebuilds the same model). VGG has no width argument
 in timm, so its run uses the real ``vgg11`` convolutions at 32 px on a
-36-image folder cut from the phantom (the full phantom epoch would take
+24-image folder cut from the phantom (the full phantom epoch would take
 minutes on one core).
 """
 
@@ -40,7 +40,7 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def small_phantom_folder(root, per_class: int = 12, img_size: int = 32):
+def small_phantom_folder(root, per_class: int = 8, img_size: int = 32):
     """The first ``per_class`` phantom images of each class as PNGs in ``root/<class>/``."""
     images = load_phantom(seed=0, img_size=img_size)
     for c, name in enumerate(images.classes):

@@ -20,7 +20,7 @@ def surface_command(
     grid: str = typer.Option("21", "--grid", help="Points per axis: N, or NxM for a non-square 2D grid."),
     span: float = typer.Option(1.0, "--span", help="Axis reach: random/eigen [-span, span]; interp t in [-span/2, 1+span/2]; pca span x 1.2 x the trajectory."),
     split: str = typer.Option("test", "--split", help="Data split to evaluate: train, val or test."),
-    bn: str = typer.Option("eval", "--bn", help="BatchNorm: eval (frozen running stats) or recompute (re-estimated per point on training images)."),
+    bn: str = typer.Option("eval", "--bn", help="BatchNorm: eval (frozen running stats) or recompute (re-estimated per point on training images; a no-op for models without BatchNorm, e.g. ViT, Swin, VGG)."),
     samples: Optional[int] = typer.Option(None, "--samples", help="Evaluate on a seeded subset of this many images (default: the whole split)."),
     bn_samples: int = typer.Option(512, "--bn-samples", help="Training images for --bn recompute."),
     seed: int = typer.Option(0, "--seed", help="Seed of random directions, subsets and Lanczos."),

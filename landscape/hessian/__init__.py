@@ -3,7 +3,8 @@
 Everything works on an :class:`Operator` (``size``, ``dtype``, ``device``,
 ``matvec``, optional ``matmat``); the functions accept either a model with
 ``loss_fn`` and ``data`` (the Hessian of the sample-weighted mean loss,
-BatchNorm in eval mode) or an operator directly.  Cost is counted in
+BatchNorm in eval mode, attention on the math kernel: see
+:mod:`landscape.hessian.second_order`) or an operator directly.  Cost is counted in
 Hessian-vector products.  Pure math: this package imports nothing from
 ``data``, ``train``, ``checkpoint`` or ``report``; the checkpoint-level,
 cached driver is :func:`landscape.analysis.hessian.analyze` (also reachable as

@@ -19,7 +19,9 @@ Conventions
     re-estimated on the fixed ``bn_data`` batches as a cumulative moving
     average (momentum ``None``), exactly like
     ``torch.optim.swa_utils.update_bn``; only the BN layers are put in train
-    mode, so dropout stays off.
+    mode, so dropout stays off. A model without BatchNorm (ViT, Swin, VGG)
+    has nothing to re-estimate: ``"recompute"`` is then a no-op and gives
+    exactly the ``"eval"`` surface.
 * Evaluation data are moved to the model's device (and float dtype) once.
 
 Speed (``fast=True``, the default): the point is evaluated on a twin of the
