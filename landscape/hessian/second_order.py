@@ -26,7 +26,6 @@ import re
 import torch
 from torch import nn
 from torch.autograd.function import once_differentiable
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from landscape.errors import LandscapeError
 
@@ -48,7 +47,7 @@ def second_order(model: nn.Module):
     The caller's SDPA backend flags are restored on exit, also on error.
     """
     try:
-        with sdpa_kernel(SDPBackend.MATH):
+        with _math_attention():
             yield
     except RuntimeError as exc:
         message = str(exc)
@@ -57,6 +56,15 @@ def second_order(model: nn.Module):
             raise
         op = match.group(1) if match else "a custom autograd function marked @once_differentiable"
         raise LandscapeError(_no_double_backward(op, model)) from None
+
+
+def _math_attention():
+    """``sdpa_kernel(SDPBackend.MATH)``; torch < 2.3 spells it ``torch.backends.cuda.sdp_kernel``."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:
+        return torch.backends.cuda.sdp_kernel(enable_flash=False, enable_math=True, enable_mem_efficient=False)
+    return sdpa_kernel(SDPBackend.MATH)
 
 
 def check_twice_differentiable(loss: torch.Tensor, model: nn.Module) -> None:
