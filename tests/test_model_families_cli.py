@@ -65,18 +65,18 @@ def test_train_then_every_analysis(cli, tmp_path, family):
     assert kwargs["img_size"] == size and kwargs.items() >= parse_model_args(model_args).items()
     assert sum(p.numel() for p in ck.model.parameters()) == ck.meta["model"]["num_params"]
 
-    res = cli("hessian", run, "--top-k", 1, "--no-trace", "--samples", 8, "--tol", "1e-2", "--device", "cpu")
+    res = cli("hessian", run, "--top-k", 1, "--no-trace", "--samples", 4, "--tol", "1e-2", "--device", "cpu")
     assert res.code == 0, res.err
     [record] = [json.loads(p.read_text()) for p in (run / "analysis").glob("hessian-*.json")]
     assert record["result"]["top_k"]["converged"] == [True]
 
-    res = cli("sharpness", run, "--rho", "0.01", "--m", 4, "--samples", 8, "--steps", 2, "--device", "cpu")
+    res = cli("sharpness", run, "--rho", "0.01", "--m", 2, "--samples", 4, "--steps", 2, "--device", "cpu")
     assert res.code == 0, res.err
     [record] = [json.loads(p.read_text()) for p in (run / "analysis").glob("sharpness-*.json")]
     assert record["result"]["mean"][0] >= 0
 
     directions = "random" if family == "vgg" else "eigen"
-    res = cli("surface", run, "--directions", directions, "--grid", 3, "--samples", 8, "--device", "cpu")
+    res = cli("surface", run, "--directions", directions, "--grid", 3, "--samples", 4, "--device", "cpu")
     assert res.code == 0, res.err
     [record] = [json.loads(p.read_text()) for p in (run / "analysis").glob("surface-*.json")]
     assert np.isfinite(record["result"]["loss"]).all() and record["result"]["center_error"] <= 1e-5
