@@ -1,0 +1,112 @@
+"""Work run by tests/test_distributed.py, alone or under ``torchrun --standalone --nproc-per-node 2``.
+
+``python tests/dist_helper.py MODE OUT``; rank 0 writes what it computed under
+OUT (the comparison is the test's). Modes:
+
+* ``numbers``: Hessian HVP/top-k/trace/SLQ, data-parallel training (adam, sam,
+  gsam) and a 2D surface, all float64 on tiny models, 13 samples (uneven per rank);
+* ``surface-kill``: the same surface, killed (SIGKILL) after its second row;
+* ``fail``: rank 1 raises while rank 0 waits in a collective.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import torch
+
+from landscape import distributed
+from landscape.errors import LandscapeError
+
+torch.set_num_threads(1)
+torch.set_default_dtype(torch.float64)
+
+
+def _model(seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(16, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+
+
+def _data(n: int = 13) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    return torch.randn(n, 1, 4, 4, generator=g), torch.randint(0, 3, (n,), generator=g)
+
+
+def hessian_numbers() -> dict:
+    from landscape.hessian import spectral_density, top_eigenvalues, trace
+    from landscape.hessian.operator import HessianOperator
+
+    x, y = _data()
+    op = HessianOperator(_model(), torch.nn.CrossEntropyLoss(), [(x[:5], y[:5]), (x[5:], y[5:])])
+    v = torch.linspace(-1, 1, op.size)
+    hv = op.matvec(v)
+    eig = top_eigenvalues(op, k=3, tol=1e-8, seed=0)
+    tr = trace(op, method="hutch++", rtol=1e-3, max_hvps=30, seed=0)
+    dens = spectral_density(op, runs=2, steps=10, seed=0)
+    return {"local_samples": op.local_samples, "num_samples": op.num_samples, "hv": hv.tolist(),
+            "eigenvalues": list(eig.eigenvalues), "eig_hvps": eig.hvps, "trace": tr.estimate, "trace_hvps": tr.hvps,
+            "nodes": [list(map(float, r)) for r in dens.nodes], "weights": [list(map(float, r)) for r in dens.weights],
+            "hvps": op.hvps}
+
+
+def train_numbers(out: Path) -> dict:
+    from landscape.train import TrainConfig, train
+
+    res = {}
+    for opt in ("adam", "sam", "gsam"):
+        cfg = TrainConfig(model="mlp-tiny", optimizer=opt, img_size=8, epochs=2, batch_size=11, out=str(out / "runs"),
+                          seed=3)
+        r = train(cfg, progress=False)
+        res[opt] = str(r.final)
+    return res
+
+
+def surface(resume_path: Path, kill_after: int | None = None):
+    from landscape.surface.evaluate import evaluate_surface
+
+    model = _model(2)
+    x, y = _data()
+    g = torch.Generator().manual_seed(5)
+    dirs = [{n: torch.randn(p.shape, generator=g) for n, p in model.named_parameters()} for _ in range(2)]
+
+    def stop(row, *_):
+        if kill_after is not None and row + 1 >= kill_after and distributed.is_main():
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    arrays = evaluate_surface(model, torch.nn.CrossEntropyLoss(), (x, y), dirs, torch.linspace(-1, 1, 5).tolist(),
+                              torch.linspace(-1, 1, 4).tolist(), batch_size=4, fast=False, resume_path=resume_path,
+                              callback=stop)
+    return {"loss": arrays.loss.tolist(), "accuracy": arrays.accuracy.tolist(), "evaluated": arrays.evaluated}
+
+
+def main(mode: str, out: Path) -> None:
+    distributed.init()
+    out.mkdir(parents=True, exist_ok=True)
+    if mode == "numbers":
+        result = {"world_size": distributed.world_size(), "hessian": hessian_numbers(),
+                  "train": train_numbers(out), "surface": surface(out / "surface.partial.npz")}
+    elif mode == "surface-kill":
+        result = {"surface": surface(out / "surface.partial.npz", kill_after=2)}
+    elif mode == "fail":
+        if distributed.rank() == 1:
+            raise LandscapeError("deliberate failure")
+        distributed.barrier()
+        result = {}
+    else:
+        raise SystemExit(f"unknown mode {mode}")
+    result["gathered"] = distributed.all_gather_object(distributed.rank())
+    if distributed.is_main():
+        (out / "result.json").write_text(json.dumps(result))
+    distributed.finish()
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1], Path(sys.argv[2]))
+    except LandscapeError as exc:
+        print(f"error: {distributed.where()}{exc}", file=sys.stderr)
+        sys.exit(2)
