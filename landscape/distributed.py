@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterator
 from datetime import timedelta
 
+import numpy as np
 import torch
 
 from landscape.errors import LandscapeError
@@ -170,6 +171,15 @@ def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
     if buf is not t:
         t.copy_(buf)
     return t
+
+
+def sum_array(a: np.ndarray) -> np.ndarray:
+    """Element-wise float64 sum of ``a`` over ranks (each rank fills its own entries, zeros elsewhere)."""
+    if not active():
+        return a
+    t = torch.from_numpy(np.array(a, dtype=np.float64))
+    all_reduce(t)
+    return t.numpy()
 
 
 def all_gather_object(obj) -> list:
