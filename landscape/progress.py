@@ -49,10 +49,10 @@ class _Bar:
 @contextlib.contextmanager
 def progress_bar(description: str, total: float | None, enabled: bool = True) -> Iterator[_Bar]:
     """Context manager yielding a bar with ``advance`` and ``update``."""
-    from landscape.distributed import is_main
+    from landscape.distributed import global_rank
 
     console = Console(stderr=True)
-    if not enabled or not is_main() or not (console.is_terminal or _forced()):
+    if not enabled or global_rank() != 0 or not (console.is_terminal or _forced()):
         yield _Bar(None, None)
         return
     columns = [
