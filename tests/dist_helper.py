@@ -3,9 +3,12 @@
 ``python tests/dist_helper.py MODE OUT``; rank 0 writes what it computed under
 OUT (the comparison is the test's). Modes:
 
-* ``numbers``: Hessian HVP/top-k/trace/SLQ, data-parallel training (adam, sam,
-  gsam) and a 2D surface, all float64 on tiny models, 13 samples (uneven per rank);
-* ``surface-kill``: the same surface, killed (SIGKILL) after its second row;
+* ``numbers``: Hessian HVP/top-k/trace/SLQ, m-sharpness, data-parallel
+  training (adam, sam, gsam) and a 2D surface, all float64 on tiny models,
+  13 samples (uneven per rank);
+* ``surface``: only the surface (resuming ``OUT/surface.partial.npz``);
+* ``surface-kill``: the surface, rank 0 killed (SIGKILL) once two rows are saved;
+* ``hvp-device``: one HVP on this rank's device (``cuda:LOCAL_RANK`` with CUDA);
 * ``fail``: rank 1 raises while rank 0 waits in a collective.
 """
 
@@ -53,16 +56,23 @@ def hessian_numbers() -> dict:
             "hvps": op.hvps}
 
 
-def train_numbers(out: Path) -> dict:
-    from landscape.train import TrainConfig, train
+def sharpness_numbers() -> dict:
+    from landscape.sharpness import average_case_sharpness, sub_batches, worst_case_sharpness
 
-    res = {}
-    for opt in ("adam", "sam", "gsam"):
-        cfg = TrainConfig(model="mlp-tiny", optimizer=opt, img_size=8, epochs=2, batch_size=11, out=str(out / "runs"),
-                          seed=3)
-        r = train(cfg, progress=False)
-        res[opt] = str(r.final)
-    return res
+    x, y = _data()
+    batches = sub_batches(x, y, m=2, samples=10, seed=0)  # 5 sub-batches: 3 and 2 per rank
+    loss = torch.nn.CrossEntropyLoss()
+    avg = average_case_sharpness(_model(), loss, batches, [0.05, 0.1], draws=2, seed=0)
+    worst = worst_case_sharpness(_model(), loss, batches, [0.05, 0.1], steps=2, seed=0)
+    return {"average": avg.per_batch.tolist(), "worst": worst.per_batch.tolist(), "base": worst.base_loss,
+            "passes": [avg.passes, worst.passes]}
+
+
+def train_numbers(out: Path) -> dict:
+    from landscape.train import TrainConfig, train_all
+
+    cfg = TrainConfig(model="mlp-tiny", img_size=8, epochs=2, batch_size=11, out=str(out / "runs"), seed=3)
+    return {r.run_dir.name.split("-")[-2]: str(r.final) for r in train_all(cfg, ["adam", "sam", "gsam"], progress=False)}
 
 
 def surface(resume_path: Path, kill_after: int | None = None):
@@ -88,7 +98,16 @@ def main(mode: str, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if mode == "numbers":
         result = {"world_size": distributed.world_size(), "hessian": hessian_numbers(),
-                  "train": train_numbers(out), "surface": surface(out / "surface.partial.npz")}
+                  "sharpness": sharpness_numbers(), "train": train_numbers(out), "surface": surface(out / "surface.partial.npz")}
+    elif mode == "hvp-device":  # the HVP on this rank's device (cuda:LOCAL_RANK under torchrun with CUDA)
+        from landscape.hessian.operator import HessianOperator
+
+        x, y = _data()
+        op = HessianOperator(_model().to(distributed.device()), torch.nn.CrossEntropyLoss(), [(x[:5], y[:5]), (x[5:], y[5:])])
+        hv = op.matvec(torch.linspace(-1, 1, op.size))
+        result = {"device": str(op.device), "world_size": distributed.world_size(), "hv": hv.tolist()}
+    elif mode == "surface":
+        result = {"surface": surface(out / "surface.partial.npz")}
     elif mode == "surface-kill":
         result = {"surface": surface(out / "surface.partial.npz", kill_after=2)}
     elif mode == "fail":
