@@ -124,8 +124,6 @@ def main(mode: str, out: Path) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main(sys.argv[1], Path(sys.argv[2]))
-    except LandscapeError as exc:
-        print(f"error: {distributed.where()}{exc}", file=sys.stderr)
-        sys.exit(2)
+    from landscape.cli import guarded
+
+    sys.exit(guarded(lambda: main(sys.argv[1], Path(sys.argv[2]))))  # errors exactly as the CLI reports them

@@ -31,24 +31,45 @@ def _env(**extra) -> dict:
     return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "LANDSCAPE_DIST_TIMEOUT": "2", **extra}
 
 
-def _run(args: list[str], ranks: int, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+def _start(args: list[str], ranks: int) -> subprocess.Popen:
     """``args`` as one process (ranks=1, no torchrun) or under torchrun with ``ranks`` local processes."""
     cmd = [sys.executable, *args] if ranks == 1 else \
         [TORCHRUN, "--standalone", f"--nproc-per-node={ranks}", "--no-python", sys.executable, *args]
-    return subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=timeout)
+    return subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """Wait for ``proc``; past ``timeout`` kill its whole process group and fail."""
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+        proc.communicate()
+        pytest.fail(f"{proc.args} did not finish within {timeout} s")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _run(args: list[str], ranks: int, timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    return _finish(_start(args, ranks), timeout)
+
+
+def _result(proc: subprocess.Popen, out: Path) -> dict:
+    done = _finish(proc)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "result.json").read_text())
 
 
 def _helper(mode: str, out: Path, ranks: int) -> dict:
-    proc = _run([str(HELPER), mode, str(out)], ranks)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return json.loads((out / "result.json").read_text())
+    return _result(_start([str(HELPER), mode, str(out)], ranks), out)
 
 
 @pytest.fixture(scope="module")
 def numbers(tmp_path_factory):
     """The helper's ``numbers`` on 1 process and on 2 ranks (run side by side)."""
-    base = tmp_path_factory.mktemp("dist")
-    return _helper("numbers", base / "one", 1), _helper("numbers", base / "two", 2)
+    one, two = tmp_path_factory.mktemp("one"), tmp_path_factory.mktemp("two")
+    procs = [_start([str(HELPER), "numbers", str(out)], ranks) for out, ranks in ((one, 1), (two, 2))]
+    return _result(procs[0], one), _result(procs[1], two)
 
 
 def _close(a, b, rtol=1e-6, atol=1e-12):

@@ -11,23 +11,30 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 from landscape.errors import LandscapeError
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    from landscape.cli.app import register
+
+    app = register()
+    args = list(sys.argv[1:] if argv is None else argv)
+    # typer handles its own usage errors (bad option values, --help) and exits.
+    return guarded(lambda: app(args=args, prog_name="landscape", standalone_mode=True))
+
+
+def guarded(work: Callable[[], object]) -> int:
+    """Run ``work()`` and return the exit code, turning errors into one ``error:`` line (see the module doc)."""
     from rich.console import Console
 
     from landscape import distributed
-    from landscape.cli.app import register
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    app = register()
-    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        # typer handles its own usage errors (bad option values, --help) and exits.
-        app(args=args, prog_name="landscape", standalone_mode=True)
+        work()
         distributed.finish()
         return 0
     except SystemExit as exc:
