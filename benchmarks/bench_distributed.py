@@ -98,7 +98,7 @@ def _gpu() -> dict | None:
     op = HessianOperator(model, loss, [(x, y)])
     v = torch.randn(op.size, device=dev)
     t_hvp = timed(lambda: op.matvec(v))
-    del op
+    op.release()
     rebuilt = HessianOperator(model, loss, [(x, y)], graph_memory=0)  # no retained graph: every HVP rebuilds it
     t_hvp_rebuild = timed(lambda: rebuilt.matvec(v))
     return {"device": torch.cuda.get_device_name(dev), "grad_s": t_grad, "hvp_s": t_hvp,

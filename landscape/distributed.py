@@ -94,17 +94,17 @@ def world_size() -> int:
 
 def global_rank() -> int:
     """The ``torchrun`` rank, also inside :func:`local` (0 without ``torchrun``)."""
-    return int(os.environ.get("RANK", 0)) if launched() else 0
+    return int(os.environ.get("RANK", "0")) if launched() else 0
 
 
 def global_world_size() -> int:
     """The ``torchrun`` world size, also inside :func:`local` (1 without ``torchrun``)."""
-    return int(os.environ.get("WORLD_SIZE", 1)) if launched() else 1
+    return int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
 
 
 def local_rank() -> int:
     """``LOCAL_RANK`` (the rank on this machine), 0 without ``torchrun``."""
-    return int(os.environ.get("LOCAL_RANK", 0))
+    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def is_main() -> bool:

@@ -57,7 +57,11 @@ def hessian_numbers() -> dict:
 
 
 def sharpness_numbers() -> dict:
-    from landscape.sharpness import average_case_sharpness, sub_batches, worst_case_sharpness
+    from landscape.sharpness import (
+        average_case_sharpness,
+        sub_batches,
+        worst_case_sharpness,
+    )
 
     x, y = _data()
     batches = sub_batches(x, y, m=2, samples=10, seed=0)  # 5 sub-batches: 3 and 2 per rank

@@ -43,7 +43,14 @@ from torch import nn
 from landscape import distributed
 from landscape.errors import LandscapeError
 from landscape.progress import progress_bar
-from landscape.sharpness.balls import check_norm, check_rhos, project, random_direction, same, steepest
+from landscape.sharpness.balls import (
+    check_norm,
+    check_rhos,
+    project,
+    random_direction,
+    same,
+    steepest,
+)
 from landscape.sharpness.batches import Batch, batch_size_of
 from landscape.sharpness.functional import PerturbedLoss, Vector, eval_mode
 from landscape.sharpness.result import SharpnessResult

@@ -104,7 +104,7 @@ class _Trainer:
         self.cfg, self.prep, self.run_dir, self.progress = cfg, prepared, run_dir, progress
         self.device = resolve_device(cfg.device)
         model, self.model_meta = build_model(cfg, len(prepared.classes))
-        self.model = DataParallel.convert(model, cfg.sync_bn).to(self.device)
+        self.model = DataParallel.convert(model, cfg.sync_bn, self.device).to(self.device)
         self.dtype = next(self.model.parameters()).dtype
         hyper = dict(cfg.opt_args)
         if cfg.weight_decay:

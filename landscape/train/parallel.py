@@ -24,7 +24,8 @@ update.
 BatchNorm: without ``sync_bn`` each rank normalises with its slice's
 statistics and the running statistics are averaged over the ranks at the end
 of every epoch; with ``sync_bn`` BatchNorm layers become ``SyncBatchNorm``
-(statistics of the global batch, identical running statistics).
+(statistics of the global batch, identical running statistics; CUDA only,
+as torch's SyncBatchNorm).
 """
 
 from __future__ import annotations
@@ -59,9 +60,12 @@ class DataParallel:
             opt.direction_hook = self._average
 
     @staticmethod
-    def convert(model: nn.Module, sync_bn: bool) -> nn.Module:
-        """``model`` with BatchNorm turned into SyncBatchNorm when ``sync_bn`` and distributed."""
+    def convert(model: nn.Module, sync_bn: bool, device: torch.device) -> nn.Module:
+        """``model`` with BatchNorm turned into SyncBatchNorm when ``sync_bn`` and distributed (CUDA only)."""
         if sync_bn and distributed.active():
+            if device.type != "cuda":
+                raise LandscapeError("--sync-bn needs CUDA (torch's SyncBatchNorm runs on GPUs only); "
+                                     "on CPU train a BN-free model or drop --sync-bn")
             return nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return model
 
