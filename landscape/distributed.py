@@ -162,17 +162,6 @@ def all_reduce(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
     return t
 
 
-def broadcast(t: torch.Tensor, src: int = 0) -> torch.Tensor:
-    """Overwrite ``t`` with rank ``src``'s values in place; returns ``t``. No-op in one process."""
-    if not active():
-        return t
-    buf = _comm(t)
-    torch.distributed.broadcast(buf, src=src)
-    if buf is not t:
-        t.copy_(buf)
-    return t
-
-
 def sum_array(a: np.ndarray) -> np.ndarray:
     """Element-wise float64 sum of ``a`` over ranks (each rank fills its own entries, zeros elsewhere)."""
     if not active():
@@ -182,12 +171,15 @@ def sum_array(a: np.ndarray) -> np.ndarray:
     return t.numpy()
 
 
-def all_gather_object(obj) -> list:
-    """Every rank's ``obj`` (picklable plain data), in rank order; ``[obj]`` in one process."""
+def all_gather_object(obj, group=None) -> list:
+    """Every rank's ``obj`` (picklable plain data), in rank order; ``[obj]`` in one process.
+
+    ``group``: a process group of all ranks with its own timeout (default: the main group).
+    """
     if not active():
         return [obj]
     out = [None] * world_size()
-    torch.distributed.all_gather_object(out, obj)
+    torch.distributed.all_gather_object(out, obj, group=group)
     return out
 
 

@@ -9,6 +9,7 @@ OUT (the comparison is the test's). Modes:
 * ``surface``: only the surface (resuming ``OUT/surface.partial.npz``);
 * ``surface-kill``: the surface, rank 0 killed (SIGKILL) once two rows are saved;
 * ``hvp-device``: one HVP on this rank's device (``cuda:LOCAL_RANK`` with CUDA);
+* ``resume``: continue the adam run of ``numbers`` under ``OUT/runs`` (``--resume``);
 * ``fail``: rank 1 raises while rank 0 waits in a collective.
 """
 
@@ -72,11 +73,17 @@ def sharpness_numbers() -> dict:
             "passes": [avg.passes, worst.passes]}
 
 
-def train_numbers(out: Path) -> dict:
-    from landscape.train import TrainConfig, train_all
+def _train_config(out: Path):
+    from landscape.train import TrainConfig
 
-    cfg = TrainConfig(model="mlp-tiny", img_size=8, epochs=2, batch_size=11, out=str(out / "runs"), seed=3)
-    return {r.run_dir.name.split("-")[-2]: str(r.final) for r in train_all(cfg, ["adam", "sam", "gsam"], progress=False)}
+    return TrainConfig(model="mlp-tiny", img_size=8, epochs=2, batch_size=11, out=str(out / "runs"), seed=3)
+
+
+def train_numbers(out: Path) -> dict:
+    from landscape.train import train_all
+
+    runs = train_all(_train_config(out), ["adam", "sam", "gsam"], progress=False)
+    return {r.run_dir.name.split("-")[-2]: str(r.final) for r in runs}
 
 
 def surface(resume_path: Path, kill_after: int | None = None):
@@ -110,6 +117,10 @@ def main(mode: str, out: Path) -> None:
         op = HessianOperator(_model().to(distributed.device()), torch.nn.CrossEntropyLoss(), [(x[:5], y[:5]), (x[5:], y[5:])])
         hv = op.matvec(torch.linspace(-1, 1, op.size))
         result = {"device": str(op.device), "world_size": distributed.world_size(), "hv": hv.tolist()}
+    elif mode == "resume":  # continue OUT/runs/<adam run> from its last epoch file
+        from landscape.train import train
+
+        result = {"final": str(train(_train_config(out), progress=False, resume=True).final)}
     elif mode == "surface":
         result = {"surface": surface(out / "surface.partial.npz")}
     elif mode == "surface-kill":

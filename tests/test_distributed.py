@@ -107,6 +107,19 @@ def test_training_two_ranks_equal_one(numbers, optimizer):
         _close(w1, two["state_dict"][name])
 
 
+def test_resume_with_another_world_size(numbers, tmp_path):
+    """Epoch 1 on 2 ranks, epoch 2 resumed in one process: the weights of 2 epochs in one process."""
+    run = Path(numbers[1]["train"]["adam"]).parent
+    copy = tmp_path / "runs" / run.name
+    shutil.copytree(run, copy)
+    for name in ("epoch_002.pt", "final.pt", "best.pt"):
+        (copy / name).unlink()
+    resumed = torch.load(_helper("resume", tmp_path, 1)["final"], weights_only=True)
+    reference = torch.load(numbers[0]["train"]["adam"], weights_only=True)
+    for name, w in reference["state_dict"].items():
+        _close(w, resumed["state_dict"][name])
+
+
 def test_surface_two_ranks_equal_one_point_for_point(numbers):
     one, two = (n["surface"] for n in numbers)
     assert one["evaluated"] == two["evaluated"] == 20

@@ -45,7 +45,6 @@ def deal(jobs: Sequence, work: Callable[[object], object]) -> tuple[list, list[i
     wait = torch.distributed.new_group(backend="gloo", timeout=RUNS_WAIT)
     with distributed.local():
         mine = {k: work(job) for k, job in enumerate(jobs) if k % ranks == me}
-    everyone: list = [None] * ranks
-    torch.distributed.all_gather_object(everyone, mine, group=wait)
+    everyone = distributed.all_gather_object(mine, group=wait)
     merged = {k: v for part in everyone for k, v in part.items()}
     return [merged[k] for k in range(len(jobs))], [k % ranks for k in range(len(jobs))]
