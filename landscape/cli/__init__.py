@@ -22,12 +22,18 @@ def main(argv: list[str] | None = None) -> int:
 
     app = register()
     args = list(sys.argv[1:] if argv is None else argv)
+    from landscape.cli.flags import flag_message
+
     # typer handles its own usage errors (bad option values, --help) and exits.
-    return guarded(lambda: app(args=args, prog_name="landscape", standalone_mode=True))
+    return guarded(lambda: app(args=args, prog_name="landscape", standalone_mode=True),
+                   message=lambda exc: flag_message(exc, app, args))
 
 
-def guarded(work: Callable[[], object]) -> int:
-    """Run ``work()`` and return the exit code, turning errors into one ``error:`` line (see the module doc)."""
+def guarded(work: Callable[[], object], message: Callable[[LandscapeError], str] = str) -> int:
+    """Run ``work()`` and return the exit code, turning errors into one ``error:`` line (see the module doc).
+
+    ``message(exc)`` words a :class:`LandscapeError` (the CLI names flags instead of parameters).
+    """
     from rich.console import Console
 
     from landscape import distributed
@@ -43,9 +49,7 @@ def guarded(work: Callable[[], object]) -> int:
             distributed.finish()
         return code
     except LandscapeError as exc:
-        from landscape.cli.flags import flag_message
-
-        err.print(f"error: {distributed.where()}{flag_message(exc, app, args)}", markup=False)
+        err.print(f"error: {distributed.where()}{message(exc)}", markup=False)
         return 2
     except KeyboardInterrupt:
         err.print("error: interrupted; finished work is saved and --resume continues it")
