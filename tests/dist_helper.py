@@ -4,7 +4,7 @@
 OUT (the comparison is the test's). Modes:
 
 * ``numbers``: Hessian HVP/top-k/trace/SLQ, m-sharpness, data-parallel
-  training (adam, sam, gsam) and a 2D surface, all float64 on tiny models,
+  training (adam, sam, gsam), one ``--sam-local`` step (reference by hand) and a 2D surface, all float64 on tiny models,
   13 samples (uneven per rank);
 * ``surface``: only the surface (resuming ``OUT/surface.partial.npz``);
 * ``surface-kill``: the surface, rank 0 killed (SIGKILL) once two rows are saved;
@@ -86,6 +86,46 @@ def train_numbers(out: Path) -> dict:
     return {r.run_dir.name.split("-")[-2]: str(r.final) for r in runs}
 
 
+def sam_local_step() -> list:
+    """One ``--sam-local`` SAM step on a global batch of 11; in one process the reference, by hand.
+
+    Reference (SAM paper's m-sharpness over the two slices a 2-rank job uses):
+    per slice r, e_r = rho g_r / ||g_r||, g+_r at w + e_r; Adam steps with
+    sum_r (n_r / 11) g+_r.
+    """
+    from landscape.optim import create_optimizer
+    from landscape.train.parallel import DataParallel
+
+    x, y = _data(11)
+    loss, model, rho, lr = torch.nn.CrossEntropyLoss(), _model(4), 0.05, 0.01
+    params = list(model.parameters())
+    if distributed.active():
+        opt = create_optimizer("sam", model, base="adam", lr=lr, rho=rho)
+        dp = DataParallel(model, opt, sync_bn=False, sam_local=True, batch_size=11)
+        opt.step(dp.closure(loss, *dp.local(x, y), 11))
+    else:
+        w0 = [p.detach().clone() for p in params]
+        direction = [torch.zeros_like(p) for p in params]
+        for part in range(2):
+            r = distributed.shard(11, part, 2)
+            xs, ys = x[r.start:r.stop], y[r.start:r.stop]
+            g = torch.autograd.grad(loss(model(xs), ys), params)
+            norm = torch.sqrt(sum((t ** 2).sum() for t in g))
+            with torch.no_grad():
+                for p, t in zip(params, g):
+                    p.add_(t, alpha=float(rho / (norm + 1e-12)))
+            for d, t in zip(direction, torch.autograd.grad(loss(model(xs), ys), params)):
+                d.add_(t, alpha=len(ys) / 11)
+            with torch.no_grad():
+                for p, w in zip(params, w0):
+                    p.copy_(w)
+        opt = torch.optim.Adam(params, lr=lr)
+        for p, d in zip(params, direction):
+            p.grad = d
+        opt.step()
+    return [v for p in params for v in p.detach().flatten().tolist()]
+
+
 def surface(resume_path: Path, kill_after: int | None = None):
     from landscape.surface.evaluate import evaluate_surface
 
@@ -109,7 +149,7 @@ def main(mode: str, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if mode == "numbers":
         result = {"world_size": distributed.world_size(), "hessian": hessian_numbers(),
-                  "sharpness": sharpness_numbers(), "train": train_numbers(out), "surface": surface(out / "surface.partial.npz")}
+                  "sharpness": sharpness_numbers(), "sam_local": sam_local_step(), "train": train_numbers(out), "surface": surface(out / "surface.partial.npz")}
     elif mode == "hvp-device":  # the HVP on this rank's device (cuda:LOCAL_RANK under torchrun with CUDA)
         from landscape.hessian.operator import HessianOperator
 

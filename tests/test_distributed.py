@@ -107,6 +107,11 @@ def test_training_two_ranks_equal_one(numbers, optimizer):
         _close(w1, two["state_dict"][name])
 
 
+def test_sam_local_is_per_replica_m_sharpness(numbers):
+    """--sam-local on 2 ranks: each replica its own perturbation, directions averaged (reference by hand)."""
+    _close(numbers[0]["sam_local"], numbers[1]["sam_local"])
+
+
 def test_resume_with_another_world_size(numbers, tmp_path):
     """Epoch 1 on 2 ranks, epoch 2 resumed in one process: the weights of 2 epochs in one process."""
     run = Path(numbers[1]["train"]["adam"]).parent
