@@ -33,8 +33,16 @@ _FILE_MODE = 0o666 & ~_umask()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file + rename); returns the path."""
+    """Write ``data`` to ``path`` atomically (temp file + rename); returns the path.
+
+    Under ``torchrun`` only rank 0 writes (:func:`landscape.distributed.is_main`);
+    other ranks return the path without touching the disk.
+    """
+    from landscape.distributed import is_main
+
     path = Path(path)
+    if not is_main():
+        return path
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

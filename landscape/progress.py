@@ -2,7 +2,8 @@
 
 API functions take ``progress: bool`` and open a bar with :func:`progress_bar`;
 the bar is silent when ``progress`` is False or stderr is not a terminal
-(tests, CI logs), so library use stays quiet.
+(tests, CI logs), so library use stays quiet. Under ``torchrun`` only rank 0
+shows bars.
 """
 
 from __future__ import annotations
@@ -48,8 +49,10 @@ class _Bar:
 @contextlib.contextmanager
 def progress_bar(description: str, total: float | None, enabled: bool = True) -> Iterator[_Bar]:
     """Context manager yielding a bar with ``advance`` and ``update``."""
+    from landscape.distributed import global_rank
+
     console = Console(stderr=True)
-    if not enabled or not (console.is_terminal or _forced()):
+    if not enabled or global_rank() != 0 or not (console.is_terminal or _forced()):
         yield _Bar(None, None)
         return
     columns = [

@@ -113,7 +113,8 @@ def _compute(ck, s: dict, progress: bool) -> dict:
         if s["per_layer"]:
             bar.update(description="Hessian per layer")
             blocks = per_block(ck.model, ck.loss_fn, op.batches, tol=s["tol"], rtol=BLOCKS["rtol"],
-                               max_hvps=BLOCKS["max_hvps"], seed=s["seed"], progress=bar.advance)
+                               max_hvps=BLOCKS["max_hvps"], seed=s["seed"], progress=bar.advance,
+                               num_samples=op.num_samples)
             out["per_layer"] = [b.to_dict() for b in blocks]
     block_hvps = sum(b["hvps"] for b in out["per_layer"] or [])
     out.update({

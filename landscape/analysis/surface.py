@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape import distributed
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.plan import make_plan, parse_spec, spec_settings
 from landscape.checkpoint import Checkpoint
@@ -174,7 +175,8 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
         "key": arrays.key,
         "files": {k: str(v) for k, v in files.items()},
     }
-    partial.unlink(missing_ok=True)
+    if distributed.is_main():
+        partial.unlink(missing_ok=True)
     return result, {"split": split, "bn_mode": bn, "analysis_seed": seed, **model_provenance(model)}
 
 

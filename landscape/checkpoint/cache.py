@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from pathlib import Path
 
+from landscape import distributed
 from landscape.io import read_json, stable_hash, to_jsonable, versions, write_json
 
 
@@ -25,15 +26,21 @@ def cached(run_dir: str | Path, kind: str, settings: dict) -> dict | None:
 
 
 def store(run_dir: str | Path, kind: str, settings: dict, result: dict, provenance: dict) -> Path:
-    """Write a record atomically (adding versions and a UTC timestamp); returns its path."""
+    """Write a record atomically (adding versions, the world size and a UTC timestamp); returns its path.
+
+    Under ``torchrun`` every rank calls it, rank 0 writes, and all ranks wait
+    until the record is on disk (so a following :func:`cached` finds it).
+    """
     record = {
         "kind": kind,
         "settings": to_jsonable(settings),
         "result": to_jsonable(result),
-        "provenance": {**to_jsonable(provenance), "versions": versions(),
+        "provenance": {**to_jsonable(provenance), "versions": versions(), "world_size": distributed.world_size(),
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")},
     }
-    return write_json(record_path(run_dir, kind, settings), record)
+    path = write_json(record_path(run_dir, kind, settings), record)
+    distributed.barrier()
+    return path
 
 
 def records(run_dir: str | Path, kind: str) -> list[dict]:

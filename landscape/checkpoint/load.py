@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from landscape import distributed
 from landscape.data import load_images, select, to_float
 from landscape.errors import LandscapeError
 from landscape.io import safe_torch_load, sha256_file
@@ -64,7 +65,7 @@ class Checkpoint:
         self.run_dir: Path = self.path.parent
         self.data_root = str(data_root) if data_root is not None else self.meta["data"].get("root")
         if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+            device = distributed.device("auto")  # cuda:LOCAL_RANK under torchrun
         self.device = torch.device(device)
         name, kwargs = architecture(payload)
         model = create(name, **kwargs)

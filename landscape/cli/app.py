@@ -25,11 +25,20 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    dist_timeout: float = typer.Option(None, "--dist-timeout", show_default="30, or $LANDSCAPE_DIST_TIMEOUT",
+                                       help="Under torchrun: minutes the process group and every collective may wait."),
 ) -> None:
     """Loss-landscape and sharpness analysis of image classifiers (breast ultrasound first).
 
     Without --data every command uses the built-in synthetic phantom; its results are labelled 'phantom'.
+    Under torchrun every command runs distributed (see README, "Scaling out"):
+    torchrun --nproc-per-node 2 --no-python landscape hessian RUN
     """
+    from landscape import distributed
+    from landscape.cli.render import console
+
+    distributed.init(dist_timeout)
+    console.quiet = not distributed.is_main()  # only rank 0 prints tables and 'saved' lines
 
 
 def register() -> typer.Typer:

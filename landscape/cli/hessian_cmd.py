@@ -19,7 +19,7 @@ def hessian_command(
     density: bool = typer.Option(False, "--density", help="Spectral density by stochastic Lanczos quadrature."),
     per_layer: bool = typer.Option(False, "--per-layer", help="Top eigenvalue and trace of each module's diagonal block."),
     split: str = typer.Option("train", help="Split of the checkpoint's recorded data split: train, val or test."),
-    samples: int = typer.Option(512, help="Images in the seeded subset of the split (all if larger)."),
+    samples: str = typer.Option("512", help="Images in the seeded subset of the split (all if larger), or 'all'."),
     batch_size: int = typer.Option(128, help="Images per forward pass; lower it if memory runs out."),
     tol: float = typer.Option(1e-3, help="Relative residual: stop when ||Hv - lambda v|| <= tol |lambda| for every pair."),
     seed: int = typer.Option(0, help="Seed of the image subset, the Lanczos start and the probes."),
@@ -44,11 +44,17 @@ def hessian_command(
       landscape hessian RUN_DIR --top-k 3 --tol 1e-4 --samples 256 --json hessian.json
 
       landscape hessian RUN_DIR --density --plot density.png --per-layer --no-trace
+
+      torchrun --nproc-per-node 8 --no-python landscape hessian RUN_DIR --samples all   # data-parallel HVPs
     """
     from landscape.analysis.hessian import analyze
+    from landscape.errors import LandscapeError
 
+    if samples != "all" and not samples.isdigit():
+        raise LandscapeError(f"--samples must be a positive integer or 'all', got {samples!r}")
     record = analyze(
-        checkpoint, top_k=top_k, trace=trace, density=density, per_layer=per_layer, split=split, samples=samples,
+        checkpoint, top_k=top_k, trace=trace, density=density, per_layer=per_layer, split=split,
+        samples=None if samples == "all" else int(samples),
         batch_size=batch_size, tol=tol, seed=seed, progress=True, json_path=json_path, plot_path=plot,
         device=None if device == "auto" else device, data_root=data,
     )

@@ -51,6 +51,8 @@ def sharpness_command(
 
       landscape sharpness RUN_DIR --rho 0.005,0.01,0.02 --m 64 --norm linf --adaptive
 
+      torchrun --nproc-per-node 4 --no-python -- landscape sharpness RUN_DIR --m 64   # sub-batches over ranks
+
       landscape sharpness RUN_DIR --kind average --rho 0.01,0.05 --draws 64 --json sharp.json
     """
     from landscape.analysis.sharpness import analyze

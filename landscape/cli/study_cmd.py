@@ -21,6 +21,7 @@ def study_command(
     out: Path = typer.Option(Path("checkpoints"), "--out", help="Folder of the run folders, report.html and study.json."),
     quick: bool = typer.Option(False, "--quick", help="Small preset that finishes in minutes on a laptop CPU."),
     seed: int = typer.Option(0, "--seed", help="First seed; also the split seed and the analyses' seed."),
+    parallel: Optional[str] = typer.Option(None, "--parallel", help="Under torchrun: 'runs' deals the runs out over the ranks, 'data' puts all ranks on each run [default: runs if there are at least as many runs as ranks]."),
 ):
     """Train every (model, optimizer, seed), run the Hessian, sharpness and surface analyses, write the report.
 
@@ -34,8 +35,10 @@ def study_command(
       landscape study --data ../shared/data/busi --seeds 3 --epochs 30 --out busi_study/
 
       landscape study --data ../shared/data/busi --optimizers adam,sam,asam --models cnn-small,resnet18
+
+      torchrun --nproc-per-node 8 --no-python landscape study --data ../shared/data/busi --parallel runs
     """
     from landscape.study import run_study
 
     run_study(data=data, models=models.split(","), optimizers=optimizers, seeds=seeds, epochs=epochs, out=out,
-              quick=quick, progress=True, seed=seed, img_size=img_size)
+              quick=quick, progress=True, seed=seed, img_size=img_size, parallel=parallel)

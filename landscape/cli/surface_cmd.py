@@ -51,6 +51,8 @@ def surface_command(
       landscape surface RUN_DIR --directions pca --grid 25x25 --bn recompute
 
       landscape surface RUN_DIR --directions eigen --span 0.2 --samples 256
+
+      torchrun --nproc-per-node 8 --no-python landscape surface RUN_DIR --dim 2 --grid 51   # rows over ranks
     """
     from landscape.analysis.surface import analyze
 

@@ -88,6 +88,8 @@ def train_command(
     overwrite: bool = typer.Option(False, help="Retrain even if the run folder holds a finished run."),
     pretrained: bool = typer.Option(False, help="Start from timm's pretrained weights (needs them cached or online)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    sync_bn: bool = typer.Option(False, "--sync-bn", help="Under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)."),
+    sam_local: bool = typer.Option(False, "--sam-local", help="Under torchrun: each replica its own SAM perturbation (m-sharpness), directions averaged."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the final metrics of every run to this JSON file."),
 ):
     """Train a classifier and save checkpoints: final.pt, best.pt, epoch_NNN.pt, history.json.
@@ -105,6 +107,8 @@ def train_command(
       landscape train --resume                          # continue an interrupted run
 
       landscape train --model vit_tiny_patch16_224 --img-size 32 --model-arg patch_size=8 --model-arg depth=4
+
+      torchrun --nproc-per-node 4 --no-python landscape train --optimizer sam --batch-size 128
     """
     from landscape.train import TrainConfig, check_hyper, parse_optimizers, train, train_all
 
@@ -118,7 +122,7 @@ def train_command(
         weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,
         img_size=img_size, seed=seed, split_seed=split_seed, kfold=kfold, fold=fold, keep_conflicts=keep_conflicts,
         augment=augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,
-        pretrained=pretrained, device=device,
+        pretrained=pretrained, device=device, sync_bn=sync_bn, sam_local=sam_local,
     )
     if len(names) == 1:
         results = [train(cfg, resume=resume, overwrite=overwrite)]

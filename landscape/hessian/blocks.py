@@ -55,16 +55,18 @@ def module_blocks(names: Sequence[str]) -> dict[str, list[str]]:
 
 def per_block(model: nn.Module, loss_fn: Callable, data: Iterable,
               blocks: str | Mapping[str, Sequence[str]] = "module", tol: float = 1e-3, rtol: float = 0.05,
-              max_hvps: int = 100, seed: int = 0, progress: Callable[[], None] | None = None) -> list[BlockResult]:
+              max_hvps: int = 100, seed: int = 0, progress: Callable[[], None] | None = None,
+              num_samples: int | None = None) -> list[BlockResult]:
     """Top eigenvalue and trace of the Hessian's diagonal block for each block of parameters.
 
     ``blocks``: ``"module"`` (parameters grouped by module), ``"parameter"``
     (one block per parameter tensor) or a mapping ``name -> parameter names``.
     Only trainable parameters the loss uses are included.  ``max_hvps`` is
     per block and per quantity (eigenvalue, then trace); ``progress`` is
-    called after every product.
+    called after every product.  ``num_samples``: ``data`` is already this
+    rank's shard of that many samples (see :class:`HessianOperator`).
     """
-    full = HessianOperator(model, loss_fn, data, graph_memory=0)
+    full = HessianOperator(model, loss_fn, data, graph_memory=0, num_samples=num_samples)
     used = full.names
     if blocks == "module":
         groups = module_blocks(used)
@@ -82,7 +84,7 @@ def per_block(model: nn.Module, loss_fn: Callable, data: Iterable,
         raise LandscapeError(f"blocks must be 'module', 'parameter' or a mapping, got {blocks!r}")
     results = []
     for name, members in groups.items():
-        op = HessianOperator(model, loss_fn, full.batches, params=members)
+        op = HessianOperator(model, loss_fn, full.batches, params=members, num_samples=full.num_samples)
         op.callback = progress
         krylov = Krylov(op, generator(seed, LANCZOS_STREAM))
         eig = top_eigenvalues(op, k=1, tol=tol, max_hvps=min(max_hvps, op.size), seed=seed, krylov=krylov)

@@ -22,6 +22,14 @@ alive while its saved tensors fit a memory budget (a quarter of the memory
 available when the operator is built; ``graph_memory`` overrides it); batches
 past the budget rebuild their graph on each HVP.  The retained graph is
 ~4.5 MB per 64 px image for that CNN (measured with saved-tensor hooks).
+
+Data parallel (under ``torchrun``, see :mod:`landscape.distributed`): every
+rank reads the same batches and keeps its contiguous slice of each one
+(:func:`landscape.distributed.shard`), so a rank holds about ``1/N`` of the
+samples and their activations.  A product sums each rank's sample-weighted
+part (weights ``n_b / N_total``) with ONE all-reduce of the ``[size]`` result;
+every rank then holds the same vector, so Krylov methods seeded alike take
+identical steps on every rank, with the same HVP count as one process.
 """
 
 from __future__ import annotations
@@ -36,6 +44,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from landscape import distributed
 from landscape.errors import LandscapeError
 from landscape.hessian.second_order import check_twice_differentiable, second_order
 
@@ -99,10 +108,15 @@ class HessianOperator:
     Vectors are flat, ``[size]``, in the model's dtype and device, laid out in
     ``names`` order; :meth:`unflatten` turns one into parameter-shaped
     tensors.  ``callback`` (if set) is called after every product.
+
+    Under ``torchrun`` ``data`` (the same on every rank) is split over the
+    ranks; ``num_samples`` instead says ``data`` already is this rank's shard
+    of that many samples in all (e.g. another operator's ``batches``).
+    ``num_samples`` is the global count, ``local_samples`` this rank's.
     """
 
     def __init__(self, model: nn.Module, loss_fn: Callable, data: Iterable, params: Sequence[str] | None = None,
-                 graph_memory: int | None = None):
+                 graph_memory: int | None = None, num_samples: int | None = None):
         try:
             first = next(model.parameters())
         except StopIteration:
@@ -111,8 +125,11 @@ class HessianOperator:
         self.loss_fn = loss_fn
         self.device = first.device
         self.dtype = first.dtype
-        self.batches = _load_batches(data, self.device, self.dtype)
-        self.num_samples = sum(len(y) for _, y in self.batches)
+        if num_samples is None:
+            self.batches, self.num_samples = _load_batches(data, self.device, self.dtype, shard=True)
+        else:
+            self.batches, self.num_samples = _load_batches(data, self.device, self.dtype, shard=False)[0], int(num_samples)
+        self.local_samples = sum(len(y) for _, y in self.batches)
         named = dict(model.named_parameters())
         if params is None:
             chosen = [n for n, p in named.items() if p.requires_grad]
@@ -163,17 +180,21 @@ class HessianOperator:
         return loss
 
     def _used(self, leaves: dict[str, torch.Tensor]) -> list[str]:
-        """Names whose gradient exists on the first batch (unused parameters have none)."""
+        """Names whose gradient exists on the first batch (unused parameters have none), agreed by all ranks."""
         if not leaves:
             return []
         x, y = self.batches[0]
         with self._eval():
             loss = self._loss(x, y)
-            if not torch.isfinite(loss):
-                raise LandscapeError(f"the loss is not finite ({loss.item()}) on the first batch")
-            check_twice_differentiable(loss, self.model)
-            grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
-        return [n for n, g in zip(leaves, grads) if g is not None]
+            finite = bool(torch.isfinite(loss))
+            if finite:
+                check_twice_differentiable(loss, self.model)
+            grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True) if finite else [None] * len(leaves)
+        flags = torch.tensor([float(g is not None) for g in grads] + [float(not finite)], dtype=torch.float64)
+        distributed.all_reduce(flags, op="max")
+        if flags[-1]:
+            raise LandscapeError(f"the loss is not finite on the first batch ({distributed.where()}{loss.item()})")
+        return [n for n, f in zip(leaves, flags.tolist()) if f]
 
     def _first_order(self, x: torch.Tensor, y: torch.Tensor, count: bool) -> tuple:
         """(gradient entries that depend on the weights, their leaves), with ``create_graph``.
@@ -230,6 +251,7 @@ class HessianOperator:
                 for o, h in zip(outs, hv):
                     if h is not None:
                         o.add_(h, alpha=weight)
+        distributed.all_reduce(out)  # the one collective of a product (no-op in one process)
         self.hvps += 1
         self.seconds += time.perf_counter() - start
         if self.callback is not None:
@@ -257,19 +279,32 @@ def as_operator(model, loss_fn=None, data=None) -> Operator:
     return HessianOperator(model, loss_fn, data)
 
 
-def _load_batches(data: Iterable, device: torch.device, dtype: torch.dtype) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Every ``(inputs, targets)`` batch of ``data`` on ``device``; float inputs/targets cast to ``dtype``."""
-    batches = []
+def _load_batches(data: Iterable, device: torch.device, dtype: torch.dtype,
+                  shard: bool) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
+    """``(batches, samples in all)``: the ``(inputs, targets)`` batches of ``data`` on ``device``.
+
+    Float inputs/targets are cast to ``dtype``. With ``shard`` each rank keeps
+    its slice of every batch (:func:`landscape.distributed.shard`).
+    """
+    batches, total = [], 0
     for batch in data:
         if not isinstance(batch, (tuple, list)) or len(batch) != 2:
             raise LandscapeError("data must yield (inputs, targets) batches")
-        x, y = (t.to(device, dtype) if t.is_floating_point() else t.to(device) for t in batch)
+        x, y = batch
+        total += len(y)
+        if shard:
+            part = distributed.shard(len(y))
+            x, y = x[part.start:part.stop], y[part.start:part.stop]
         if len(y) == 0:
             continue
+        x, y = (t.to(device, dtype) if t.is_floating_point() else t.to(device) for t in (x, y))
         batches.append((x, y))
-    if not batches:
+    if total == 0:
         raise LandscapeError("data has no samples")
-    return batches
+    if not batches:
+        raise LandscapeError(f"{total} samples cannot be spread over {distributed.world_size()} ranks: "
+                             f"use more samples or fewer ranks")
+    return batches, total
 
 
 def _available_memory(device: torch.device) -> int:

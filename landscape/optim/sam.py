@@ -9,11 +9,15 @@ then the base optimizer updates the original w with the direction that
 SAM: e = rho * g / (||g|| + 1e-12), direction g+ (the gradient at w + e).
 Norms run over all parameters together; parameters whose gradient is ``None``
 after the clean pass are left out of the perturbation.
+
+``direction_hook`` (None by default) is called with :meth:`update_tensors`
+just before the base update; data-parallel training with per-replica
+perturbations (``--sam-local``) averages them over the ranks there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -29,6 +33,7 @@ class SAM(ClosureOptimizer):
     name = "sam"
     passes_per_step = 2
     offsets: tuple[float, ...] = (1.0,)  # perturbed passes at w + s * e
+    direction_hook: Callable[[list[torch.Tensor]], None] | None = None
 
     def __init__(
         self,
@@ -61,6 +66,10 @@ class SAM(ClosureOptimizer):
     def after_base_step(self, params: list[torch.Tensor]) -> None:
         """Work after the base update (WSAM's decoupled sharpness step)."""
 
+    def update_tensors(self, params: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Every tensor the update reads after :meth:`direction`: the gradients (WSAM adds its sharpness term)."""
+        return [p.grad for p in params]
+
     # --- the shared multi-pass step ------------------------------------------------------
     def step(self, closure: Closure) -> torch.Tensor:  # type: ignore[override]
         """Run the clean and perturbed passes, then update the original weights. Returns the clean loss."""
@@ -88,6 +97,8 @@ class SAM(ClosureOptimizer):
             self._guard.restore()
         with torch.no_grad():
             self.direction(params, g, perturbed)
+            if self.direction_hook is not None:
+                self.direction_hook(self.update_tensors(params))
         self.base_optimizer.step()
         with torch.no_grad():
             self.after_base_step(params)

@@ -47,6 +47,9 @@ class WSAM(SAM):
             torch._foreach_mul_(g_plus, self.k)
             torch._foreach_add_(g_plus, g, alpha=1 - self.k)
 
+    def update_tensors(self, params):
+        return super().update_tensors(params) + list(self._sharpness)
+
     def after_base_step(self, params) -> None:
         if self.hyper["decoupled"]:
             lr_of = {id(p): group["lr"] for group in self.param_groups for p in group["params"]}

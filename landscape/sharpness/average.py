@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from landscape import distributed
 from landscape.errors import LandscapeError
 from landscape.progress import progress_bar
 from landscape.sharpness.balls import check_rhos
@@ -57,7 +58,9 @@ def average_case_sharpness(
     ``batches`` is a list of ``(x, y)`` sub-batches of equal size m;
     ``loss_fn(outputs, y)`` returns the mean loss; ``draws`` is the number
     of antithetic Gaussian pairs per sub-batch; ``batch_size`` caps images
-    per forward pass (None: m).
+    per forward pass (None: m). Under ``torchrun`` the sub-batches are split
+    over the ranks (each still draws every sub-batch's noise, so the numbers
+    are those of one process) and the results summed.
     """
     rhos = check_rhos(rhos)
     batches = list(batches)
@@ -66,14 +69,20 @@ def average_case_sharpness(
         raise LandscapeError(f"draws must be a positive integer, got {draws!r}")
     generator = torch.Generator().manual_seed(seed)
     terms = np.zeros((len(batches), len(rhos), draws))
-    base_losses, passes = [], 0
+    base_losses, passes = np.zeros(len(batches)), 0
+    mine = distributed.shard(len(batches))  # all of them in one process
     start = time.perf_counter()
-    with eval_mode(model), progress_bar("average-case sharpness", len(batches) * draws, progress) as bar:
+    with eval_mode(model), progress_bar("average-case sharpness", len(mine) * draws, progress) as bar:
         f = PerturbedLoss(model, loss_fn, adaptive=adaptive, chunk=batch_size)
         zero = f.zeros()
         for b, batch in enumerate(batches):
+            if b not in mine:  # another rank's: draw its noise anyway, so the stream stays that of one process
+                for _ in range(draws):
+                    for w in zero.values():
+                        _gaussian(w, generator)
+                continue
             base = f.value(zero, batch)
-            base_losses.append(base)
+            base_losses[b] = base
             passes += 1
             for k in range(draws):
                 z = {n: _gaussian(w, generator) for n, w in zero.items()}
@@ -84,6 +93,8 @@ def average_case_sharpness(
                 passes += 2 * len(rhos)
                 bar.advance()
                 bar.update(batch=f"{b + 1}/{len(batches)}")
+    terms, base_losses = distributed.sum_array(terms), distributed.sum_array(base_losses).tolist()
+    passes = int(distributed.sum_array(np.array([passes]))[0])
     per_batch = terms.mean(axis=2)
     if draws > 1:
         batch_var = terms.var(axis=2, ddof=1) / draws  # [n_batches x R]

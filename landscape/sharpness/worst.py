@@ -40,9 +40,17 @@ import numpy as np
 import torch
 from torch import nn
 
+from landscape import distributed
 from landscape.errors import LandscapeError
 from landscape.progress import progress_bar
-from landscape.sharpness.balls import check_norm, check_rhos, project, random_direction, same, steepest
+from landscape.sharpness.balls import (
+    check_norm,
+    check_rhos,
+    project,
+    random_direction,
+    same,
+    steepest,
+)
 from landscape.sharpness.batches import Batch, batch_size_of
 from landscape.sharpness.functional import PerturbedLoss, Vector, eval_mode
 from landscape.sharpness.result import SharpnessResult
@@ -69,6 +77,8 @@ def worst_case_sharpness(
     :func:`landscape.sharpness.sub_batches`); ``loss_fn(outputs, y)`` returns
     the mean loss. ``batch_size`` caps images per forward pass (None: m).
     ``seed`` drives only the random start used when a gradient is exactly zero.
+    Under ``torchrun`` the sub-batches are split over the ranks and the
+    results summed (the random start then comes from each rank's own stream).
     """
     norm = check_norm(norm)
     rhos = check_rhos(rhos)
@@ -78,14 +88,17 @@ def worst_case_sharpness(
         raise LandscapeError(f"steps must be an integer >= 0, got {steps!r}")
     generator = torch.Generator().manual_seed(seed)
     values = np.zeros((len(batches), len(rhos)))
-    base_losses, passes = [], 0
+    base_losses, passes = np.zeros(len(batches)), 0
+    mine = distributed.shard(len(batches))  # all of them in one process
     start = time.perf_counter()
-    with eval_mode(model), progress_bar("worst-case sharpness", len(batches) * len(rhos), progress) as bar:
+    with eval_mode(model), progress_bar("worst-case sharpness", len(mine) * len(rhos), progress) as bar:
         f = PerturbedLoss(model, loss_fn, adaptive=adaptive, chunk=batch_size)
         for b, batch in enumerate(batches):
+            if b not in mine:
+                continue
             base, grad = f.value_and_grad(f.zeros(), batch)
             passes += 1
-            base_losses.append(base)
+            base_losses[b] = base
             direction = steepest(grad, norm) or random_direction(grad, norm, generator)
             for r, rho in enumerate(rhos):
                 best, used = _ascend(f, batch, {n: rho * d for n, d in direction.items()}, rho, norm, steps)
@@ -93,6 +106,8 @@ def worst_case_sharpness(
                 passes += used
                 bar.advance()
                 bar.update(batch=f"{b + 1}/{len(batches)}", rho=rho)
+    values, base_losses = distributed.sum_array(values), distributed.sum_array(base_losses).tolist()
+    passes = int(distributed.sum_array(np.array([passes]))[0])
     settings = {
         "kind": "worst",
         "norm": norm,

@@ -5,6 +5,9 @@ Resumable by construction: training goes through ``landscape.train`` with
 interrupted one continues from its last epoch file, a finished run with other
 settings is an error), and every analysis is cached in the run's ``analysis/``.
 A second call therefore trains and computes nothing that is already done.
+Under ``torchrun`` the runs are dealt out over the ranks or trained data
+parallel one after another (:mod:`landscape.study.parallel`); rank 0 writes
+the report once every rank is done.
 """
 
 from __future__ import annotations
@@ -15,9 +18,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from landscape import distributed
 from landscape.errors import LandscapeError
 from landscape.io import versions, write_json
 from landscape.progress import progress_bar
+from landscape.study.parallel import deal, parallel_mode
 from landscape.study.presets import FULL, QUICK, Preset
 
 STAGES = ("train", "hessian", "sharpness", "surfaces", "report")
@@ -37,7 +42,8 @@ class StudyResult:
 
 def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-small",), optimizers: str | Sequence[str] = "all",
               seeds: int | None = None, epochs: int | None = None, out: str | Path = "checkpoints",
-              quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None) -> StudyResult:
+              quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None,
+              parallel: str | None = None) -> StudyResult:
     """Train, analyse and report a whole study; returns a :class:`StudyResult`.
 
     ``optimizers``: ``"all"``, a comma list or a sequence of names. Seeds are
@@ -47,6 +53,8 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     unless ``data`` is given); otherwise :data:`~landscape.study.presets.FULL`.
     Explicit ``seeds``/``epochs``/``img_size`` override the preset. Writes
     ``<out>/report.html``, ``<out>/report.json`` and ``<out>/study.json``.
+    ``parallel``: ``runs`` or ``data`` under ``torchrun`` (see
+    :mod:`landscape.study.parallel`; default ``runs`` when there are enough runs).
     """
     from landscape.train import TrainConfig, parse_optimizers
 
@@ -68,23 +76,41 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
                 "epochs": epochs, "img_size": img_size, "batch_size": preset.batch_size, "quick": quick,
                 "analyses": preset.analyses, "seed": seed}
     n_runs = len(models) * seeds * len(names)
+    mode = parallel_mode(parallel, n_runs)
+    settings["parallel"] = {"mode": mode, "world_size": distributed.world_size()}
     seconds = dict.fromkeys(STAGES, 0.0)
     before = _final_mtimes(out)
     run_dirs: list[Path] = []
     # one step per training run, three per analysed run (Hessian, sharpness, surfaces), one for the report
     with progress_bar("study", total=n_runs * 4 + 1, enabled=progress) as bar:
-        for model in models:
-            for s in settings["seeds"]:
-                bar.update(f"study: train {model} seed {s}")
-                run_dirs += _train(base.replace(model=model, seed=s), names, progress, seconds, bar)
-        for run_dir in run_dirs:
-            bar.update(f"study: analyse {run_dir.name}")
-            _analyse(run_dir, preset.analyses, seed, progress, seconds, bar)
+        if mode == "runs":
+            def one_run(job):  # train and analyse one run; returns its folder and its seconds by stage
+                model, s, name = job
+                spent = dict.fromkeys(STAGES, 0.0)
+                run_dir = _train(base.replace(model=model, seed=s), [name], progress, spent, bar)[0]
+                _analyse(run_dir, preset.analyses, seed, progress, spent, bar)
+                return run_dir, spent
+
+            jobs = [(m, s, n) for m in models for s in settings["seeds"] for n in names]
+            done, owners = deal(jobs, one_run)
+            run_dirs = [d for d, _ in done]
+            settings["parallel"]["ranks"] = {d.name: r for d, r in zip(run_dirs, owners)}
+            seconds = {stage: sum(spent[stage] for _, spent in done) for stage in STAGES}
+        else:
+            for model in models:
+                for s in settings["seeds"]:
+                    bar.update(f"study: train {model} seed {s}")
+                    run_dirs += _train(base.replace(model=model, seed=s), names, progress, seconds, bar)
+            for run_dir in run_dirs:
+                bar.update(f"study: analyse {run_dir.name}")
+                _analyse(run_dir, preset.analyses, seed, progress, seconds, bar)
         bar.update("study: report")
         t0 = time.perf_counter()
         from landscape.report import build_report
 
-        report = build_report(run_dirs, out / "report.html", compute=False, progress=progress, seed=seed)
+        report = out / "report.html"
+        if distributed.is_main():
+            report = build_report(run_dirs, report, compute=False, progress=progress, seed=seed)
         seconds["report"] += time.perf_counter() - t0
         bar.advance()
     trained = [d.name for d in run_dirs if before.get(d / "final.pt") != _mtime(d / "final.pt")]
@@ -94,7 +120,8 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
         "seconds": seconds, "report": str(report), "versions": versions(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     result = StudyResult(report, summary, run_dirs, trained, reused, seconds)
-    if progress:
+    distributed.barrier()  # the report and study.json are on disk for every rank
+    if progress and distributed.is_main():
         _print(result)
     return result
 

@@ -29,7 +29,10 @@ perturbed copy with eval-mode BatchNorm folded into the preceding conv and
 channels_last memory (:mod:`landscape.surface.fold`, 2.1x on cnn-small on CPU);
 this changes only float rounding (about 1e-7 relative in float32), and
 ``fast=False`` evaluates the plain copy bit-identically to the model. Grid
-points run one after another, each over all batches. Batching points with
+points run one after another, each over all batches (under ``torchrun`` the
+rows not yet done are dealt out in waves, one row per rank; one all-reduce per
+wave gives every rank the wave's rows and rank 0 saves the partial file, so an
+interrupted run resumes with any world size). Batching points with
 ``torch.func.vmap`` over ``functional_call`` was measured against this loop
 (before BN folding; CPU, 2 cores, torch 2.14, 256 images, best of 3): 0.66x
 the loop's points/s on cnn-small (64 px, 4 points per call), 6.6x on the
@@ -50,6 +53,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from landscape import distributed
 from landscape.directions.vectors import Vector, check_fits, tensor_hash
 from landscape.errors import LandscapeError
 from landscape.io import stable_hash
@@ -259,24 +263,31 @@ def evaluate_surface(
     start, evaluated = time.perf_counter(), 0
     work = _Perturber(model, directions, fast)
     cols = [None] if ys is None else list(ys)
+    todo = [i for i in range(len(xs)) if not done[i]]
+    ranks, me = distributed.world_size(), distributed.rank()
     with progress_bar("surface", total=loss.size, enabled=progress) as bar:
         bar.advance(int(done.sum()) * len(cols))
-        for i, x in enumerate(xs):
-            if done[i]:
-                continue
-            for j, y in enumerate(cols):
-                work.set((x,) if y is None else (x, y))
-                if bn_batches is not None:
-                    recompute_bn(work.model, bn_batches)
-                work.refresh()
-                idx = (i,) if y is None else (i, j)
-                loss[idx], acc[idx] = evaluate_point(work.eval_model, loss_fn, batches)
-                evaluated += 1
-                bar.advance(1)
-            done[i] = True
+        for first in range(0, len(todo), ranks):  # a wave: one row per rank
+            wave = todo[first:first + ranks]
+            rows = torch.zeros(ranks, 2, len(cols), dtype=torch.float64)
+            if me < len(wave):
+                for j, y in enumerate(cols):
+                    work.set((xs[wave[me]],) if y is None else (xs[wave[me]], y))
+                    if bn_batches is not None:
+                        recompute_bn(work.model, bn_batches)
+                    work.refresh()
+                    rows[me, 0, j], rows[me, 1, j] = evaluate_point(work.eval_model, loss_fn, batches)
+                    bar.advance(1)
+            distributed.all_reduce(rows)  # every rank gets the wave's rows (no-op in one process)
+            bar.advance((len(wave) - 1) * len(cols))
+            for k, i in enumerate(wave):
+                loss[i], acc[i] = (rows[k, 0, 0], rows[k, 1, 0]) if ys is None else (rows[k, 0].numpy(), rows[k, 1].numpy())
+                done[i] = True
+                evaluated += len(cols)
             if resume_path is not None:
                 save_partial(resume_path, key, loss, acc, done)
-            bar.update(row=f"{i + 1}/{len(xs)}", min_loss=f"{np.nanmin(loss):.4g}")
+            bar.update(row=f"{wave[-1] + 1}/{len(xs)}", min_loss=f"{np.nanmin(loss):.4g}")
             if callback is not None:
-                callback(i, loss[i], acc[i])
+                for i in wave:
+                    callback(i, loss[i], acc[i])
     return SurfaceArrays(loss=loss, accuracy=acc, key=key, evaluated=evaluated, seconds=time.perf_counter() - start)

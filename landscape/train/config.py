@@ -23,7 +23,8 @@ class TrainConfig:
     independently of ``seed`` (weights, shuffling, augmentation, dropout), so runs
     with different seeds are evaluated on the same images. ``compute_matched``
     doubles the epochs of one-pass optimizers so they get as many gradient
-    evaluations as the two-pass SAM family.
+    evaluations as the two-pass SAM family. ``sync_bn`` and ``sam_local``
+    apply under ``torchrun`` only (see :mod:`landscape.train.parallel`).
     """
 
     data: str | None = None
@@ -51,6 +52,8 @@ class TrainConfig:
     out: str = "checkpoints"
     run_name: str | None = None
     device: str = "auto"
+    sync_bn: bool = False
+    sam_local: bool = False
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`LandscapeError` for values that cannot work; return self."""

@@ -3,6 +3,10 @@
 Determinism: epoch ``e`` draws its shuffling, augmentation and dropout from
 ``seed * 1_000_003 + e``, and the learning rate is a pure function of the global
 step, so a resumed run repeats exactly what an uninterrupted one would do.
+
+Under ``torchrun`` the steps are data parallel (:mod:`landscape.train.parallel`);
+the global batches do not depend on the world size, so ``--resume`` may use
+another one. Only rank 0 writes files.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from landscape import distributed
 from landscape.data import augment
 from landscape.errors import LandscapeError
 from landscape.io import atomic_torch_save, read_json, safe_torch_load, write_json
@@ -23,6 +28,7 @@ from landscape.optim import create_optimizer
 from landscape.progress import progress_bar
 from landscape.train.config import TrainConfig
 from landscape.train.evaluate import split_metrics
+from landscape.train.parallel import DataParallel
 from landscape.train.payload import checkpoint_payload
 from landscape.train.prepare import Prepared, build_model, prepare_data, resolve_device
 from landscape.train.schedule import lr_at
@@ -68,9 +74,10 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False, overwri
         if resume:
             return _finished(run_dir, cfg)
         raise LandscapeError(f"{run_dir} already holds a finished run; pass --resume to reuse it or --overwrite to retrain")
-    if overwrite and not resume:
+    if overwrite and not resume and distributed.is_main():
         for f in [*epoch_files(run_dir), run_dir / "final.pt", run_dir / "best.pt"]:
             f.unlink(missing_ok=True)
+    distributed.barrier()
     return _Trainer(cfg, prepared, run_dir, progress).run(resume)
 
 
@@ -97,12 +104,14 @@ class _Trainer:
         self.cfg, self.prep, self.run_dir, self.progress = cfg, prepared, run_dir, progress
         self.device = resolve_device(cfg.device)
         model, self.model_meta = build_model(cfg, len(prepared.classes))
-        self.model = model.to(self.device)
+        self.model = DataParallel.convert(model, cfg.sync_bn, self.device).to(self.device)
+        self.dtype = next(self.model.parameters()).dtype
         hyper = dict(cfg.opt_args)
         if cfg.weight_decay:
             hyper["weight_decay"] = cfg.weight_decay
         self.lr = cfg.effective_lr
         self.opt = create_optimizer(cfg.optimizer, self.model, base=cfg.base, lr=self.lr, **hyper)
+        self.dp = DataParallel(self.model, self.opt, cfg.sync_bn, cfg.sam_local, cfg.batch_size)
         self.loss_fn = nn.CrossEntropyLoss()
         self.history: list[dict] = []
         self.best_score = -math.inf
@@ -126,7 +135,7 @@ class _Trainer:
 
     def save_epoch(self, epoch: int, metrics: dict) -> None:
         atomic_torch_save(self.payload(epoch, metrics, with_state=True), self.run_dir / f"epoch_{epoch:03d}.pt")
-        if self.cfg.keep == "last":
+        if self.cfg.keep == "last" and distributed.is_main():
             for f in epoch_files(self.run_dir)[:-1]:
                 if f.name != "epoch_000.pt":
                     f.unlink(missing_ok=True)
@@ -152,6 +161,7 @@ class _Trainer:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         start = self.restore() if resume else -1
+        distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
         write_json(self.run_dir / "config.json", cfg.to_dict())
         if start < 0:
             self.save_epoch(0, {})
@@ -164,6 +174,7 @@ class _Trainer:
             for epoch in range(start + 1, epochs + 1):
                 t0 = time.perf_counter()
                 train_loss = self.train_epoch(epoch, x_train, y_train, bar)
+                self.dp.sync_buffers()
                 val = split_metrics(self.model, x_val, y_val, self.prep.classes)
                 self.wall += time.perf_counter() - t0
                 record = {"epoch": epoch, "train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"], "val": val,
@@ -189,7 +200,9 @@ class _Trainer:
             xb, yb = x[idx], y[idx]
             if cfg.augment:
                 xb = augment(xb, gen)
-            xb, yb = xb.to(self.device), yb.to(self.device)
+            n_batch = len(yb)
+            xb, yb = self.dp.local(xb, yb)
+            xb, yb = xb.to(self.device, self.dtype), yb.to(self.device)
             step = (epoch - 1) * self.steps_per_epoch + i
             for group in self.opt.param_groups:
                 group["lr"] = lr_at(step, self.total_steps, self.lr, cfg.schedule)
@@ -200,6 +213,9 @@ class _Trainer:
                 loss.backward()
                 return loss
 
+            if self.dp.active:
+                closure = self.dp.closure(self.loss_fn, xb, yb, n_batch)
+
             try:
                 loss = float(self.opt.step(closure))
             except LandscapeError as exc:  # the optimizer refuses non-finite losses
@@ -208,8 +224,8 @@ class _Trainer:
             if not math.isfinite(loss):
                 raise LandscapeError(f"non-finite loss ({loss}) at epoch {epoch}, step {i}: training stopped; "
                                      f"last good checkpoint: {epoch_files(self.run_dir)[-1]}")
-            total += loss * len(yb)
-            count += len(yb)
+            total += loss * n_batch
+            count += n_batch
             bar.advance(1)
         return total / max(count, 1)
 
@@ -219,9 +235,11 @@ class _Trainer:
         epoch = self.cfg.effective_epochs
         atomic_torch_save(self.payload(epoch, metrics, with_state=False), self.run_dir / "final.pt")
         best_path = self.run_dir / "best.pt"
-        best = safe_torch_load(best_path)
-        self.model.load_state_dict(best["state_dict"])
-        best["metrics"] = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
-        atomic_torch_save(best, best_path)
-        write_json(self.run_dir / "history.json", self.history)
+        if distributed.is_main():
+            best = safe_torch_load(best_path)
+            self.model.load_state_dict(best["state_dict"])
+            best["metrics"] = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
+            atomic_torch_save(best, best_path)
+            write_json(self.run_dir / "history.json", self.history)
+        distributed.barrier()  # the run's files are on disk for every rank
         return TrainResult(self.run_dir, self.run_dir / "final.pt", best_path, self.history, metrics, self.wall)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from landscape import distributed
 from landscape.io import versions
 
 FORMAT_VERSION = 1
@@ -38,6 +39,7 @@ def checkpoint_payload(
         "train": config,
         "versions": versions(),
         "wall_time_s": wall_time_s,
+        "world_size": distributed.world_size(),
     }
     if optimizer_state is not None:
         payload["optimizer_state"] = _to_cpu(optimizer_state)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from landscape import distributed
 from landscape.data import kfold_split, load_images, make_split, norm_stats, select, to_float
 from landscape.models import create, describe
 from landscape.train.config import TrainConfig
@@ -57,11 +58,9 @@ def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, dict]:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when available."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """``auto`` picks CUDA when available; under ``torchrun`` ``auto``/``cuda`` mean ``cuda:LOCAL_RANK``."""
     if name.startswith("cuda") and not torch.cuda.is_available():
         from landscape.errors import LandscapeError
 
         raise LandscapeError(f"device {name} requested but CUDA is not available", params=("device",))
-    return torch.device(name)
+    return distributed.device(name)
