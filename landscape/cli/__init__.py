@@ -15,7 +15,13 @@ from landscape.errors import LandscapeError
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
+    import typer
     from rich.console import Console
+
+    try:  # typer >= 0.26 vendors click
+        from typer._click.exceptions import NoArgsIsHelpError, UsageError
+    except ImportError:  # pragma: no cover - older typer uses click itself
+        from click.exceptions import NoArgsIsHelpError, UsageError
 
     from landscape.cli.app import register
 
@@ -23,11 +29,20 @@ def main(argv: list[str] | None = None) -> int:
     app = register()
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        # typer handles its own usage errors (bad option values, --help) and exits.
-        app(args=args, prog_name="landscape", standalone_mode=True)
-        return 0
+        code = app(args=args, prog_name="landscape", standalone_mode=False)
+        return code if isinstance(code, int) else 0
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except NoArgsIsHelpError as exc:
+        err.print(exc.ctx.get_help() if exc.ctx is not None else str(exc), markup=False)
+        return 2
+    except UsageError as exc:  # a bad option value or name: one line, like every user error
+        where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+        err.print(f"error: {' '.join(exc.format_message().split())}{where}", markup=False)
+        return 2
+    except typer.Abort:
+        err.print("error: interrupted")
+        return 130
     except LandscapeError as exc:
         from landscape.cli.flags import flag_message
 

@@ -10,7 +10,7 @@ import typer
 from landscape.cli.app import app
 from landscape.cli.render import print_table, saved
 from landscape.errors import LandscapeError
-from landscape.io import write_json
+from landscape.io import check_writable, write_json
 
 
 def parse_opt_args(pairs: list[str]) -> dict:
@@ -20,11 +20,14 @@ def parse_opt_args(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise LandscapeError(f"--opt-arg takes key=value, got {pair!r}")
-        out[key.strip().replace("-", "_")] = _parse_value(value.strip())
+        out[key.strip().replace("-", "_")] = parse_value(value.strip())
     return out
 
 
-def _parse_value(text: str):
+def parse_value(text: str):
+    """``"true"`` -> True, ``"3"`` -> 3, ``"0.1"`` -> 0.1, ``"0.01,0.05"`` -> [0.01, 0.05], else the text."""
+    if "," in text:
+        return [parse_value(part.strip()) for part in text.split(",")]
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -90,6 +93,7 @@ def train_command(
     hyper = {**parse_opt_args(opt_arg), **flags}
     names = parse_optimizers(optimizer)
     check_hyper(names, hyper, base)
+    check_writable(json_path)
     cfg = TrainConfig(
         data=str(data) if data is not None else None, model=model, optimizer=names[0], base=base, lr=lr,
         weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,
