@@ -95,7 +95,7 @@ def test_1_unfinished_run_is_never_discarded_silently_and_pca_uses_only_this_run
 
     # an epoch file of another run in the folder is not part of this run's trajectory
     from landscape import load_checkpoint
-    from landscape.surface.plan import _epoch_paths
+    from landscape.analysis.plan import _epoch_paths
 
     stray = second.run_dir / "epoch_002.pt"  # as if left by another run
     shutil.copy(second.run_dir / "epoch_001.pt", stray)
@@ -214,7 +214,7 @@ def test_3_run_name_is_one_safe_path_component(cli, tmp_path, name):
 def test_4_outputs_are_checked_before_any_computation(cli, run_copy, tmp_path, monkeypatch):
     import importlib
 
-    hessian, surface = (importlib.import_module(f"landscape.{m}.analyze") for m in ("hessian", "surface"))
+    hessian, surface = (importlib.import_module(f"landscape.analysis.{m}") for m in ("hessian", "surface"))
 
     def boom(*a, **k):
         raise AssertionError("computation started")
@@ -333,8 +333,9 @@ def test_7_report_sharpness_m_adapts_to_small_data_and_every_setting_can_be_give
     record = run_analysis(ck, "sharpness", overrides={"rhos": (0.01,), "steps": 1, "samples": 8}, progress=False, m=4)
     assert record["settings"]["m"] == 4 and record["result"]["n_batches"] == 2
     # an explicit m larger than the data is the user's error, named by its flag
-    with pytest.raises(LandscapeError, match="use a smaller --m"):
+    with pytest.raises(LandscapeError, match="use a smaller m") as err:
         run_analysis(ck, "sharpness", overrides={"rhos": (0.01,)}, progress=False, m=n_train + 1)
+    assert "m" in err.value.params  # the CLI shows it as --m
     for cmd in ("report", "study"):
         help_text = cli(cmd, "--help").out
         assert "--m" in help_text and "--set" in help_text
@@ -386,7 +387,6 @@ def test_9_huge_grids_and_bad_seeds_are_refused_before_work(cli, run_copy):
 # -- 10. smaller issues --------------------------------------------------------------------------------------
 
 def test_10_smaller_issues(cli, run_copy, small_run, tmp_path):
-    from landscape import load_checkpoint
     from landscape.data.imageops import to_grey
     from landscape.sharpness import worst_case_sharpness
 
@@ -427,9 +427,8 @@ def test_10_smaller_issues(cli, run_copy, small_run, tmp_path):
     assert "--n-boot" in _one_error(cli("report", run_copy, "--n-boot", "5"))
 
     # a moved data folder: the message names --data, not data_root
-    with pytest.raises(LandscapeError) as err:
-        load_checkpoint(small_run, device="cpu", data_root=tmp_path / "moved").tensors("train")
-    assert "--data" in str(err.value) and "data_root" not in str(err.value)
+    msg = _one_error(cli("sharpness", small_run, "--data", tmp_path / "moved"))
+    assert "not found; pass --data" in msg and "data_root" not in msg
 
 
 # -- property: every command, bad values for each option: exit 2, one error line, nothing written -----------------

@@ -12,6 +12,7 @@ from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.hessian.blocks import per_block
 from landscape.hessian.density import spectral_density
+from landscape.hessian.hutchpp import trace as estimate_trace
 from landscape.hessian.krylov import Krylov, generator
 from landscape.hessian.lanczos import (
     LANCZOS_STREAM,
@@ -21,7 +22,6 @@ from landscape.hessian.lanczos import (
     top_eigenvalues,
 )
 from landscape.hessian.operator import HessianOperator
-from landscape.hessian.hutchpp import trace as estimate_trace
 from landscape.io import check_writable, write_json
 from landscape.progress import progress_bar
 
