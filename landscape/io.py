@@ -130,6 +130,44 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
     return obj
 
 
+def check_writable(*paths: str | os.PathLike | None, folder: bool = False) -> None:
+    """Raise :class:`LandscapeError` unless every given path can be written; ``None`` entries are skipped.
+
+    Run before any work, so that a long computation is never lost at the
+    write. A file path (``folder=False``) must not be a folder, must be
+    writable if it exists, and its nearest existing ancestor must be a
+    writable folder (missing parents are created on write). A folder path
+    (``folder=True``) must be a writable folder or creatable the same way.
+    Creates nothing.
+    """
+    for path in paths:
+        if path is None:
+            continue
+        path = Path(path)
+        if path.exists():
+            if folder and not path.is_dir():
+                raise LandscapeError(f"output folder {path} is a file, not a folder")
+            if not folder and path.is_dir():
+                raise LandscapeError(f"output file {path} is a folder")
+            target = path if folder else path.parent
+            if not os.access(target, os.W_OK | os.X_OK) or (not folder and not os.access(path, os.W_OK)):
+                raise LandscapeError(f"cannot write {path}: permission denied (read-only?)")
+            continue
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise LandscapeError(f"cannot write {path}: {parent} is a file, not a folder")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise LandscapeError(f"cannot write {path}: folder {parent} is read-only")
+
+
+def nonfinite_entries(tensors: dict) -> list[str]:
+    """Names of the floating-point tensors in ``tensors`` (a state dict) holding NaN or inf."""
+    return [name for name, t in tensors.items()
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
+
+
 def sha256_bytes(data: bytes) -> str:
     """Hex SHA-256 of ``data``."""
     return hashlib.sha256(data).hexdigest()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from landscape.checkpoint import cache
+from landscape.runlock import run_lock
 
 
 def checkpoint_settings(ck) -> dict:
@@ -13,7 +14,7 @@ def checkpoint_settings(ck) -> dict:
 
 
 def cached(ck, kind: str, settings: dict, compute: Callable[[dict], tuple[dict, dict]],
-           valid: Callable[[dict], bool] | None = None) -> dict:
+           valid: Callable[[dict], bool] | None = None, outputs: tuple = ()) -> dict:
     """The record of ``kind`` for ``ck`` with ``settings``: stored if present, else computed, stored and returned.
 
     ``settings`` (everything that changes the numbers) is prefixed with
@@ -21,14 +22,18 @@ def cached(ck, kind: str, settings: dict, compute: Callable[[dict], tuple[dict, 
     ``analysis/`` folder. ``compute(full_settings)`` returns ``(result,
     provenance)``; the provenance is merged over ``ck.provenance()``.
     ``valid(record)`` can reject a stored record (e.g. its files are gone).
-    Returns ``{"kind", "settings", "result", "provenance", "path"}``.
+    Computing and storing hold the run folder's lock (:func:`landscape.runlock.run_lock`),
+    after checking that ``analysis/`` and the extra folders ``outputs`` can be
+    written; a cache hit takes no lock. Returns ``{"kind", "settings", "result",
+    "provenance", "path"}``.
     """
     full = {**checkpoint_settings(ck), **settings}
     path = cache.record_path(ck.run_dir, kind, full)
     hit = cache.cached(ck.run_dir, kind, full)
     if hit is None or (valid is not None and not valid(hit)):
-        result, provenance = compute(full)
-        path = cache.store(ck.run_dir, kind, full, result, {**ck.provenance(), **provenance})
+        with run_lock(ck.run_dir, outputs=(ck.analysis_dir, *outputs)):
+            result, provenance = compute(full)
+            path = cache.store(ck.run_dir, kind, full, result, {**ck.provenance(), **provenance})
         hit = cache.cached(ck.run_dir, kind, full)
     return {**hit, "path": str(path)}
 

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from landscape.analysis.cache import as_checkpoint, cached
 from landscape.checkpoint.load import SPLITS
+from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.hessian.blocks import per_block
 from landscape.hessian.density import spectral_density
+from landscape.hessian.hutchpp import trace as estimate_trace
 from landscape.hessian.krylov import Krylov, generator
 from landscape.hessian.lanczos import (
     LANCZOS_STREAM,
@@ -20,8 +22,7 @@ from landscape.hessian.lanczos import (
     top_eigenvalues,
 )
 from landscape.hessian.operator import HessianOperator
-from landscape.hessian.hutchpp import trace as estimate_trace
-from landscape.io import write_json
+from landscape.io import check_writable, write_json
 from landscape.progress import progress_bar
 
 # Engine settings recorded with every result (they change the numbers).
@@ -30,7 +31,8 @@ DENSITY = {"runs": 4, "steps": 40}
 BLOCKS = {"rtol": 0.05, "max_hvps": 100}
 
 
-def _check(top_k, split, samples, batch_size, tol) -> None:
+def _check(top_k, split, samples, batch_size, tol, seed) -> None:
+    check_seed(seed)
     check_positive_int(top_k, "top_k")
     if split not in SPLITS:
         raise LandscapeError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
@@ -61,7 +63,8 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
     entries of :data:`TRACE`/:data:`DENSITY` (e.g. a smaller HVP budget for
     quick studies).
     """
-    _check(top_k, split, samples, batch_size, tol)
+    _check(top_k, split, samples, batch_size, tol, seed)
+    check_writable(json_path, plot_path)
     density = bool(density or plot_path is not None)
     ck = as_checkpoint(ck, device, data_root)
     settings = {"top_k": int(top_k), "trace": bool(trace), "density": density, "per_layer": bool(per_layer),

@@ -86,8 +86,12 @@ def _epoch_number(path: Path) -> int:
 
 
 def _epoch_paths(ck) -> list[Path]:
-    """Every epoch file of the run, or a LandscapeError saying to train with ``--keep all``."""
-    paths = ck.epoch_paths()
+    """Every epoch file of this run (same ``run_id`` as the checkpoint), or a LandscapeError saying to train with ``--keep all``.
+
+    Epoch files left by another run in the same folder are skipped.
+    """
+    mine = ck.meta.get("run_id")
+    paths = [p for p in ck.epoch_paths() if read_payload(p).get("run_id") == mine]
     epochs = [_epoch_number(p) for p in paths]
     if len(paths) < 2 or epochs != list(range(epochs[0], epochs[-1] + 1)):
         found = ", ".join(str(e) for e in epochs) or "none"
@@ -99,7 +103,11 @@ def _epoch_paths(ck) -> list[Path]:
 
 
 def make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: int, data, include_bias_bn: bool = False) -> Plan:
-    """Build the directions for ``ck.model`` (``data``: the surface's batches, used by ``eigen``)."""
+    """Build the directions for ``ck.model`` (``data``: the surface's batches, used by ``eigen``); none may be zero."""
+    return _check_nonzero(_make_plan(ck, kind, other, dim, span, seed, data, include_bias_bn))
+
+
+def _make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: int, data, include_bias_bn: bool) -> Plan:
     model = ck.model
     if kind == "random":
         dirs = random_directions(model, dim, seed=seed, include_bias_bn=include_bias_bn)
@@ -123,6 +131,15 @@ def make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: in
     if kind == "pca":
         return _pca_plan(ck, dim, span)
     raise LandscapeError(f"unknown direction kind {kind!r}")
+
+
+def _check_nonzero(plan: Plan) -> Plan:
+    """A zero direction (e.g. ``interp:`` the same weights) would draw a flat line: refuse it."""
+    for label, d in zip(plan.labels, plan.directions):
+        if norm(d) == 0:
+            raise LandscapeError(f"the {plan.kind} direction '{label}' is zero (the other weights equal this "
+                                 "model's?); a surface along it would be flat")
+    return plan
 
 
 def _pca_plan(ck, dim: int, span: float) -> Plan:

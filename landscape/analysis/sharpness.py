@@ -7,6 +7,7 @@ from pathlib import Path
 
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.checkpoint import Checkpoint
+from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
 from landscape.sharpness.balls import check_norm, check_rhos
@@ -47,6 +48,7 @@ def analyze(
     settings (which include the checkpoint's name and file hash) is returned
     without recomputing.
     """
+    check_seed(seed)
     if kind not in KINDS:
         raise LandscapeError(f"kind must be worst or average, got {kind!r}")
     if kind == "average" and norm is not None:

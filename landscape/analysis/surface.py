@@ -19,10 +19,11 @@ from landscape import distributed
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.plan import make_plan, parse_spec, spec_settings
 from landscape.checkpoint import Checkpoint
+from landscape.checks import check_seed
 from landscape.errors import LandscapeError
-from landscape.io import atomic_write_bytes, stable_hash
+from landscape.io import atomic_write_bytes, check_writable, stable_hash
 from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, prepare_batches
-from landscape.surface.grid import axis, center_index, parse_grid
+from landscape.surface.grid import axis, center_index, check_grid_memory, parse_grid
 from landscape.surface.plot import plot_html, plot_png
 
 DEFAULT_BN_SAMPLES = 512
@@ -70,6 +71,9 @@ def analyze(
     if dim not in (1, 2):
         raise LandscapeError(f"dim must be 1 or 2, got {dim!r}")
     sizes = parse_grid(grid, dim)
+    check_grid_memory(sizes)
+    check_seed(seed)
+    check_writable(out_dir, folder=True)
     if bn not in BN_MODES:
         raise LandscapeError(f"bn must be eval or recompute, got {bn!r}")
     if not (isinstance(span, (int, float)) and math.isfinite(span) and span > 0):
@@ -107,7 +111,7 @@ def analyze(
     def files_exist(record: dict) -> bool:
         return all(Path(p).is_file() for p in record["result"]["files"].values())
 
-    return cached(ck, "surface", settings, compute, valid=files_exist)
+    return cached(ck, "surface", settings, compute, valid=files_exist, outputs=(out,))
 
 
 def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_range, progress: bool):

@@ -9,13 +9,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from landscape import distributed
 from landscape.data import load_images, select, to_float
 from landscape.errors import LandscapeError
-from landscape.io import safe_torch_load, sha256_file
+from landscape.io import nonfinite_entries, safe_torch_load, sha256_file
 from landscape.models import create
 from landscape.train.loop import epoch_files
 from landscape.train.payload import FORMAT_VERSION, KIND
+from landscape.train.prepare import resolve_device
 
 SPLITS = ("train", "val", "test")
 
@@ -38,9 +38,30 @@ def read_payload(path: str | Path) -> dict:
     if payload.get("kind") != KIND or "state_dict" not in payload or "model" not in payload:
         raise LandscapeError(f"not a landscape checkpoint: {path} (no '{KIND}' marker, model or state_dict)")
     version = payload.get("format_version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise LandscapeError(f"checkpoint {path} has format_version {version!r}; this landscape reads <= {FORMAT_VERSION}")
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise LandscapeError(f"checkpoint {path} has format_version {version!r}; this landscape reads 1 to {FORMAT_VERSION}")
+    _check_fields(path, payload)
     return payload
+
+
+#: Entries of a checkpoint's ``data`` dict that loading its split needs.
+DATA_KEYS = ("source", "kind", "classes", "img_size", "mean", "std", "split")
+
+
+def _check_fields(path: Path, payload: dict) -> None:
+    """LandscapeError naming the first missing or mistyped ``model``/``data`` entry."""
+    model, data = payload.get("model"), payload.get("data")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(model.get("kwargs"), dict):
+        raise LandscapeError(f"checkpoint {path} is damaged: its 'model' entry is not a dict with a name and kwargs")
+    if not isinstance(data, dict):
+        raise LandscapeError(f"checkpoint {path} is damaged: its 'data' entry is {type(data).__name__}, not a dict")
+    missing = [k for k in DATA_KEYS if k not in data]
+    if missing:
+        raise LandscapeError(f"checkpoint {path} is damaged: its 'data' entry lacks {', '.join(missing)}")
+    if not isinstance(data["split"], dict) or "hash" not in data["split"] or data["kind"] not in ("phantom", "folder"):
+        raise LandscapeError(f"checkpoint {path} is damaged: its 'data' entry has no valid split or kind")
+    if not isinstance(payload["state_dict"], dict):
+        raise LandscapeError(f"checkpoint {path} is damaged: its 'state_dict' is not a dict")
 
 
 def architecture(payload: dict) -> tuple[str, dict]:
@@ -63,16 +84,24 @@ class Checkpoint:
         payload.pop("optimizer_state", None)
         self.meta: dict = payload
         self.run_dir: Path = self.path.parent
+        if data_root is not None and self.meta["data"]["kind"] == "phantom":
+            raise LandscapeError(f"data_root {data_root} was given, but {self.path} was trained on the built-in "
+                                 "phantom, which has no data folder; drop data_root", params=("data_root",))
         self.data_root = str(data_root) if data_root is not None else self.meta["data"].get("root")
-        if device is None:
-            device = distributed.device("auto")  # cuda:LOCAL_RANK under torchrun
-        self.device = torch.device(device)
+        self.device = resolve_device("auto" if device is None else str(device))
+        bad = nonfinite_entries(state)
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise LandscapeError(f"{self.path} has non-finite weights or buffers ({bad[0]}{more}): a diverged run "
+                                 "cannot be analysed")
         name, kwargs = architecture(payload)
         model = create(name, **kwargs)
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise LandscapeError(f"weights in {self.path} do not fit model {name!r}: {str(exc).splitlines()[0][:160]}") from None
+            detail = " ".join(str(exc).split()).split(":", 1)[-1].strip()  # every line, not just the heading
+            detail = detail if len(detail) <= 400 else detail[:400] + " ..."
+            raise LandscapeError(f"weights in {self.path} do not fit model {name!r}: {detail}") from None
         self.model: nn.Module = model.to(self.device).eval()
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -106,7 +135,8 @@ class Checkpoint:
             data = self.meta["data"]
             source = None if data["kind"] == "phantom" else self.data_root
             if source is not None and not Path(source).is_dir():
-                raise LandscapeError(f"data folder {source} of {self.path} not found; pass data_root to point at it")
+                raise LandscapeError(f"data folder {source} of {self.path} not found; pass data_root to point at it",
+                                     params=("data_root",))
             images = load_images(source, img_size=data["img_size"], seed=data.get("phantom_seed") or 0)
             x, y = select(images, data["split"], split)
             self._tensors[split] = (to_float(x, data["mean"], data["std"]), torch.as_tensor(y, dtype=torch.long))
@@ -138,6 +168,9 @@ class Checkpoint:
                 f"{other} is a {theirs[0]} {theirs[1]} checkpoint, not the same architecture as {self.path} "
                 f"({mine[0]} {mine[1]})"
             )
+        bad = nonfinite_entries(payload["state_dict"])
+        if bad:
+            raise LandscapeError(f"{other} has non-finite weights or buffers ({bad[0]}): a diverged run cannot be used")
         return {k: v.to(self.device) for k, v in payload["state_dict"].items()}
 
     @cached_property

@@ -7,10 +7,11 @@ from typing import Optional
 
 import typer
 
+from landscape.checks import check_seed
 from landscape.cli.app import app
 from landscape.cli.render import print_table, saved
 from landscape.data.duplicates import THRESHOLD
-from landscape.io import write_json
+from landscape.io import check_writable, write_json
 
 data_app = typer.Typer(help="Look at a data folder before training on it.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
@@ -41,6 +42,8 @@ def inspect_command(
     """
     from landscape.data import inspect_data
 
+    check_seed(seed)
+    check_writable(json_path)
     report = inspect_data(path, img_size=img_size, threshold=threshold, seed=seed)
     _render(report, show)
     if json_path is not None:

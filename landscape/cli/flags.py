@@ -9,6 +9,10 @@ import typer
 from landscape.errors import LandscapeError
 
 
+#: Library parameter name -> the command parameter that sets it, where the two differ.
+ALIASES = {"data_root": "data", "analyses": "set_"}
+
+
 def command_flags(app: typer.Typer, args: list[str]) -> dict[str, str]:
     """``{parameter name: its long flag}`` of the (sub-)command that ``args`` invoke; empty if none."""
     command = typer.main.get_command(app)
@@ -22,6 +26,9 @@ def command_flags(app: typer.Typer, args: list[str]) -> dict[str, str]:
         longs = [o for o in param.opts if o.startswith("--")]
         if longs and param.name:
             flags[param.name] = longs[0]
+    for library, cli in ALIASES.items():  # library parameters that a command spells differently
+        if cli in flags:
+            flags.setdefault(library, flags[cli])
     return flags
 
 

@@ -18,6 +18,8 @@ def report_command(
     png: Optional[Path] = typer.Option(None, "--png", help="Also write the figures as matplotlib PNGs into this folder."),
     seed: int = typer.Option(0, help="Seed of computed analyses and of the bootstrap CIs."),
     n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples for the 95% CIs of Kendall tau and Spearman rho."),
+    m: Optional[int] = typer.Option(None, "--m", help="m-sharpness sub-batch size [default: 128, or all training images when fewer]."),
+    set_: list[str] = typer.Option([], "--set", help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. hessian.top_k=3, sharpness.rhos=0.01,0.05, surface_2d.grid=11."),
 ):
     """Write one self-contained HTML report (works offline) comparing runs: metrics, flatness, landscapes.
 
@@ -31,7 +33,12 @@ def report_command(
       landscape report checkpoints/busi-cnn-small-adam-s0 checkpoints/busi-cnn-small-sam-s0 -o adam_vs_sam.html
 
       landscape report checkpoints/ -o report.html --no-compute --png figures/
-    """
-    from landscape.report import build_report
 
-    build_report(runs, output, compute=compute, png_dir=png, progress=True, seed=seed, n_boot=n_boot)
+      landscape report checkpoints/ --m 64 --set sharpness.samples=512 --set surface_2d.grid=15
+    """
+    from landscape.cli.train_cmd import parse_value
+    from landscape.report import build_report
+    from landscape.report.overrides import parse_set
+
+    build_report(runs, output, compute=compute, png_dir=png, progress=True, seed=seed, n_boot=n_boot, m=m,
+                 analyses=parse_set(set_, parse_value))

@@ -10,7 +10,7 @@ import typer
 from landscape.cli.app import app
 from landscape.cli.render import console, print_table, saved
 from landscape.errors import LandscapeError
-from landscape.io import write_json
+from landscape.io import check_writable, write_json
 
 
 def parse_rhos(text: str) -> list[float]:
@@ -57,6 +57,7 @@ def sharpness_command(
     """
     from landscape.analysis.sharpness import analyze
 
+    check_writable(json_path)
     record = analyze(
         checkpoint, rhos=parse_rhos(rho), m=m, kind=kind, norm=norm, adaptive=adaptive, samples=samples,
         steps=steps, draws=draws, seed=seed, batch_size=batch_size, device=None if device == "auto" else device,

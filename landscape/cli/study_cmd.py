@@ -22,6 +22,9 @@ def study_command(
     quick: bool = typer.Option(False, "--quick", help="Small preset that finishes in minutes on a laptop CPU."),
     seed: int = typer.Option(0, "--seed", help="First seed; also the split seed and the analyses' seed."),
     parallel: Optional[str] = typer.Option(None, "--parallel", help="Under torchrun: 'runs' deals the runs out over the ranks, 'data' puts all ranks on each run [default: runs if there are at least as many runs as ranks]."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training mini-batch size [default: 32]."),
+    m: Optional[int] = typer.Option(None, "--m", help="m-sharpness sub-batch size [default: 128 (32 with --quick), or all training images when fewer]."),
+    set_: list[str] = typer.Option([], "--set", help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. hessian.top_k=3, surface_2d.grid=11."),
 ):
     """Train every (model, optimizer, seed), run the Hessian, sharpness and surface analyses, write the report.
 
@@ -38,7 +41,10 @@ def study_command(
 
       torchrun --nproc-per-node 8 --no-python landscape study --data ../shared/data/busi --parallel runs
     """
+    from landscape.cli.train_cmd import parse_value
+    from landscape.report.overrides import parse_set
     from landscape.study import run_study
 
     run_study(data=data, models=models.split(","), optimizers=optimizers, seeds=seeds, epochs=epochs, out=out,
-              quick=quick, progress=True, seed=seed, img_size=img_size, parallel=parallel)
+              quick=quick, progress=True, seed=seed, img_size=img_size, batch_size=batch_size, m=m,
+              analyses=parse_set(set_, parse_value), parallel=parallel)

@@ -10,7 +10,7 @@ import typer
 from landscape.cli.app import app
 from landscape.cli.render import print_table, saved
 from landscape.errors import LandscapeError
-from landscape.io import write_json
+from landscape.io import check_writable, write_json
 
 
 #: ``create`` arguments that have their own ``landscape train`` flag.
@@ -28,9 +28,7 @@ def parse_opt_args(pairs: list[str], flag: str = "--opt-arg") -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise LandscapeError(f"{flag} takes key=value, got {pair!r}")
-        value = value.strip()
-        parsed = [_parse_value(v.strip()) for v in value.split(",")] if "," in value else _parse_value(value)
-        out[key.strip().replace("-", "_")] = parsed
+        out[key.strip().replace("-", "_")] = parse_value(value.strip())
     return out
 
 
@@ -43,7 +41,10 @@ def parse_model_args(pairs: list[str]) -> dict:
     return kwargs
 
 
-def _parse_value(text: str):
+def parse_value(text: str):
+    """``"true"`` -> True, ``"3"`` -> 3, ``"0.1"`` -> 0.1, ``"0.01,0.05"`` -> [0.01, 0.05], else the text."""
+    if "," in text:
+        return [parse_value(part.strip()) for part in text.split(",")]
     lowered = text.lower()
     if lowered in ("true", "false"):
         return lowered == "true"
@@ -117,6 +118,7 @@ def train_command(
     model_kwargs = parse_model_args(model_arg)
     names = parse_optimizers(optimizer)
     check_hyper(names, hyper, base)
+    check_writable(json_path)
     cfg = TrainConfig(
         data=str(data) if data is not None else None, model=model, model_kwargs=model_kwargs, optimizer=names[0], base=base, lr=lr,
         weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,

@@ -25,15 +25,30 @@ def to_grey(img: Image.Image) -> Image.Image:
     """8-bit grey (``'L'``) version of ``img``, upright per its EXIF orientation.
 
     Colour goes through PIL's ITU-R 601 luma; 16-bit grey is scaled by 1/257
-    (0..65535 -> 0..255) instead of being clipped; alpha is dropped.
+    (0..65535 -> 0..255) instead of being clipped; 32-bit float grey (``'F'``,
+    e.g. float TIFFs) is scaled by :func:`_float_to_uint8`; alpha is dropped.
     """
     img = ImageOps.exif_transpose(img)
     if img.mode == "L":
         return img
+    if img.mode == "F":
+        return Image.fromarray(_float_to_uint8(np.asarray(img, dtype=np.float64)), mode="L")
     if img.mode in _SIXTEEN_BIT:
         arr = np.asarray(img, dtype=np.float64)
         return Image.fromarray(np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8), mode="L")
     return img.convert("L")
+
+
+def _float_to_uint8(arr: np.ndarray) -> np.ndarray:
+    """Float grey to uint8: values in [0, 1] are scaled by 255; any other range is
+    min-max scaled to 0..255 (a constant image becomes 0). NaN and inf count as 0."""
+    arr = np.where(np.isfinite(arr), arr, 0.0)
+    lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
+    if lo >= 0.0 and hi <= 1.0:
+        scaled = arr * 255.0
+    else:
+        scaled = (arr - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(arr)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
 def resize_square(img: Image.Image, size: int) -> np.ndarray:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 
 #: Largest accepted ``img_size`` (pixels); larger sizes are almost surely a typo.
@@ -86,9 +87,7 @@ def load_images(data: str | Path | None = None, img_size: int = 64, seed: int = 
     if data is None:
         from landscape.data.phantom import load_phantom
 
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise LandscapeError(f"phantom seed must be a non-negative integer, got {seed!r}")
-        images = load_phantom(seed=int(seed), img_size=int(img_size))
+        images = load_phantom(seed=check_seed(seed), img_size=int(img_size))
     elif not str(data).strip():
         raise LandscapeError("data path is empty; give a folder, or leave it out for the phantom")
     else:

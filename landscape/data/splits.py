@@ -33,6 +33,7 @@ import torch
 
 from landscape.data.duplicates import THRESHOLD, Duplicates, find_duplicates
 from landscape.data.images import Images
+from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 
 SPLITS = ("train", "val", "test")
@@ -40,12 +41,6 @@ SPLITS = ("train", "val", "test")
 
 def _rng(*entropy: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(list(entropy))))
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise LandscapeError(f"split seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
 
 
 def _targets(n: int, fractions) -> np.ndarray:
@@ -152,7 +147,7 @@ def make_split(images: Images, fractions=(0.7, 0.1, 0.2), seed: int = 0, keep_co
     ``threshold``: near-duplicate threshold, used when ``duplicates`` (an
     earlier :func:`find_duplicates` result for ``images``) is not given.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed, "split_seed")
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6 or fractions[0] <= 0:
         raise LandscapeError(f"split fractions must be 3 non-negative numbers (train, val, test) summing to 1 with train > 0, got {fractions}")
@@ -172,7 +167,7 @@ def kfold_split(images: Images, k: int = 5, fold: int = 0, seed: int = 0, val_fr
     partition the kept images. ``val_fraction`` of all kept images (per class)
     is then taken as validation from the other folds, group-aware.
     """
-    seed = _check_seed(seed)
+    seed = check_seed(seed, "split_seed")
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise LandscapeError(f"k-fold needs an integer k >= 2, got {k!r}")
     if isinstance(fold, bool) or not isinstance(fold, (int, np.integer)) or not 0 <= fold < k:

@@ -19,6 +19,10 @@ _BUILTIN: dict[str, Callable[..., nn.Module]] = {
 }
 
 
+#: Accepted ranges of the model sizes (inclusive).
+LIMITS = {"num_classes": (1, 100_000), "in_chans": (1, 64), "img_size": (8, 4096)}
+
+
 def available() -> list[str]:
     """Built-in names; every timm model name works too."""
     return sorted(_BUILTIN)
@@ -36,8 +40,13 @@ def create(
 
     Built-ins ignore ``pretrained`` (they have no weights to fetch); timm models
     get ``img_size`` only when their constructor takes it (ViT, Swin, ...).
-    Raises :class:`LandscapeError` for an unknown name or unavailable weights.
+    Raises :class:`LandscapeError` for an unknown name, unavailable weights, or
+    sizes outside :data:`LIMITS` (a damaged checkpoint must not allocate terabytes).
     """
+    for key, value in (("num_classes", num_classes), ("in_chans", in_chans), ("img_size", img_size)):
+        lo, hi = LIMITS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            raise LandscapeError(f"model {key} must be an integer from {lo} to {hi}, got {value!r}")
     if name in _BUILTIN:
         if pretrained:
             raise LandscapeError(f"model {name!r} is built in and has no pretrained weights; drop pretrained")

@@ -6,8 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from landscape.checks import check_seed
 from landscape.errors import LandscapeError
-from landscape.io import atomic_write_text, to_jsonable, versions, write_json
+from landscape.io import atomic_write_text, check_writable, to_jsonable, versions, write_json
 from landscape.report import content, figures, series
 from landscape.report.collect import Run, collect
 from landscape.report.html import Figure, figure_block, page
@@ -20,7 +21,7 @@ MAX_BYTES = 10 * 1024 * 1024
 
 def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", compute: bool = True,
                  png_dir: str | Path | None = None, progress: bool = True, seed: int = 0, n_boot: int = 2000,
-                 analyses: dict[str, dict] | None = None) -> Path:
+                 analyses: dict[str, dict] | None = None, m: int | None = None) -> Path:
     """Write the flatness report of ``inputs`` (run folders, checkpoints, or folders of runs) to ``out``.
 
     Missing analyses are computed with the analyzers' defaults (``analyses``
@@ -29,11 +30,22 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     the bootstrap. Also writes ``out`` with suffix ``.json`` (rows, summary,
     provenance) and, with ``png_dir``, matplotlib PNGs of the figures.
     When ``progress`` is True, shows bars and prints the summary table.
+    ``m``: the m-sharpness sub-batch size; None adapts it to small data
+    (:func:`landscape.report.overrides.sharpness_m`). Every setting and output
+    location is checked before any run is loaded.
     """
+    from landscape.report.overrides import check_overrides
+
     out = Path(out)
     if out.suffix.lower() not in (".html", ".htm"):
         raise LandscapeError(f"report output must end in .html, got {out}")
-    runs, missing = collect(inputs, compute=compute, seed=seed, progress=progress, analyses=analyses)
+    check_seed(seed)
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
+        raise LandscapeError(f"n_boot must be an integer >= 100, got {n_boot!r}")
+    analyses = check_overrides(analyses, m)
+    check_writable(out, out.with_suffix(".json"))
+    check_writable(png_dir, folder=True)
+    runs, missing = collect(inputs, compute=compute, seed=seed, progress=progress, analyses=analyses, m=m)
     document, numbers, data = render(runs, missing, seed=seed, n_boot=n_boot, compute=compute)
     atomic_write_text(out, document)
     write_json(out.with_suffix(".json"), numbers)

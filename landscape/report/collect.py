@@ -104,12 +104,13 @@ def resolve_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, progress: bool = True,
-            analyses: dict[str, dict] | None = None) -> tuple[list[Run], list[dict]]:
+            analyses: dict[str, dict] | None = None, m: int | None = None) -> tuple[list[Run], list[dict]]:
     """Load every run and find (or compute) each quantity of :data:`QUANTITIES`.
 
     ``analyses`` overrides keyword arguments per analysis (keys of
     :data:`ANALYSES`) used when a quantity has to be computed; by default
-    each analyzer's own defaults with ``seed`` (see :func:`run_analysis`).
+    each analyzer's own defaults with ``seed`` (see :func:`run_analysis`;
+    ``m`` is the m-sharpness sub-batch size, adapted to the data when None).
     Returns the runs and the missing items ``[{"run", "quantity"}]``.
     """
     paths = resolve_inputs(inputs)
@@ -120,7 +121,7 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
             bar.update(run=run.name)
             _find_all(run)
             if compute and (any(v is None for v in run.found.values()) or _lacks_metrics(run)):
-                _compute_missing(run, seed, progress, analyses or {})
+                _compute_missing(run, seed, progress, analyses or {}, m)
                 _find_all(run)
             missing.extend({"run": run.name, "quantity": q} for q, rec in run.found.items() if rec is None)
             missing.extend({"run": run.name, "quantity": f"{s} metrics"} for s in METRIC_SPLITS if not run.metrics(s))
@@ -168,34 +169,40 @@ def _newest(path: Path, sha: str, kind: str, test: Callable[[dict], bool]) -> di
     return None
 
 
-def run_analysis(ck, name: str, seed: int = 0, overrides: dict | None = None, progress: bool = True) -> dict:
+def run_analysis(ck, name: str, seed: int = 0, overrides: dict | None = None, progress: bool = True,
+                 m: int | None = None) -> dict:
     """Run analyzer ``name`` (a key of :data:`ANALYSES`) on a loaded checkpoint; returns its (cached) record.
 
     Keyword arguments: the analyzer's defaults, then what the report needs
-    (:data:`ANALYSES`), then ``overrides``.
+    (:data:`ANALYSES`), then ``overrides``. m-sharpness uses ``m``, or when it
+    is None ``min(overrides' m or 128, training images)`` (recorded in its settings).
     """
-    import importlib
+    from landscape.report.overrides import analyzer, sharpness_m
 
-    analyze = importlib.import_module(f"landscape.analysis.{name.split('_')[0]}").analyze
-    return analyze(ck, **{"seed": seed, **ANALYSES[name], **(overrides or {})}, progress=progress)
+    kwargs = {"seed": seed, **ANALYSES[name], **(overrides or {})}
+    if name == "sharpness":
+        kwargs["m"] = sharpness_m(kwargs, m, len(ck.tensors("train")[1]))
+    return analyzer(name)(ck, **kwargs, progress=progress)
 
 
-def _compute_missing(run: Run, seed: int, progress: bool, analyses: dict[str, dict]) -> None:
+def _compute_missing(run: Run, seed: int, progress: bool, analyses: dict[str, dict], m: int | None = None) -> None:
     """Run the analyzers for what ``run`` lacks; they cache into ``analysis/``."""
     ck = load_checkpoint(run.path)
     if _lacks_metrics(run):
         _compute_metrics(ck, run)
     for name, quantities in PROVIDES.items():
         if any(run.found[q] is None for q in quantities):
-            run_analysis(ck, name, seed, analyses.get(name), progress)
+            run_analysis(ck, name, seed, analyses.get(name), progress, m)
 
 
 def _compute_metrics(ck, run: Run) -> None:
     """Test and train metrics of a checkpoint that does not carry them (e.g. an epoch file)."""
     from landscape.checkpoint import store
+    from landscape.runlock import run_lock
     from landscape.train import split_metrics
 
-    result = {s: split_metrics(ck.model, *ck.tensors(s), ck.classes) for s in METRIC_SPLITS}
-    settings = {"checkpoint": ck.path.name, "checkpoint_sha256": run.sha}
-    store(ck.run_dir, "metrics", settings, result, ck.provenance())
+    with run_lock(ck.run_dir, outputs=(ck.analysis_dir,)):
+        result = {s: split_metrics(ck.model, *ck.tensors(s), ck.classes) for s in METRIC_SPLITS}
+        settings = {"checkpoint": ck.path.name, "checkpoint_sha256": run.sha}
+        store(ck.run_dir, "metrics", settings, result, ck.provenance())
     run.meta["metrics"] = {**result, **{k: v for k, v in (run.meta.get("metrics") or {}).items() if v}}

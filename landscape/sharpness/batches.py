@@ -26,7 +26,7 @@ def sub_batches(x: torch.Tensor, y: torch.Tensor, m: int, samples: int | None = 
         raise LandscapeError(f"x and y differ in length ({len(x)} vs {len(y)})")
     n = len(x) if samples is None else min(samples, len(x))
     if n < m:
-        raise LandscapeError(f"m={m} is larger than the {n} samples available; use a smaller m")
+        raise LandscapeError(f"m={m} is larger than the {n} samples available; use a smaller m", params=("m",))
     order = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[: n - n % m]
     return [(x[idx], y[idx]) for idx in order.to(x.device).split(m)]
 

@@ -83,7 +83,7 @@ class PerturbedLoss:
             total = 0.0
             for xs, ys, weight in self._pieces(*batch):
                 total += weight * float(self.loss_fn(functional_call(self.model, params, (xs,)), ys))
-        return _finite(total)
+        return _finite(total, u)
 
     def value_and_grad(self, u: Vector, batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[float, Vector]:
         """``L_B(w + c * u)`` and its gradient with respect to ``u``."""
@@ -98,10 +98,13 @@ class PerturbedLoss:
                 if part is not None:
                     grads[name] += part
             total += float(loss.detach())
-        return _finite(total), grads
+        return _finite(total, u), grads
 
 
-def _finite(value: float) -> float:
+def _finite(value: float, u: Vector) -> float:
     if value != value or value in (float("inf"), float("-inf")):
+        if all(not bool(t.any()) for t in u.values()):  # unperturbed: no radius can help
+            raise LandscapeError(f"the loss is not finite ({value}) at the model's own weights: "
+                                 "its weights, buffers or data hold NaN or inf")
         raise LandscapeError(f"the loss is not finite ({value}) at a perturbed point; try a smaller rho")
     return value

@@ -19,8 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from landscape import distributed
+from landscape.checks import check_seed
 from landscape.errors import LandscapeError
-from landscape.io import versions, write_json
+from landscape.io import check_writable, versions, write_json
 from landscape.progress import progress_bar
 from landscape.study.parallel import deal, parallel_mode
 from landscape.study.presets import FULL, QUICK, Preset
@@ -43,7 +44,8 @@ class StudyResult:
 def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-small",), optimizers: str | Sequence[str] = "all",
               seeds: int | None = None, epochs: int | None = None, out: str | Path = "checkpoints",
               quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None,
-              parallel: str | None = None) -> StudyResult:
+              parallel: str | None = None, batch_size: int | None = None, m: int | None = None,
+              analyses: dict[str, dict] | None = None) -> StudyResult:
     """Train, analyse and report a whole study; returns a :class:`StudyResult`.
 
     ``optimizers``: ``"all"``, a comma list or a sequence of names. Seeds are
@@ -51,11 +53,17 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     with ``seed``, and the runs of one seed share their initial weights.
     ``quick`` uses :data:`~landscape.study.presets.QUICK` (built-in phantom
     unless ``data`` is given); otherwise :data:`~landscape.study.presets.FULL`.
-    Explicit ``seeds``/``epochs``/``img_size`` override the preset. Writes
+    Explicit ``seeds``/``epochs``/``img_size``/``batch_size`` override the
+    preset; ``analyses`` overrides analyzer settings on top of the preset's
+    (as ``build_report``'s), and ``m`` the m-sharpness sub-batch size (None:
+    the preset's or 128, capped at the training images). Every model name and
+    setting is validated before the first run starts. Writes
     ``<out>/report.html``, ``<out>/report.json`` and ``<out>/study.json``.
     ``parallel``: ``runs`` or ``data`` under ``torchrun`` (see
     :mod:`landscape.study.parallel`; default ``runs`` when there are enough runs).
     """
+    from landscape.report.overrides import check_overrides
+    from landscape.study.checks import check_models
     from landscape.train import TrainConfig, parse_optimizers
 
     preset: Preset = QUICK if quick else FULL
@@ -67,14 +75,21 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     img_size = preset.img_size if img_size is None else img_size
     if not models:
         raise LandscapeError("models is empty: pass at least one model name")
-    if seeds < 1:
-        raise LandscapeError(f"seeds must be >= 1, got {seeds}")
+    if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
+        raise LandscapeError(f"seeds must be an integer >= 1, got {seeds!r}")
+    check_seed(seed)
+    check_seed(seed + seeds - 1, "seed + seeds - 1")
+    batch_size = preset.batch_size if batch_size is None else batch_size
+    user = analyses or {}
+    analyses = check_overrides({k: {**preset.analyses.get(k, {}), **user.get(k, {})} for k in {*preset.analyses, *user}}, m)
     out = Path(out)
+    check_writable(out, folder=True)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
-                       batch_size=preset.batch_size, split_seed=seed, out=str(out)).validate()
+                       batch_size=batch_size, split_seed=seed, out=str(out)).validate()
+    check_models(models, img_size)
     settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
-                "epochs": epochs, "img_size": img_size, "batch_size": preset.batch_size, "quick": quick,
-                "analyses": preset.analyses, "seed": seed}
+                "epochs": epochs, "img_size": img_size, "batch_size": batch_size, "quick": quick,
+                "analyses": analyses, "m": m, "seed": seed}
     n_runs = len(models) * seeds * len(names)
     mode = parallel_mode(parallel, n_runs)
     settings["parallel"] = {"mode": mode, "world_size": distributed.world_size()}
@@ -88,10 +103,10 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
                 model, s, name = job
                 spent = dict.fromkeys(STAGES, 0.0)
                 run_dir = _train(base.replace(model=model, seed=s), [name], progress, spent, bar)[0]
-                _analyse(run_dir, preset.analyses, seed, progress, spent, bar)
+                _analyse(run_dir, analyses, seed, progress, spent, bar, m)
                 return run_dir, spent
 
-            jobs = [(m, s, n) for m in models for s in settings["seeds"] for n in names]
+            jobs = [(arch, s, n) for arch in models for s in settings["seeds"] for n in names]
             done, owners = deal(jobs, one_run)
             run_dirs = [d for d, _ in done]
             settings["parallel"]["ranks"] = {d.name: r for d, r in zip(run_dirs, owners)}
@@ -103,7 +118,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
                     run_dirs += _train(base.replace(model=model, seed=s), names, progress, seconds, bar)
             for run_dir in run_dirs:
                 bar.update(f"study: analyse {run_dir.name}")
-                _analyse(run_dir, preset.analyses, seed, progress, seconds, bar)
+                _analyse(run_dir, analyses, seed, progress, seconds, bar, m)
         bar.update("study: report")
         t0 = time.perf_counter()
         from landscape.report import build_report
@@ -137,7 +152,7 @@ def _train(cfg, names: list[str], progress: bool, seconds: dict, bar) -> list[Pa
     return [r.run_dir for r in results]
 
 
-def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: dict, bar) -> None:
+def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: dict, bar, m: int | None = None) -> None:
     """Hessian, m-sharpness, 1D and 2D surfaces of one run, as the report needs them (each cached)."""
     from landscape.checkpoint import load_checkpoint
     from landscape.report.collect import run_analysis
@@ -146,7 +161,7 @@ def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: 
     for stage, names in (("hessian", ["hessian"]), ("sharpness", ["sharpness"]), ("surfaces", ["surface_1d", "surface_2d"])):
         t0 = time.perf_counter()
         for name in names:
-            run_analysis(ck, name, seed, analyses.get(name), progress)
+            run_analysis(ck, name, seed, analyses.get(name), progress, m)
         seconds[stage] += time.perf_counter() - t0
         bar.advance()
 

@@ -117,7 +117,8 @@ def evaluate_point(model: nn.Module, loss_fn: Callable, batches: Batches) -> tup
                 classify = False
             n += len(y)
     loss = float(total) / n
-    return loss, (float(correct) / n if classify else math.nan)
+    # a NaN/inf loss means NaN/inf logits, whose argmax is meaningless: no accuracy either
+    return loss, (float(correct) / n if classify and math.isfinite(loss) else math.nan)
 
 
 def bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:

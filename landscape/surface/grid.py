@@ -9,11 +9,16 @@ range is exactly antisymmetric (``x[i] == -x[N-1-i]``) and a coordinate that is
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from landscape.errors import LandscapeError
 
 _SNAP = 1e-12  # relative to the range: below this a coordinate is exactly 0
+#: Bytes a grid point costs at most while a surface is computed and saved: loss and accuracy
+#: (float64, in the arrays, the partial file and the .npz) and both as Python floats and JSON text.
+BYTES_PER_POINT = 256
 
 
 def axis(n: int, lo: float, hi: float) -> np.ndarray:
@@ -52,6 +57,26 @@ def parse_grid(grid: int | str | tuple[int, int] | list[int], dim: int) -> tuple
         if s < 2:
             raise LandscapeError(f"a grid needs at least 2 points per axis, got {s}")
     return sizes
+
+
+def check_grid_memory(sizes: tuple[int, ...], memory: int | None = None) -> int:
+    """Estimated bytes of a grid (:data:`BYTES_PER_POINT` per point); LandscapeError above half of ``memory``.
+
+    ``memory`` defaults to the machine's physical memory. Checked before
+    anything is allocated or evaluated.
+    """
+    points = int(np.prod([int(s) for s in sizes], dtype=object))
+    need = points * BYTES_PER_POINT
+    if memory is None:
+        try:
+            memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+            memory = 8 << 30
+    if need > memory // 2:
+        raise LandscapeError(f"grid {'x'.join(str(s) for s in sizes)} has {points} points and would need about "
+                             f"{need / 2**30:.3g} GiB, more than half of this machine's {memory / 2**30:.3g} GiB; "
+                             "use a smaller grid", params=("grid",))
+    return need
 
 
 def center_index(xs: np.ndarray) -> int | None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 
 #: Learning rate used when ``lr`` is None, by base optimizer.
 DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
+#: A run name is one path component of these characters (no separators, no "..").
+RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 #: Optimizers that need a single forward/backward pass per step.
 ONE_PASS = ("adam", "sgd")
 
@@ -57,6 +61,11 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`LandscapeError` for values that cannot work; return self."""
+        check_seed(self.seed)
+        check_seed(self.split_seed, "split_seed")
+        if self.run_name is not None and (not RUN_NAME.fullmatch(self.run_name) or set(self.run_name) == {"."}):
+            raise LandscapeError(f"run_name must be one folder name of letters, digits, '.', '_' and '-' "
+                                 f"(not '.' or '..'), got {self.run_name!r}")
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 2, f"batch_size must be >= 2 (BatchNorm needs two samples), got {self.batch_size}"),

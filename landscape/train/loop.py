@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import re
+import shutil
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,9 +25,10 @@ from torch import nn
 from landscape import distributed
 from landscape.data import augment
 from landscape.errors import LandscapeError
-from landscape.io import atomic_torch_save, read_json, safe_torch_load, write_json
+from landscape.io import atomic_torch_save, check_writable, nonfinite_entries, read_json, safe_torch_load, write_json
 from landscape.optim import create_optimizer
 from landscape.progress import progress_bar
+from landscape.runlock import run_lock
 from landscape.train.config import TrainConfig
 from landscape.train.evaluate import split_metrics
 from landscape.train.parallel import DataParallel
@@ -34,6 +37,8 @@ from landscape.train.prepare import Prepared, build_model, prepare_data, resolve
 from landscape.train.schedule import lr_at
 
 _EPOCH_RE = re.compile(r"epoch_(\d{3,})\.pt$")
+#: Files and folders of a run that a retrain (``overwrite``) removes; ``.lock`` stays with its holder.
+RUN_FILES = ("final.pt", "best.pt", "history.json", "config.json", "analysis")
 
 
 @dataclass
@@ -63,22 +68,36 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False, overwri
           prepared: Prepared | None = None) -> TrainResult:
     """Train one run into ``cfg.run_dir(...)``; ``resume`` continues from its last epoch file.
 
-    Raises :class:`LandscapeError` on bad configuration, an existing finished run
-    (without ``resume``/``overwrite``) and a non-finite loss (the last good epoch
-    checkpoint stays on disk).
+    Raises :class:`LandscapeError` on bad configuration, an existing finished or
+    unfinished run (without ``resume``/``overwrite``), a run folder held by another
+    writer (see :mod:`landscape.runlock`), and non-finite losses, weights or
+    buffers (the last good epoch checkpoint stays on disk). ``overwrite``
+    without ``resume`` first removes every file of the old run.
     """
     cfg.validate()
+    check_writable(cfg.out, folder=True)
     prepared = prepared or prepare_data(cfg)
     run_dir = cfg.run_dir(prepared.data_meta["source"])
-    if (run_dir / "final.pt").exists() and not overwrite:
-        if resume:
-            return _finished(run_dir, cfg)
-        raise LandscapeError(f"{run_dir} already holds a finished run; pass --resume to reuse it or --overwrite to retrain")
-    if overwrite and not resume and distributed.is_main():
-        for f in [*epoch_files(run_dir), run_dir / "final.pt", run_dir / "best.pt"]:
-            f.unlink(missing_ok=True)
-    distributed.barrier()
-    return _Trainer(cfg, prepared, run_dir, progress).run(resume)
+    trainer = _Trainer(cfg, prepared, run_dir, progress)  # a bad model fails here, before the folder is touched
+    with run_lock(run_dir):  # held by rank 0 for the whole job under torchrun
+        if (run_dir / "final.pt").exists() and not overwrite:
+            if resume:
+                return _finished(run_dir, cfg)
+            raise LandscapeError(f"{run_dir} already holds a finished run; pass --resume to reuse it or --overwrite to retrain")
+        if not resume and not overwrite and _run_files(run_dir):
+            raise LandscapeError(f"{run_dir} holds an unfinished run (no final.pt); pass --resume to continue it "
+                                 "or --overwrite to discard it and retrain")
+        if overwrite and not resume and distributed.is_main():
+            for path in _run_files(run_dir):
+                shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+        distributed.barrier()
+        return trainer.run(resume)
+
+
+def _run_files(run_dir: Path) -> list[Path]:
+    """What a run leaves in its folder: epoch files, final/best, history, config, analyses, temp files."""
+    named = [run_dir / name for name in RUN_FILES if (run_dir / name).exists()]
+    return [*epoch_files(run_dir), *named, *run_dir.glob(".*.tmp")]
 
 
 def _finished(run_dir: Path, cfg: TrainConfig) -> TrainResult:
@@ -94,7 +113,9 @@ def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
         return
     old = read_json(path)
     ignore = {"out", "run_name", "device", "keep"}
-    diff = sorted(k for k, v in cfg.to_dict().items() if k not in ignore and old.get(k, v) != v)
+    new = {**cfg.to_dict(), "lr": cfg.effective_lr}  # an explicit lr equal to the default is the same setting
+    old["lr"] = TrainConfig.from_dict({**new, **old}).effective_lr
+    diff = sorted(k for k, v in new.items() if k not in ignore and old.get(k, v) != v)
     if diff:
         raise LandscapeError(f"{run_dir} was trained with other settings ({', '.join(diff)}); use another --out or --overwrite")
 
@@ -119,6 +140,8 @@ class _Trainer:
         n_train = len(prepared.tensors["train"][1])
         self.steps_per_epoch = max(n_train // cfg.batch_size, 1)
         self.total_steps = self.steps_per_epoch * cfg.effective_epochs
+        #: Identity of this run, in config.json and every checkpoint: PCA uses only epoch files of one run.
+        self.run_id: str | None = uuid.uuid4().hex[:16]
 
     # -- bookkeeping -------------------------------------------------------
     def optimizer_meta(self) -> dict:
@@ -130,7 +153,7 @@ class _Trainer:
         return checkpoint_payload(
             self.model, model_meta=self.model_meta, optimizer_meta=self.optimizer_meta(), data_meta=self.prep.data_meta,
             config=self.cfg.to_dict(), epoch=epoch, metrics=metrics, wall_time_s=self.wall,
-            optimizer_state=self.opt.state_dict() if with_state else None, history=self.history,
+            optimizer_state=self.opt.state_dict() if with_state else None, history=self.history, run_id=self.run_id,
         )
 
     def save_epoch(self, epoch: int, metrics: dict) -> None:
@@ -151,6 +174,7 @@ class _Trainer:
         self.model.load_state_dict(payload["state_dict"])
         self.opt.load_state_dict(payload["optimizer_state"])
         self.history = list(payload.get("history", []))
+        self.run_id = payload.get("run_id")  # None for runs from before run ids
         self.wall = float(payload.get("wall_time_s", 0.0))
         scores = [h["val"]["balanced_accuracy"] for h in self.history if h.get("val", {}).get("n")]
         self.best_score = max(scores, default=-math.inf)
@@ -162,7 +186,7 @@ class _Trainer:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         start = self.restore() if resume else -1
         distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
-        write_json(self.run_dir / "config.json", cfg.to_dict())
+        write_json(self.run_dir / "config.json", {"run_id": self.run_id, **cfg.to_dict()})
         if start < 0:
             self.save_epoch(0, {})
             start = 0
@@ -175,6 +199,7 @@ class _Trainer:
                 t0 = time.perf_counter()
                 train_loss = self.train_epoch(epoch, x_train, y_train, bar)
                 self.dp.sync_buffers()
+                self.check_finite(epoch)
                 val = split_metrics(self.model, x_val, y_val, self.prep.classes)
                 self.wall += time.perf_counter() - t0
                 record = {"epoch": epoch, "train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"], "val": val,
@@ -228,6 +253,15 @@ class _Trainer:
             count += n_batch
             bar.advance(1)
         return total / max(count, 1)
+
+    def check_finite(self, epoch: int) -> None:
+        """Stop before saving an epoch whose weights or buffers (e.g. BatchNorm statistics) are NaN or inf."""
+        bad = nonfinite_entries(self.model.state_dict())
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise LandscapeError(f"non-finite weights or buffers ({bad[0]}{more}) after epoch {epoch}: training "
+                                 f"stopped (diverged; try a smaller --lr); last good checkpoint: "
+                                 f"{epoch_files(self.run_dir)[-1]}")
 
     def finish(self) -> TrainResult:
         classes = self.prep.classes

@@ -59,8 +59,16 @@ def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, dict]:
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` picks CUDA when available; under ``torchrun`` ``auto``/``cuda`` mean ``cuda:LOCAL_RANK``."""
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        from landscape.errors import LandscapeError
+    from landscape.errors import LandscapeError
 
+    if name == "auto":
+        return distributed.device("auto")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise LandscapeError(f"device must be auto, cpu or cuda, got {name!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise LandscapeError(f"device must be auto, cpu or cuda, got {name!r}")
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise LandscapeError(f"device {name} requested but CUDA is not available", params=("device",))
     return distributed.device(name)

@@ -1,0 +1,81 @@
+"""Settings of the analyses a report or study runs, checked before any work starts.
+
+``analyses`` maps an analysis name (``hessian``, ``sharpness``, ``surface_1d``,
+``surface_2d``) to keyword arguments of its analyzer, e.g.
+``{"sharpness": {"rhos": [0.01, 0.05], "samples": 256}}``; the CLI spells them
+``--set sharpness.rhos=0.01,0.05``. The sub-batch size ``m`` also has its
+own option, used as given; without it, ``m`` (from ``--set``, a preset or
+128) is capped at the training images available (see :func:`sharpness_m`).
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from landscape.errors import LandscapeError
+
+#: Arguments that the report or study sets itself.
+RESERVED = {"ck", "seed", "progress", "device", "data_root", "json_path", "plot_path", "out_dir"}
+#: m-sharpness sub-batch size when neither ``--m`` nor a preset gives one.
+DEFAULT_M = 128
+
+
+def analyzer(name: str):
+    """The ``analyze`` function behind analysis ``name`` (``surface_1d`` -> :mod:`landscape.analysis.surface`)."""
+    import importlib
+
+    return importlib.import_module(f"landscape.analysis.{name.split('_')[0]}").analyze
+
+
+def check_overrides(analyses: dict[str, dict] | None, m: int | None = None) -> dict[str, dict]:
+    """LandscapeError for an unknown analysis, an argument its analyzer does not take, a value it
+    rejects, or a bad ``m``; returns a copy of ``analyses``. Loads and computes nothing."""
+    from landscape.report.collect import ANALYSES
+
+    if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
+        raise LandscapeError(f"m must be a positive integer (the m-sharpness sub-batch size), got {m!r}")
+    out = {}
+    for name, kwargs in (analyses or {}).items():
+        if name not in ANALYSES:
+            raise LandscapeError(f"analyses {name!r}: no such analysis; use one of {', '.join(ANALYSES)}",
+                                 params=("analyses",))
+        takes = set(inspect.signature(analyzer(name)).parameters) - RESERVED
+        for key in kwargs:
+            if key not in takes:
+                raise LandscapeError(f"analyses {name}.{key}: the {name} analysis has no setting {key!r}; "
+                                     f"use one of {', '.join(sorted(takes))}", params=("analyses",))
+        out[name] = dict(kwargs)
+        _check_values(name, {**ANALYSES[name], **kwargs, **({"m": m} if m is not None and name == "sharpness" else {})})
+    return out
+
+
+def _check_values(name: str, kwargs: dict) -> None:
+    """Run the analyzer's own argument checks, which all come before it loads its checkpoint:
+    called on a path that does not exist, valid settings end in 'checkpoint not found'."""
+    probe = "<settings check: no checkpoint>"
+    try:
+        analyzer(name)(probe, **kwargs, progress=False)
+    except LandscapeError as exc:
+        if probe not in str(exc):
+            raise LandscapeError(f"analyses {name}: {exc}", params=("analyses", *exc.params)) from None
+    except (TypeError, ValueError) as exc:
+        raise LandscapeError(f"analyses {name}: bad value ({exc})", params=("analyses",)) from None
+
+
+def parse_set(pairs: list[str], parse_value) -> dict[str, dict]:
+    """``["sharpness.samples=256", "surface_2d.grid=11"]`` -> ``{"sharpness": {"samples": 256}, ...}``."""
+    out: dict[str, dict] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        name, dot, arg = key.strip().partition(".")
+        if not sep or not dot or not name or not arg:
+            raise LandscapeError(f"--set takes ANALYSIS.KEY=VALUE (e.g. sharpness.samples=256), got {pair!r}")
+        out.setdefault(name, {})[arg.replace("-", "_")] = parse_value(value.strip())
+    return out
+
+
+def sharpness_m(kwargs: dict, m: int | None, available: int) -> int:
+    """``m`` when given (``--m``); else ``min(kwargs' m or DEFAULT_M, available)``, so small data sets still work."""
+    if m is not None:
+        return m
+    return max(1, min(int(kwargs.get("m", DEFAULT_M)), available))
