@@ -135,7 +135,7 @@ def _meta(path: Path) -> tuple[dict, str]:
     payload.pop("state_dict", None)
     payload.pop("optimizer_state", None)
     sha = sha256_bytes(path.read_bytes())[:16]
-    stored = _newest(path, sha, "metrics", lambda r: True)
+    stored = _newest(path, sha, "metrics", lambda r: "test" in r["result"])  # not external-only records
     if stored is not None:
         payload["metrics"] = {**stored["result"], **(payload.get("metrics") or {})}
     return payload, sha
