@@ -21,8 +21,18 @@ def study_command(
     out: Path = typer.Option(Path("checkpoints"), "--out", help="Folder of the run folders, report.html and study.json."),
     quick: bool = typer.Option(False, "--quick", help="Small preset that finishes in minutes on a laptop CPU."),
     seed: int = typer.Option(0, "--seed", help="First seed; also the split seed and the analyses' seed."),
+    external: Optional[Path] = typer.Option(None, "--external", help="External image folder (another site) every run is evaluated on."),
+    external_csv: Optional[Path] = typer.Option(None, "--csv", help="Metadata CSV beside the external images."),
+    csv_file_col: Optional[str] = typer.Option(None, "--csv-file-col", help="CSV column naming each image."),
+    csv_label_col: Optional[str] = typer.Option(None, "--csv-label-col", help="CSV column with the label (checked)."),
+    csv_group_col: Optional[str] = typer.Option(None, "--csv-group-col", help="CSV column with the patient (bootstrap unit)."),
+    csv_env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner)."),
 ):
-    """Train every (model, optimizer, seed), run the Hessian, sharpness and surface analyses, write the report.
+    """Train every (model, optimizer, seed), run the Hessian, sharpness, surface and measure analyses, write the report.
+
+    With --external every run is also scored on another site's images
+    (`landscape evaluate`), and the report's "Which measure predicts
+    generalization?" panel gets the cross-site targets.
 
     Re-running the same command resumes: finished runs and cached analyses are
     reused, interrupted runs continue from their last epoch.
@@ -34,8 +44,13 @@ def study_command(
       landscape study --data ../shared/data/busi --seeds 3 --epochs 30 --out busi_study/
 
       landscape study --data ../shared/data/busi --optimizers adam,sam,asam --models cnn-small,resnet18
+
+      landscape study --data ../shared/data/busi --external ../shared/data/busbra --csv ../shared/data/busbra/bus_data.csv --csv-file-col ID --csv-label-col Pathology --csv-group-col Case --csv-env-col Device
     """
     from landscape.study import run_study
 
     run_study(data=data, models=models.split(","), optimizers=optimizers, seeds=seeds, epochs=epochs, out=out,
-              quick=quick, progress=True, seed=seed, img_size=img_size)
+              quick=quick, progress=True, seed=seed, img_size=img_size, external=external,
+              external_csv=None if external_csv is None else {
+                  "csv": external_csv, "file_col": csv_file_col, "label_col": csv_label_col,
+                  "group_col": csv_group_col, "env_col": csv_env_col})

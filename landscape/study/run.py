@@ -20,7 +20,7 @@ from landscape.io import versions, write_json
 from landscape.progress import progress_bar
 from landscape.study.presets import FULL, QUICK, Preset
 
-STAGES = ("train", "hessian", "sharpness", "surfaces", "report")
+STAGES = ("train", "hessian", "sharpness", "surfaces", "measures", "evaluate", "report")
 
 
 @dataclass
@@ -37,7 +37,9 @@ class StudyResult:
 
 def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-small",), optimizers: str | Sequence[str] = "all",
               seeds: int | None = None, epochs: int | None = None, out: str | Path = "checkpoints",
-              quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None) -> StudyResult:
+              quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None,
+              external: str | Path | None = None, external_csv: dict | None = None,
+              analyses: dict | None = None) -> StudyResult:
     """Train, analyse and report a whole study; returns a :class:`StudyResult`.
 
     ``optimizers``: ``"all"``, a comma list or a sequence of names. Seeds are
@@ -45,7 +47,11 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     with ``seed``, and the runs of one seed share their initial weights.
     ``quick`` uses :data:`~landscape.study.presets.QUICK` (built-in phantom
     unless ``data`` is given); otherwise :data:`~landscape.study.presets.FULL`.
-    Explicit ``seeds``/``epochs``/``img_size`` override the preset. Writes
+    Explicit ``seeds``/``epochs``/``img_size`` override the preset; ``analyses``
+    overrides the preset's analysis settings per analysis (``"measures"`` too).
+    ``external`` (a folder, with ``external_csv`` = ``{"csv", "file_col",
+    "label_col", "group_col", "env_col"}`` metadata) is evaluated by every run
+    (:func:`landscape.external.evaluate_external`). Writes
     ``<out>/report.html``, ``<out>/report.json`` and ``<out>/study.json``.
     """
     from landscape.train import TrainConfig, parse_optimizers
@@ -66,20 +72,24 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
                        batch_size=preset.batch_size, split_seed=seed, out=str(out)).validate()
     settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
                 "epochs": epochs, "img_size": img_size, "batch_size": preset.batch_size, "quick": quick,
-                "analyses": preset.analyses, "seed": seed}
+                "analyses": {**preset.analyses, **(analyses or {})}, "seed": seed,
+                "external": None if external is None else str(external), "external_csv": external_csv}
     n_runs = len(models) * seeds * len(names)
     seconds = dict.fromkeys(STAGES, 0.0)
     before = _final_mtimes(out)
     run_dirs: list[Path] = []
-    # one step per training run, three per analysed run (Hessian, sharpness, surfaces), one for the report
-    with progress_bar("study", total=n_runs * 4 + 1, enabled=progress) as bar:
+    # one step per training run, four or five per analysed run (Hessian, sharpness, surfaces, measures,
+    # external evaluation), one for the report
+    per_run = 5 + (external is not None)
+    with progress_bar("study", total=n_runs * per_run + 1, enabled=progress) as bar:
         for model in models:
             for s in settings["seeds"]:
                 bar.update(f"study: train {model} seed {s}")
                 run_dirs += _train(base.replace(model=model, seed=s), names, progress, seconds, bar)
         for run_dir in run_dirs:
             bar.update(f"study: analyse {run_dir.name}")
-            _analyse(run_dir, preset.analyses, seed, progress, seconds, bar)
+            _analyse(run_dir, settings["analyses"], seed, progress, seconds, bar)
+            _measure(run_dir, settings["analyses"].get("measures"), external, external_csv, seed, progress, seconds, bar)
         bar.update("study: report")
         t0 = time.perf_counter()
         from landscape.report import build_report
@@ -121,6 +131,25 @@ def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: 
         for name in names:
             run_analysis(ck, name, seed, analyses.get(name), progress)
         seconds[stage] += time.perf_counter() - t0
+        bar.advance()
+
+
+def _measure(run_dir: Path, kwargs: dict | None, external, external_csv: dict | None, seed: int, progress: bool,
+             seconds: dict, bar) -> None:
+    """The measure suite and, with ``external``, the cross-site evaluation of one run (each cached)."""
+    from landscape.checkpoint import load_checkpoint
+    from landscape.external import evaluate_external
+    from landscape.measures import analyze_measures
+
+    ck = load_checkpoint(run_dir)
+    t0 = time.perf_counter()
+    analyze_measures(ck, **{"seed": seed, **(kwargs or {})}, progress=progress)
+    seconds["measures"] += time.perf_counter() - t0
+    bar.advance()
+    if external is not None:
+        t0 = time.perf_counter()
+        evaluate_external(ck, external, **(external_csv or {}), seed=seed, progress=progress)
+        seconds["evaluate"] += time.perf_counter() - t0
         bar.advance()
 
 
