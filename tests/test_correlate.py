@@ -88,3 +88,14 @@ def test_correlate_cli_and_report_panel(tiny_runs, tmp_path, cli):
     out = build_report(runs, tmp_path / "r.html", compute=False, progress=False, n_boot=50)
     page = out.read_text()
     assert "Which measure predicts generalization?" in page and "dist_init" in page
+
+
+def test_panel_escapes_user_strings():
+    from landscape.report.predictor_panel import predictors_section
+
+    rows = [_row("<script>alert(1)</script>", s, m=s, t=s, envs={"<b>scanner</b>": s, "site": -s}) for s in range(3)]
+    result = predictors(rows, ["m"], n_boot=50)
+    result.update(rows=rows, units={"m": "<i>u</i>"})
+    page = predictors_section(result)
+    assert "<script>alert" not in page and "<b>scanner" not in page and "<i>u" not in page
+    assert "&lt;b&gt;scanner&lt;/b&gt;" in page and "Ψ" in page
