@@ -30,13 +30,15 @@ CSV = {"csv": str(BUSBRA / "bus_data.csv"), "file_col": "ID", "label_col": "Path
        "env_col": "Device"}
 #: Analysis budgets of the full study (smaller than the report's defaults, stated in the README).
 ANALYSES = {
-    "hessian": {"top_k": 1, "samples": 256, "trace_settings": {"max_hvps": 40, "rtol": 0.05},
-                "density_settings": {"runs": 1, "steps": 20}},
-    "sharpness": {"rhos": (0.02, 0.05, 0.1), "m": 64, "samples": 256, "steps": 5},
-    "surface_1d": {"grid": 21, "samples": 256},
-    "surface_2d": {"grid": 11, "samples": 256},
-    "measures": {"samples": 256, "ggn_samples": 128, "draws": 4, "depth": 8},
+    "hessian": {"top_k": 1, "samples": 64, "trace_settings": {"max_hvps": 14, "rtol": 0.1},
+                "density_settings": {"runs": 1, "steps": 10}},
+    "sharpness": {"rhos": (0.02, 0.05, 0.1), "m": 64, "samples": 128, "steps": 5},
+    "surface_1d": {"grid": 21, "samples": 128},
+    "surface_2d": {"grid": 9, "samples": 128},
+    "measures": {"samples": 128, "ggn_samples": 64, "draws": 4, "depth": 8},
 }
+#: Bootstrap resamples of the cross-site CIs in the study.
+N_BOOT = 500
 TINY_ANALYSES = {
     "hessian": {"top_k": 1, "samples": 32, "trace_settings": {"max_hvps": 14, "rtol": 0.2},
                 "density_settings": {"runs": 1, "steps": 6}},
@@ -112,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="seconds-scale run on a subset of the real folders")
     parser.add_argument("--out", type=Path, default=None, help="study folder [busi_study/, or a temp folder with --tiny]")
-    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--optimizers", default=OPTIMIZERS)
     args = parser.parse_args(argv)
@@ -138,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_NUM_THREADS", "2")
     run_study(data=data, models=("cnn-small",), optimizers=settings["optimizers"], seeds=settings["seeds"],
               epochs=settings["epochs"], img_size=settings["img_size"], out=out / "runs", quick=args.tiny,
-              progress=not args.tiny, external=external, external_csv=csv, analyses=analyses)
+              progress=not args.tiny, external=external, external_options={**csv, "n_boot": N_BOOT}, analyses=analyses)
     result = correlate([out / "runs"], n_boot=2000, progress=False)
     text = (f"Settings: cnn-small at {settings['img_size']} px, optimizers {settings['optimizers']}, "
             f"{settings['seeds']} seed(s), {settings['epochs']} epoch(s); analysis budgets: {analyses}\n\n" + tables(result))

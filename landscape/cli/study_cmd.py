@@ -51,6 +51,6 @@ def study_command(
 
     run_study(data=data, models=models.split(","), optimizers=optimizers, seeds=seeds, epochs=epochs, out=out,
               quick=quick, progress=True, seed=seed, img_size=img_size, external=external,
-              external_csv=None if external_csv is None else {
+              external_options=None if external_csv is None else {
                   "csv": external_csv, "file_col": csv_file_col, "label_col": csv_label_col,
                   "group_col": csv_group_col, "env_col": csv_env_col})

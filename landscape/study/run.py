@@ -38,7 +38,7 @@ class StudyResult:
 def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-small",), optimizers: str | Sequence[str] = "all",
               seeds: int | None = None, epochs: int | None = None, out: str | Path = "checkpoints",
               quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None,
-              external: str | Path | None = None, external_csv: dict | None = None,
+              external: str | Path | None = None, external_options: dict | None = None,
               analyses: dict | None = None) -> StudyResult:
     """Train, analyse and report a whole study; returns a :class:`StudyResult`.
 
@@ -49,9 +49,10 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     unless ``data`` is given); otherwise :data:`~landscape.study.presets.FULL`.
     Explicit ``seeds``/``epochs``/``img_size`` override the preset; ``analyses``
     overrides the preset's analysis settings per analysis (``"measures"`` too).
-    ``external`` (a folder, with ``external_csv`` = ``{"csv", "file_col",
-    "label_col", "group_col", "env_col"}`` metadata) is evaluated by every run
-    (:func:`landscape.external.evaluate_external`). Writes
+    ``external`` (a folder) is evaluated by every run with
+    :func:`landscape.external.evaluate_external`, ``external_options`` being
+    its keyword arguments (``csv``, ``file_col``, ``label_col``, ``group_col``,
+    ``env_col``, ``n_boot``). Writes
     ``<out>/report.html``, ``<out>/report.json`` and ``<out>/study.json``.
     """
     from landscape.train import TrainConfig, parse_optimizers
@@ -73,7 +74,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
                 "epochs": epochs, "img_size": img_size, "batch_size": preset.batch_size, "quick": quick,
                 "analyses": {**preset.analyses, **(analyses or {})}, "seed": seed,
-                "external": None if external is None else str(external), "external_csv": external_csv}
+                "external": None if external is None else str(external), "external_options": external_options}
     n_runs = len(models) * seeds * len(names)
     seconds = dict.fromkeys(STAGES, 0.0)
     before = _final_mtimes(out)
@@ -89,7 +90,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
         for run_dir in run_dirs:
             bar.update(f"study: analyse {run_dir.name}")
             _analyse(run_dir, settings["analyses"], seed, progress, seconds, bar)
-            _measure(run_dir, settings["analyses"].get("measures"), external, external_csv, seed, progress, seconds, bar)
+            _measure(run_dir, settings["analyses"].get("measures"), external, external_options, seed, progress, seconds, bar)
         bar.update("study: report")
         t0 = time.perf_counter()
         from landscape.report import build_report
@@ -134,7 +135,7 @@ def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: 
         bar.advance()
 
 
-def _measure(run_dir: Path, kwargs: dict | None, external, external_csv: dict | None, seed: int, progress: bool,
+def _measure(run_dir: Path, kwargs: dict | None, external, external_options: dict | None, seed: int, progress: bool,
              seconds: dict, bar) -> None:
     """The measure suite and, with ``external``, the cross-site evaluation of one run (each cached)."""
     from landscape.checkpoint import load_checkpoint
@@ -148,7 +149,7 @@ def _measure(run_dir: Path, kwargs: dict | None, external, external_csv: dict | 
     bar.advance()
     if external is not None:
         t0 = time.perf_counter()
-        evaluate_external(ck, external, **(external_csv or {}), seed=seed, progress=progress)
+        evaluate_external(ck, external, **(external_options or {}), seed=seed, progress=progress)
         seconds["evaluate"] += time.perf_counter() - t0
         bar.advance()
 
