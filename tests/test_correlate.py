@@ -69,7 +69,7 @@ def test_correlate_cli_and_report_panel(tiny_runs, tmp_path, cli):
     import json
     import shutil
 
-    from landscape.measures import analyze_measures
+    from landscape.analysis.measures import analyze_measures
     from landscape.report import build_report
 
     runs = []

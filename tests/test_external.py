@@ -14,7 +14,7 @@ from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 from landscape.data import load_images, to_float
 from landscape.data.metadata import read_metadata
 from landscape.errors import LandscapeError
-from landscape.external.bootstrap import group_members, resample
+from landscape.external import group_members, resample
 
 ROOT = Path(__file__).resolve().parents[1]
 BUSBRA = ROOT.parent / "shared" / "data" / "busbra"
@@ -32,7 +32,7 @@ def busbra() -> Path:
 def evaluated(tiny_run, busbra):
     """The phantom-trained 3-class tiny run evaluated on BUS-BRA (32 px), with its checkpoint."""
     from landscape.checkpoint import load_checkpoint
-    from landscape.external import evaluate_external
+    from landscape.analysis.external import evaluate_external
 
     ck = load_checkpoint(tiny_run, device="cpu")
     rec = evaluate_external(ck, busbra, csv=busbra / "bus_data.csv", n_boot=30, progress=False, **CSV_ARGS)
@@ -122,7 +122,7 @@ def test_busbra_patients_are_resampled_whole(evaluated, busbra):
 
 
 def test_evaluation_is_cached(evaluated, busbra):
-    from landscape.external import evaluate_external
+    from landscape.analysis.external import evaluate_external
 
     ck, rec = evaluated
     again = evaluate_external(ck, busbra, csv=busbra / "bus_data.csv", n_boot=30, progress=False, **CSV_ARGS)

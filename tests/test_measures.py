@@ -10,7 +10,8 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev
 
-from landscape.measures import REGISTRY, analyze_measures, measure_values
+from landscape.analysis.measures import analyze_measures, measure_values
+from landscape.measures import REGISTRY
 from landscape.measures import curvature, norms, outputs, pacbayes
 from landscape.models import create
 

@@ -41,7 +41,7 @@ def evaluate_command(
 
       landscape evaluate RUN --data other_site/ --json external.json
     """
-    from landscape.external import evaluate_external
+    from landscape.analysis.external import evaluate_external
 
     record = evaluate_external(run, data, csv=csv, file_col=csv_file_col, label_col=csv_label_col,
                                group_col=csv_group_col, env_col=csv_env_col, positive=positive, n_boot=n_boot,

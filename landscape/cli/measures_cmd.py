@@ -43,7 +43,8 @@ def measures_command(
       landscape measures RUN --measures pacbayes_sigma,ggn_trace --metric accuracy --target 0.1
     """
     from landscape.checkpoint import load_checkpoint
-    from landscape.measures import REGISTRY, analyze_measures, measure_values, select_measures
+    from landscape.analysis.measures import analyze_measures, measure_values
+    from landscape.measures import REGISTRY, select_measures
 
     specs = select_measures(measures)
     out = {}

@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from landscape.checkpoint.cache import newest_for
-from landscape.measures import REGISTRY, measure_values
+from landscape.analysis.measures import measure_values
+from landscape.measures import REGISTRY
 from landscape.report.collect import Run, collect
 from landscape.report.granulated import predictors
 from landscape.report.rows import group_name

@@ -4,7 +4,7 @@
 ``surface_2d``) to keyword arguments on top of what ``landscape report``
 uses (:data:`landscape.report.collect.ANALYSES`: the analyzer's defaults plus
 what the report needs); an empty dict gives exactly the report's settings.
-``measures`` holds keyword arguments of :func:`landscape.measures.analyze_measures`.
+``measures`` holds keyword arguments of :func:`landscape.analysis.measures.analyze_measures`.
 The quick preset was sized by measurement (benchmarks/bench_study.py) to
 finish ``landscape study --quick`` in under 10 minutes on 2 CPU cores.
 """

@@ -139,8 +139,8 @@ def _measure(run_dir: Path, kwargs: dict | None, external, external_options: dic
              seconds: dict, bar) -> None:
     """The measure suite and, with ``external``, the cross-site evaluation of one run (each cached)."""
     from landscape.checkpoint import load_checkpoint
-    from landscape.external import evaluate_external
-    from landscape.measures import analyze_measures
+    from landscape.analysis.external import evaluate_external
+    from landscape.analysis.measures import analyze_measures
 
     ck = load_checkpoint(run_dir)
     t0 = time.perf_counter()

@@ -21,58 +21,18 @@ import time
 from pathlib import Path
 
 import numpy as np
-from sklearn.metrics import balanced_accuracy_score, roc_auc_score
 
-from landscape.checkpoint import Checkpoint, cached, load_checkpoint, record_path, store
+from landscape.analysis.cache import as_checkpoint, cached
+from landscape.checkpoint import Checkpoint
 from landscape.data import load_images, to_float
 from landscape.data.metadata import read_metadata
 from landscape.errors import LandscapeError
-from landscape.external.bootstrap import group_bootstrap_ci
+from landscape.external.scoring import binary_metrics, restricted_probs, shared_classes
 from landscape.io import stable_hash
-from landscape.metrics import softmax
 from landscape.progress import progress_bar
 
 
-def shared_classes(model_classes: list[str], external: list[str]) -> list[int]:
-    """Model class index of each external class (by name); a class the model does not know is a LandscapeError."""
-    lower = [c.lower() for c in model_classes]
-    unknown = [c for c in external if c.lower() not in lower]
-    if unknown:
-        raise LandscapeError(f"external class(es) {', '.join(unknown)} not known to the model "
-                             f"(its classes: {', '.join(model_classes)})")
-    return [lower.index(c.lower()) for c in external]
-
-
-def restricted_probs(logits: np.ndarray, model_idx: list[int]) -> np.ndarray:
-    """Softmax probabilities of the shared classes, renormalised to sum to 1: ``[N, len(model_idx)]``."""
-    p = softmax(np.asarray(logits, dtype=np.float64))[:, model_idx]
-    return p / p.sum(axis=1, keepdims=True)
-
-
-def binary_metrics(probs: np.ndarray, labels: np.ndarray, positive: int | None, groups=None,
-                   n_boot: int = 1000, seed: int = 0) -> dict:
-    """AUROC (score = ``probs[:, positive]``) and balanced accuracy, each with a group-bootstrap CI."""
-    labels = np.asarray(labels)
-    pred = probs.argmax(axis=1)
-    groups = list(range(len(labels))) if groups is None else list(groups)
-
-    def auroc(idx):
-        if positive is None or len(np.unique(labels[idx])) < 2:
-            return None
-        return float(roc_auc_score(labels[idx] == positive, probs[idx, positive]))
-
-    def bacc(idx):
-        return float(balanced_accuracy_score(labels[idx], pred[idx]))
-
-    all_idx = np.arange(len(labels))
-    out = {"n": int(len(labels)), "n_groups": len(set(map(str, groups))), "auroc": auroc(all_idx),
-           "balanced_accuracy": bacc(all_idx), "counts": np.bincount(labels, minlength=probs.shape[1]).tolist()}
-    out["auroc_ci"], _ = group_bootstrap_ci(auroc, groups, n_boot, seed=seed) if out["auroc"] is not None else (None, 0)
-    out["balanced_accuracy_ci"], _ = group_bootstrap_ci(bacc, groups, n_boot, seed=seed)
-    return out
-
-
-def evaluate_external(ck: Checkpoint | str | Path, data: str | Path, csv: str | Path | None = None,
+def analyze(ck: Checkpoint | str | Path, data: str | Path, csv: str | Path | None = None,
                       file_col: str | None = None, label_col: str | None = None, group_col: str | None = None,
                       env_col: str | None = None, positive: str = "malignant", n_boot: int = 1000, seed: int = 0,
                       device: str | None = None, data_root: str | Path | None = None,
@@ -86,11 +46,11 @@ def evaluate_external(ck: Checkpoint | str | Path, data: str | Path, csv: str | 
     "drop": {"auroc", "balanced_accuracy"}, "scores": [...]}``.
     """
     if csv is not None and not file_col:
-        raise LandscapeError("--csv needs --csv-file-col (the column naming each image)")
+        raise LandscapeError("csv needs file_col (the column naming each image)", params=("csv", "file_col"))
     if csv is None and any((label_col, group_col, env_col)):
-        raise LandscapeError("--csv-label-col/--csv-group-col/--csv-env-col need --csv")
-    if not isinstance(ck, Checkpoint):
-        ck = load_checkpoint(ck, device=device, data_root=data_root)
+        raise LandscapeError("label_col, group_col and env_col need csv",
+                             params=("label_col", "group_col", "env_col", "csv"))
+    ck = as_checkpoint(ck, device, data_root)
     meta = ck.meta["data"]
     images = load_images(data, img_size=meta["img_size"])
     model_idx = shared_classes(ck.classes, images.classes)
@@ -99,18 +59,17 @@ def evaluate_external(ck: Checkpoint | str | Path, data: str | Path, csv: str | 
     if len(images.classes) == 2 and pos is None:
         raise LandscapeError(f"positive class {positive!r} is not a class of {data} ({', '.join(images.classes)})")
     content = stable_hash(sorted(zip(images.files, images.file_hashes)), length=16)
-    settings = {"checkpoint": ck.path.name, "checkpoint_sha256": ck.fingerprint[:16], "external": images.name,
-                "content_hash": content, "metadata": meta_csv.settings() if meta_csv else None,
+    settings = {"external": images.name, "content_hash": content, "metadata": meta_csv.settings() if meta_csv else None,
                 "positive": positive, "n_boot": int(n_boot), "seed": int(seed)}
-    hit = cached(ck.run_dir, "metrics", settings)
-    if hit is None:
+
+    def compute(full: dict) -> tuple[dict, dict]:
         with progress_bar(f"evaluate on {images.name}", 3, progress) as bar:
             result = _compute(ck, images, model_idx, pos if len(images.classes) == 2 else None, meta_csv,
                               n_boot, seed, bar)
         result["external"].update(source=images.name, root=images.root, content_hash=content)
-        store(ck.run_dir, "metrics", settings, result, {**ck.provenance(), "external_root": images.root})
-        hit = cached(ck.run_dir, "metrics", settings)
-    return {**hit, "path": str(record_path(ck.run_dir, "metrics", settings))}
+        return result, {"external_root": images.root}
+
+    return cached(ck, "metrics", settings, compute)
 
 
 def _compute(ck, images, model_idx, pos, meta_csv, n_boot, seed, bar) -> dict:
@@ -152,3 +111,7 @@ def _compute(ck, images, model_idx, pos, meta_csv, n_boot, seed, bar) -> dict:
                     "env": meta_csv.envs[i] if meta_csv and meta_csv.envs else None}
                    for i, (f, y, s) in enumerate(zip(images.files, labels, score))],
         "seconds": time.perf_counter() - start}}
+
+
+#: The driver under its descriptive name.
+evaluate_external = analyze

@@ -5,29 +5,30 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from landscape.checkpoint import Checkpoint, cached, load_checkpoint, record_path, store
+from landscape.analysis.cache import as_checkpoint, cached, model_provenance
+from landscape.analysis.measure_context import MeasureContext
+from landscape.checkpoint import Checkpoint
 from landscape.checkpoint.cache import newest_for
 from landscape.errors import LandscapeError
-from landscape.measures.context import MeasureContext
-from landscape.measures.registry import REGISTRY, MeasureSpec, select_measures
+from landscape.measures import REGISTRY, MeasureSpec, select_measures
 from landscape.progress import progress_bar
 
 METRICS = ("loss", "accuracy")
 
 
 def _check(samples, ggn_samples, draws, depth, target, metric) -> None:
-    for value, name in ((samples, "--samples"), (ggn_samples, "--ggn-samples"), (draws, "--draws"), (depth, "--depth")):
+    for value, name in ((samples, "samples"), (ggn_samples, "ggn_samples"), (draws, "draws"), (depth, "depth")):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise LandscapeError(f"{name} must be a positive integer, got {value!r}")
     if draws < 2:
-        raise LandscapeError(f"--draws must be >= 2 (the MC error needs two draws), got {draws}")
+        raise LandscapeError(f"draws must be >= 2 (the MC error needs two draws), got {draws}")
     if metric not in METRICS:
-        raise LandscapeError(f"unknown --metric {metric!r}: use loss or accuracy")
+        raise LandscapeError(f"metric must be loss or accuracy, got {metric!r}")
     if not (isinstance(target, (int, float)) and 0 < target < (1 if metric == "accuracy" else float("inf"))):
-        raise LandscapeError(f"--target must be > 0 (and < 1 for accuracy), got {target!r}")
+        raise LandscapeError(f"target must be > 0 (and < 1 for accuracy), got {target!r}")
 
 
-def analyze_measures(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all", samples: int = 512,
+def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all", samples: int = 512,
                      ggn_samples: int = 256, draws: int = 8, depth: int = 12, target: float = 0.1,
                      metric: str = "loss", seed: int = 0, device: str | None = None,
                      data_root: str | Path | None = None, progress: bool = True) -> dict:
@@ -44,20 +45,15 @@ def analyze_measures(ck: Checkpoint | str | Path, measures: str | list[str] | No
     _check(samples, ggn_samples, draws, depth, target, metric)
     specs = [s for s in select_measures(measures) if s.compute is not None]
     groups = list(dict.fromkeys(s.group for s in specs))
-    if not isinstance(ck, Checkpoint):
-        ck = load_checkpoint(ck, device=device, data_root=data_root)
-    settings = {"checkpoint": ck.path.name, "checkpoint_sha256": ck.fingerprint[:16], "split": "train",
-                "groups": groups, "samples": samples, "ggn_samples": ggn_samples, "draws": draws, "depth": depth,
-                "target": float(target), "metric": metric, "seed": int(seed)}
-    hit = cached(ck.run_dir, "measures", settings)
-    if hit is None:
-        result = _compute(ck, settings, groups, progress)
-        p = next(ck.model.parameters())
-        store(ck.run_dir, "measures", settings, result,
-              {**ck.provenance(), "split": "train", "bn_mode": "eval", "device": str(p.device),
-               "dtype": str(p.dtype).removeprefix("torch.")})
-        hit = cached(ck.run_dir, "measures", settings)
-    return {**hit, "path": str(record_path(ck.run_dir, "measures", settings))}
+    ck = as_checkpoint(ck, device, data_root)
+    settings = {"split": "train", "groups": groups, "samples": samples, "ggn_samples": ggn_samples, "draws": draws,
+                "depth": depth, "target": float(target), "metric": metric, "seed": int(seed)}
+
+    def compute(full: dict) -> tuple[dict, dict]:
+        return _compute(ck, full, groups, progress), {"split": "train", "bn_mode": "eval",
+                                                      **model_provenance(ck.model)}
+
+    return cached(ck, "measures", settings, compute)
 
 
 def _compute(ck: Checkpoint, settings: dict, groups: list[str], progress: bool) -> dict:
@@ -97,3 +93,7 @@ def measure_values(path: str | Path, sha: str, specs: list[MeasureSpec] | None =
             rec = newest_for(path, sha, spec.source, lambda r, f=spec.extract: f(r) is not None)
             out[spec.name] = None if rec is None else spec.extract(rec)
     return out
+
+
+#: The driver under its descriptive name.
+analyze_measures = analyze
