@@ -21,7 +21,7 @@ def _check(samples, ggn_samples, draws, depth, target, metric) -> None:
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise LandscapeError(f"{name} must be a positive integer, got {value!r}")
     if draws < 2:
-        raise LandscapeError(f"draws must be >= 2 (the MC error needs two draws), got {draws}")
+        raise LandscapeError(f"draws must be >= 2 (the Monte-Carlo error needs two noise samples), got {draws}")
     if metric not in METRICS:
         raise LandscapeError(f"metric must be loss or accuracy, got {metric!r}")
     if not (isinstance(target, (int, float)) and 0 < target < (1 if metric == "accuracy" else float("inf"))):

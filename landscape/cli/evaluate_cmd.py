@@ -17,10 +17,10 @@ def evaluate_command(
     run: Path = typer.Argument(..., help="Checkpoint .pt file or run folder (its final.pt)."),
     data: Path = typer.Option(..., "--data", help="External image folder with one sub-folder per class."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Metadata CSV beside the images (one row per image)."),
-    csv_file_col: Optional[str] = typer.Option(None, "--csv-file-col", help="CSV column naming each image (relative path, file name or stem)."),
-    csv_label_col: Optional[str] = typer.Option(None, "--csv-label-col", help="CSV column with the label, checked against the class folder."),
-    csv_group_col: Optional[str] = typer.Option(None, "--csv-group-col", help="CSV column with the group (patient): CIs resample whole groups."),
-    csv_env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner, site): metrics per value."),
+    file_col: Optional[str] = typer.Option(None, "--csv-file-col", help="CSV column naming each image (relative path, file name or stem)."),
+    label_col: Optional[str] = typer.Option(None, "--csv-label-col", help="CSV column with the label, checked against the class folder."),
+    group_col: Optional[str] = typer.Option(None, "--csv-group-col", help="CSV column with the group (patient): CIs resample whole groups."),
+    env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner, site): metrics per value."),
     positive: str = typer.Option("malignant", "--positive", help="Class whose score p(pos)/(p(pos)+p(other)) is ranked for the AUROC."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
@@ -43,8 +43,8 @@ def evaluate_command(
     """
     from landscape.analysis.external import evaluate_external
 
-    record = evaluate_external(run, data, csv=csv, file_col=csv_file_col, label_col=csv_label_col,
-                               group_col=csv_group_col, env_col=csv_env_col, positive=positive, n_boot=n_boot,
+    record = evaluate_external(run, data, csv=csv, file_col=file_col, label_col=label_col,
+                               group_col=group_col, env_col=env_col, positive=positive, n_boot=n_boot,
                                seed=seed, device=None if device == "auto" else device, data_root=train_data,
                                progress=True)
     ext = record["result"]["external"]
