@@ -127,3 +127,11 @@ def test_evaluation_is_cached(evaluated, busbra):
     ck, rec = evaluated
     again = evaluate_external(ck, busbra, csv=busbra / "bus_data.csv", n_boot=30, progress=False, **CSV_ARGS)
     assert again["path"] == rec["path"] and again["provenance"]["created"] == rec["provenance"]["created"]
+
+
+def test_study_checks_external_options_before_training(tmp_path, cli):
+    res = cli("study", "--quick", "--out", str(tmp_path / "s"), "--external", str(tmp_path / "nowhere"))
+    assert res.code == 2 and "external data folder not found" in res.err
+    res = cli("study", "--quick", "--out", str(tmp_path / "s"), "--external", str(tmp_path), "--csv-env-col", "Device")
+    assert res.code == 2 and "need --csv" in res.err
+    assert not (tmp_path / "s").exists()

@@ -32,6 +32,19 @@ from landscape.io import stable_hash
 from landscape.progress import progress_bar
 
 
+def check_options(data, csv=None, file_col=None, label_col=None, group_col=None, env_col=None, **_) -> None:
+    """LandscapeError for a missing external folder or CSV, or CSV columns without a CSV (before any work)."""
+    if not Path(data).is_dir():
+        raise LandscapeError(f"external data folder not found: {data}")
+    if csv is not None and not Path(csv).is_file():
+        raise LandscapeError(f"metadata CSV not found: {csv}")
+    if csv is not None and not file_col:
+        raise LandscapeError("csv needs file_col (the column naming each image)", params=("csv", "file_col"))
+    if csv is None and any((label_col, group_col, env_col)):
+        raise LandscapeError("label_col, group_col and env_col need csv",
+                             params=("label_col", "group_col", "env_col", "csv"))
+
+
 def analyze(ck: Checkpoint | str | Path, data: str | Path, csv: str | Path | None = None,
                       file_col: str | None = None, label_col: str | None = None, group_col: str | None = None,
                       env_col: str | None = None, positive: str = "malignant", n_boot: int = 1000, seed: int = 0,
@@ -45,11 +58,7 @@ def analyze(ck: Checkpoint | str | Path, data: str | Path, csv: str | Path | Non
     "overall": metrics, "environments": {env: metrics}, "internal": metrics,
     "drop": {"auroc", "balanced_accuracy"}, "scores": [...]}``.
     """
-    if csv is not None and not file_col:
-        raise LandscapeError("csv needs file_col (the column naming each image)", params=("csv", "file_col"))
-    if csv is None and any((label_col, group_col, env_col)):
-        raise LandscapeError("label_col, group_col and env_col need csv",
-                             params=("label_col", "group_col", "env_col", "csv"))
+    check_options(data, csv, file_col, label_col, group_col, env_col)
     ck = as_checkpoint(ck, device, data_root)
     meta = ck.meta["data"]
     images = load_images(data, img_size=meta["img_size"])

@@ -22,11 +22,11 @@ def study_command(
     quick: bool = typer.Option(False, "--quick", help="Small preset that finishes in minutes on a laptop CPU."),
     seed: int = typer.Option(0, "--seed", help="First seed; also the split seed and the analyses' seed."),
     external: Optional[Path] = typer.Option(None, "--external", help="External image folder (another site) every run is evaluated on."),
-    external_csv: Optional[Path] = typer.Option(None, "--csv", help="Metadata CSV beside the external images."),
-    csv_file_col: Optional[str] = typer.Option(None, "--csv-file-col", help="CSV column naming each image."),
-    csv_label_col: Optional[str] = typer.Option(None, "--csv-label-col", help="CSV column with the label (checked)."),
-    csv_group_col: Optional[str] = typer.Option(None, "--csv-group-col", help="CSV column with the patient (bootstrap unit)."),
-    csv_env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner)."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Metadata CSV beside the external images."),
+    file_col: Optional[str] = typer.Option(None, "--csv-file-col", help="CSV column naming each image."),
+    label_col: Optional[str] = typer.Option(None, "--csv-label-col", help="CSV column with the label (checked)."),
+    group_col: Optional[str] = typer.Option(None, "--csv-group-col", help="CSV column with the patient (bootstrap unit)."),
+    env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner)."),
 ):
     """Train every (model, optimizer, seed), run the Hessian, sharpness, surface and measure analyses, write the report.
 
@@ -51,6 +51,5 @@ def study_command(
 
     run_study(data=data, models=models.split(","), optimizers=optimizers, seeds=seeds, epochs=epochs, out=out,
               quick=quick, progress=True, seed=seed, img_size=img_size, external=external,
-              external_options=None if external_csv is None else {
-                  "csv": external_csv, "file_col": csv_file_col, "label_col": csv_label_col,
-                  "group_col": csv_group_col, "env_col": csv_env_col})
+              external_options={"csv": csv, "file_col": file_col, "label_col": label_col,
+                                "group_col": group_col, "env_col": env_col})

@@ -68,6 +68,10 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
         raise LandscapeError("models is empty: pass at least one model name")
     if seeds < 1:
         raise LandscapeError(f"seeds must be >= 1, got {seeds}")
+    if external is not None:
+        from landscape.analysis.external import check_options
+
+        check_options(external, **(external_options or {}))
     out = Path(out)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
                        batch_size=preset.batch_size, split_seed=seed, out=str(out)).validate()
