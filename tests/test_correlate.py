@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from landscape.report.granulated import granulated, kendall, predictors, psi_axis, robust
+from landscape.report.granulated import (
+    granulated,
+    kendall,
+    predictors,
+    psi_axis,
+    robust,
+)
 
 
 def _row(opt, seed, m, t, lr=0.001, envs=None):

@@ -18,7 +18,7 @@ from landscape.external import group_members, resample
 
 ROOT = Path(__file__).resolve().parents[1]
 BUSBRA = ROOT.parent / "shared" / "data" / "busbra"
-CSV_ARGS = dict(file_col="ID", label_col="Pathology", group_col="Case", env_col="Device")
+CSV_ARGS = {"file_col": "ID", "label_col": "Pathology", "group_col": "Case", "env_col": "Device"}
 
 
 @pytest.fixture(scope="module")
@@ -31,8 +31,8 @@ def busbra() -> Path:
 @pytest.fixture(scope="module")
 def evaluated(tiny_run, busbra):
     """The phantom-trained 3-class tiny run evaluated on BUS-BRA (32 px), with its checkpoint."""
-    from landscape.checkpoint import load_checkpoint
     from landscape.analysis.external import evaluate_external
+    from landscape.checkpoint import load_checkpoint
 
     ck = load_checkpoint(tiny_run, device="cpu")
     rec = evaluate_external(ck, busbra, csv=busbra / "bus_data.csv", n_boot=30, progress=False, **CSV_ARGS)

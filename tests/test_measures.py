@@ -11,8 +11,7 @@ from torch import nn
 from torch.func import functional_call, jacrev
 
 from landscape.analysis.measures import analyze_measures, measure_values
-from landscape.measures import REGISTRY
-from landscape.measures import curvature, norms, outputs, pacbayes
+from landscape.measures import REGISTRY, curvature, norms, outputs, pacbayes
 from landscape.models import create
 
 
@@ -211,7 +210,7 @@ def test_analyze_measures_caches_and_merges(tiny_run, cli):
     from landscape.errors import LandscapeError
 
     ck = load_checkpoint(tiny_run, device="cpu")
-    kw = dict(samples=32, ggn_samples=8, draws=2, depth=3, progress=False)
+    kw = {"samples": 32, "ggn_samples": 8, "draws": 2, "depth": 3, "progress": False}
     rec = analyze_measures(ck, **kw)
     values = rec["result"]["values"]
     assert values["num_params"] == sum(p.numel() for p in ck.model.parameters())

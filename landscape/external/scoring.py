@@ -43,7 +43,7 @@ def binary_metrics(probs: np.ndarray, labels: np.ndarray, positive: int | None, 
         return float(balanced_accuracy_score(labels[idx], pred[idx]))
 
     all_idx = np.arange(len(labels))
-    out = {"n": int(len(labels)), "n_groups": len(set(map(str, groups))), "auroc": auroc(all_idx),
+    out = {"n": len(labels), "n_groups": len(set(map(str, groups))), "auroc": auroc(all_idx),
            "balanced_accuracy": bacc(all_idx), "counts": np.bincount(labels, minlength=probs.shape[1]).tolist()}
     out["auroc_ci"], _ = group_bootstrap_ci(auroc, groups, n_boot, seed=seed) if out["auroc"] is not None else (None, 0)
     out["balanced_accuracy_ci"], _ = group_bootstrap_ci(bacc, groups, n_boot, seed=seed)

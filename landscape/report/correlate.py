@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from landscape.checkpoint.cache import newest_for
 from landscape.analysis.measures import measure_values
+from landscape.checkpoint.cache import newest_for
 from landscape.measures import REGISTRY
 from landscape.report.collect import Run, collect
 from landscape.report.granulated import predictors
