@@ -42,7 +42,7 @@ TINY = {  # analyses small enough for a test; every analyzer still runs for real
     "surface_1d": {"grid": 7, "samples": 32},
     "surface_2d": {"grid": 5, "samples": 32},
 }
-FIGURES = ("flatness", "landscape-1d", "surfaces-2d", "surfaces-3d", "density", "sharpness")
+FIGURES = ("flatness", "predictors-scatter", "landscape-1d", "surfaces-2d", "surfaces-3d", "density", "sharpness")
 
 
 class Tags(HTMLParser):

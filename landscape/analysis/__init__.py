@@ -8,7 +8,9 @@ caches every result through one step, :func:`~landscape.analysis.cache.cached`
 
 * :func:`landscape.analysis.hessian.analyze` - top-k eigenvalues, trace, density, per-layer;
 * :func:`landscape.analysis.sharpness.analyze` - worst/average m-sharpness;
-* :func:`landscape.analysis.surface.analyze` - 1D/2D loss surfaces.
+* :func:`landscape.analysis.surface.analyze` - 1D/2D loss surfaces;
+* :func:`landscape.analysis.measures.analyze` - the generalization-measure suite (``measures``);
+* :func:`landscape.analysis.external.analyze` - cross-site evaluation (``metrics`` with ``external``).
 """
 
 from landscape.analysis.cache import cached, checkpoint_settings

@@ -7,6 +7,7 @@ file, so reports and studies compose without recomputing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -54,3 +55,24 @@ def latest(run_dir: str | Path, kind: str) -> dict | None:
     """The newest record of ``kind``, or None."""
     found = records(run_dir, kind)
     return found[-1] if found else None
+
+
+def newest_for(path: str | Path, sha: str, kind: str, test: Callable[[dict], bool] = lambda r: True) -> dict | None:
+    """The newest record of ``kind`` for exactly the checkpoint file ``path`` that passes ``test``.
+
+    Records name their checkpoint (provenance) and its hash (settings, first
+    16 hex digits ``sha``); a record of another file of the run, or of an
+    older version of this file (retrained since), is skipped.
+    """
+    path = Path(path)
+    for rec in reversed(records(path.parent, kind)):
+        source = (rec.get("provenance") or {}).get("checkpoint")
+        recorded_sha = (rec.get("settings") or {}).get("checkpoint_sha256")
+        if (source is not None and Path(source).name != path.name) or recorded_sha not in (None, sha):
+            continue
+        try:
+            if test(rec):
+                return rec
+        except (KeyError, TypeError, AttributeError):  # a record of an older layout
+            continue
+    return None

@@ -46,4 +46,6 @@ def register() -> typer.Typer:
     # Each import registers its commands on ``app`` as a side effect.
     from landscape.cli import data_cmd, hessian_cmd, report_cmd, sharpness_cmd, study_cmd, surface_cmd, train_cmd  # noqa: F401
 
+    from landscape.cli import correlate_cmd, evaluate_cmd, measures_cmd  # noqa: F401
+
     return app

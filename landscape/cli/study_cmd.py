@@ -25,8 +25,18 @@ def study_command(
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training mini-batch size [default: 32]."),
     m: Optional[int] = typer.Option(None, "--m", help="m-sharpness sub-batch size [default: 128 (32 with --quick), or all training images when fewer]."),
     set_: list[str] = typer.Option([], "--set", help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. hessian.top_k=3, surface_2d.grid=11."),
+    external: Optional[Path] = typer.Option(None, "--external", help="External image folder (another site) every run is evaluated on."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Metadata CSV beside the external images."),
+    file_col: Optional[str] = typer.Option(None, "--csv-file-col", help="CSV column naming each image."),
+    label_col: Optional[str] = typer.Option(None, "--csv-label-col", help="CSV column with the label (checked)."),
+    group_col: Optional[str] = typer.Option(None, "--csv-group-col", help="CSV column with the patient (bootstrap unit)."),
+    env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner)."),
 ):
-    """Train every (model, optimizer, seed), run the Hessian, sharpness and surface analyses, write the report.
+    """Train every (model, optimizer, seed), run the Hessian, sharpness, surface and measure analyses, write the report.
+
+    With --external every run is also scored on another site's images
+    (`landscape evaluate`), and the report's "Which measure predicts
+    generalization?" panel gets the cross-site targets.
 
     Re-running the same command resumes: finished runs and cached analyses are
     reused, interrupted runs continue from their last epoch.
@@ -40,6 +50,7 @@ def study_command(
       landscape study --data ../shared/data/busi --optimizers adam,sam,asam --models cnn-small,resnet18
 
       torchrun --nproc-per-node 8 --no-python landscape study --data ../shared/data/busi --parallel runs
+      landscape study --data ../shared/data/busi --external ../shared/data/busbra --csv ../shared/data/busbra/bus_data.csv --csv-file-col ID --csv-label-col Pathology --csv-group-col Case --csv-env-col Device
     """
     from landscape.cli.train_cmd import parse_value
     from landscape.report.overrides import parse_set
@@ -47,4 +58,6 @@ def study_command(
 
     run_study(data=data, models=models.split(","), optimizers=optimizers, seeds=seeds, epochs=epochs, out=out,
               quick=quick, progress=True, seed=seed, img_size=img_size, batch_size=batch_size, m=m,
-              analyses=parse_set(set_, parse_value), parallel=parallel)
+              analyses=parse_set(set_, parse_value), parallel=parallel, external=external,
+              external_options={"csv": csv, "file_col": file_col, "label_col": label_col,
+                                "group_col": group_col, "env_col": env_col})

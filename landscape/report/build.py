@@ -11,7 +11,9 @@ from landscape.errors import LandscapeError
 from landscape.io import atomic_write_text, check_writable, to_jsonable, versions, write_json
 from landscape.report import content, figures, series
 from landscape.report.collect import Run, collect
+from landscape.report.correlate import correlate_runs
 from landscape.report.html import Figure, figure_block, page
+from landscape.report.predictor_panel import predictors_section
 from landscape.report.rows import run_rows
 from landscape.report.summary import summarize
 
@@ -79,7 +81,8 @@ def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0, n_boot: 
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     numbers = {"title": content.title(runs), "rows": rows, "summary": summary, "missing": list(missing),
                "settings": report_settings, "versions": versions(),
-               "analysis_settings": content.analysis_settings(runs)}
+               "analysis_settings": content.analysis_settings(runs),
+               "predictors": correlate_runs(runs, n_boot=n_boot, seed=seed)}
     document = _document(runs, rows, summary, missing, data, numbers)
     if len(document.encode("utf-8")) > MAX_BYTES:
         data["planes_2d"] = series.planes_2d(runs, rows, max_points=21)
@@ -126,6 +129,7 @@ def _document(runs, rows, summary, missing, data, numbers) -> str:
         ("groups", "Per optimizer (mean ± std over seeds)", content.groups_table(summary)),
         ("correlations", "Flatness vs generalization", content.correlations_table(summary)
          + "".join(figure_block(f) for f in figs if f.id == "flatness")),
+        ("predictors", "Which measure predicts generalization?", predictors_section(numbers["predictors"])),
         ("landscapes", "Landscapes and spectra", "".join(figure_block(f) for f in figs if f.id != "flatness")),
         ("provenance", "Provenance", content.provenance(runs, rows, numbers["settings"], numbers["versions"])),
     ]

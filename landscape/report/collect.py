@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from landscape.checkpoint import load_checkpoint, read_payload, records, resolve_checkpoint_path
+from landscape.checkpoint import load_checkpoint, read_payload, resolve_checkpoint_path
+from landscape.checkpoint.cache import newest_for
 from landscape.errors import LandscapeError
 from landscape.io import sha256_bytes
 from landscape.progress import progress_bar
@@ -135,7 +136,7 @@ def _meta(path: Path) -> tuple[dict, str]:
     payload.pop("state_dict", None)
     payload.pop("optimizer_state", None)
     sha = sha256_bytes(path.read_bytes())[:16]
-    stored = _newest(path, sha, "metrics", lambda r: True)
+    stored = _newest(path, sha, "metrics", lambda r: "test" in r["result"])  # not external-only records
     if stored is not None:
         payload["metrics"] = {**stored["result"], **(payload.get("metrics") or {})}
     return payload, sha
@@ -150,23 +151,8 @@ def _find_all(run: Run) -> None:
 
 
 def _newest(path: Path, sha: str, kind: str, test: Callable[[dict], bool]) -> dict | None:
-    """The newest record of ``kind`` for exactly this checkpoint file that passes ``test``.
-
-    Records name their checkpoint (provenance) and its hash (settings); a
-    record of another file of the run, or of an older version of this file
-    (retrained since), is skipped.
-    """
-    for rec in reversed(records(path.parent, kind)):
-        source = (rec.get("provenance") or {}).get("checkpoint")
-        recorded_sha = (rec.get("settings") or {}).get("checkpoint_sha256")
-        if (source is not None and Path(source).name != path.name) or recorded_sha not in (None, sha):
-            continue
-        try:
-            if test(rec):
-                return rec
-        except (KeyError, TypeError, AttributeError):  # a record of an older layout
-            continue
-    return None
+    """The newest record of ``kind`` for exactly this checkpoint file that passes ``test`` (see ``newest_for``)."""
+    return newest_for(path, sha, kind, test)
 
 
 def run_analysis(ck, name: str, seed: int = 0, overrides: dict | None = None, progress: bool = True,

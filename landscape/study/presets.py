@@ -4,6 +4,7 @@
 ``surface_2d``) to keyword arguments on top of what ``landscape report``
 uses (:data:`landscape.report.collect.ANALYSES`: the analyzer's defaults plus
 what the report needs); an empty dict gives exactly the report's settings.
+``measures`` holds keyword arguments of :func:`landscape.analysis.measures.analyze_measures`.
 The quick preset was sized by measurement (benchmarks/bench_study.py) to
 finish ``landscape study --quick`` in under 10 minutes on 2 CPU cores.
 """
@@ -37,5 +38,6 @@ QUICK = Preset(
         "sharpness": {"rhos": (0.02, 0.05, 0.1), "m": 32, "samples": 64, "steps": 4},
         "surface_1d": {"grid": 21, "samples": 64},
         "surface_2d": {"grid": 11, "samples": 64},
+        "measures": {"samples": 64, "ggn_samples": 32, "draws": 2, "depth": 6},
     },
 )

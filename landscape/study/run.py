@@ -26,7 +26,7 @@ from landscape.progress import progress_bar
 from landscape.study.parallel import deal, parallel_mode
 from landscape.study.presets import FULL, QUICK, Preset
 
-STAGES = ("train", "hessian", "sharpness", "surfaces", "report")
+STAGES = ("train", "hessian", "sharpness", "surfaces", "measures", "evaluate", "report")
 
 
 @dataclass
@@ -45,7 +45,8 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
               seeds: int | None = None, epochs: int | None = None, out: str | Path = "checkpoints",
               quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None,
               parallel: str | None = None, batch_size: int | None = None, m: int | None = None,
-              analyses: dict[str, dict] | None = None) -> StudyResult:
+              analyses: dict[str, dict] | None = None, external: str | Path | None = None,
+              external_options: dict | None = None) -> StudyResult:
     """Train, analyse and report a whole study; returns a :class:`StudyResult`.
 
     ``optimizers``: ``"all"``, a comma list or a sequence of names. Seeds are
@@ -55,9 +56,13 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     unless ``data`` is given); otherwise :data:`~landscape.study.presets.FULL`.
     Explicit ``seeds``/``epochs``/``img_size``/``batch_size`` override the
     preset; ``analyses`` overrides analyzer settings on top of the preset's
-    (as ``build_report``'s), and ``m`` the m-sharpness sub-batch size (None:
-    the preset's or 128, capped at the training images). Every model name and
-    setting is validated before the first run starts. Writes
+    (as ``build_report``'s; ``"measures"`` too), and ``m`` the m-sharpness
+    sub-batch size (None: the preset's or 128, capped at the training images).
+    ``external`` (a folder) is evaluated by every run with
+    :func:`landscape.analysis.external.evaluate_external`, ``external_options``
+    being its keyword arguments (``csv``, ``file_col``, ``label_col``,
+    ``group_col``, ``env_col``, ``n_boot``). Every model name and setting is
+    validated before the first run starts. Writes
     ``<out>/report.html``, ``<out>/report.json`` and ``<out>/study.json``.
     ``parallel``: ``runs`` or ``data`` under ``torchrun`` (see
     :mod:`landscape.study.parallel`; default ``runs`` when there are enough runs).
@@ -80,8 +85,14 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     check_seed(seed)
     check_seed(seed + seeds - 1, "seed + seeds - 1")
     batch_size = preset.batch_size if batch_size is None else batch_size
-    user = analyses or {}
-    analyses = check_overrides({k: {**preset.analyses.get(k, {}), **user.get(k, {})} for k in {*preset.analyses, *user}}, m)
+    user = dict(analyses or {})
+    measures = {**preset.analyses.get("measures", {}), **user.pop("measures", {})}
+    wanted = {k: {**preset.analyses.get(k, {}), **user.get(k, {})} for k in {*preset.analyses, *user} - {"measures"}}
+    analyses = check_overrides(wanted, m)
+    if external is not None:
+        from landscape.analysis.external import check_options
+
+        check_options(external, **(external_options or {}))
     out = Path(out)
     check_writable(out, folder=True)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
@@ -89,21 +100,28 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     check_models(models, img_size)
     settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
                 "epochs": epochs, "img_size": img_size, "batch_size": batch_size, "quick": quick,
-                "analyses": analyses, "m": m, "seed": seed}
+                "analyses": {**analyses, "measures": measures}, "m": m, "seed": seed,
+                "external": None if external is None else str(external), "external_options": external_options}
     n_runs = len(models) * seeds * len(names)
     mode = parallel_mode(parallel, n_runs)
     settings["parallel"] = {"mode": mode, "world_size": distributed.world_size()}
     seconds = dict.fromkeys(STAGES, 0.0)
     before = _final_mtimes(out)
     run_dirs: list[Path] = []
-    # one step per training run, three per analysed run (Hessian, sharpness, surfaces), one for the report
-    with progress_bar("study", total=n_runs * 4 + 1, enabled=progress) as bar:
+    # one step per training run, four or five per analysed run (Hessian, sharpness, surfaces, measures,
+    # external evaluation), one for the report
+    per_run = 5 + (external is not None)
+    with progress_bar("study", total=n_runs * per_run + 1, enabled=progress) as bar:
+        def analyse(run_dir: Path, spent: dict) -> None:
+            _analyse(run_dir, analyses, seed, progress, spent, bar, m)
+            _measure(run_dir, measures, external, external_options, seed, progress, spent, bar)
+
         if mode == "runs":
             def one_run(job):  # train and analyse one run; returns its folder and its seconds by stage
                 model, s, name = job
                 spent = dict.fromkeys(STAGES, 0.0)
                 run_dir = _train(base.replace(model=model, seed=s), [name], progress, spent, bar)[0]
-                _analyse(run_dir, analyses, seed, progress, spent, bar, m)
+                analyse(run_dir, spent)
                 return run_dir, spent
 
             jobs = [(arch, s, n) for arch in models for s in settings["seeds"] for n in names]
@@ -118,7 +136,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
                     run_dirs += _train(base.replace(model=model, seed=s), names, progress, seconds, bar)
             for run_dir in run_dirs:
                 bar.update(f"study: analyse {run_dir.name}")
-                _analyse(run_dir, analyses, seed, progress, seconds, bar, m)
+                analyse(run_dir, seconds)
         bar.update("study: report")
         t0 = time.perf_counter()
         from landscape.report import build_report
@@ -163,6 +181,25 @@ def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: 
         for name in names:
             run_analysis(ck, name, seed, analyses.get(name), progress, m)
         seconds[stage] += time.perf_counter() - t0
+        bar.advance()
+
+
+def _measure(run_dir: Path, kwargs: dict | None, external, external_options: dict | None, seed: int, progress: bool,
+             seconds: dict, bar) -> None:
+    """The measure suite and, with ``external``, the cross-site evaluation of one run (each cached)."""
+    from landscape.checkpoint import load_checkpoint
+    from landscape.analysis.external import evaluate_external
+    from landscape.analysis.measures import analyze_measures
+
+    ck = load_checkpoint(run_dir)
+    t0 = time.perf_counter()
+    analyze_measures(ck, **{"seed": seed, **(kwargs or {})}, progress=progress)
+    seconds["measures"] += time.perf_counter() - t0
+    bar.advance()
+    if external is not None:
+        t0 = time.perf_counter()
+        evaluate_external(ck, external, **(external_options or {}), seed=seed, progress=progress)
+        seconds["evaluate"] += time.perf_counter() - t0
         bar.advance()
 
 

@@ -1,0 +1,99 @@
+"""``analyze_measures``: the measure suite of one checkpoint, cached as a ``measures`` record."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from landscape.analysis.cache import as_checkpoint, cached, model_provenance
+from landscape.analysis.measure_context import MeasureContext
+from landscape.checkpoint import Checkpoint
+from landscape.checkpoint.cache import newest_for
+from landscape.errors import LandscapeError
+from landscape.measures import REGISTRY, MeasureSpec, select_measures
+from landscape.progress import progress_bar
+
+METRICS = ("loss", "accuracy")
+
+
+def _check(samples, ggn_samples, draws, depth, target, metric) -> None:
+    for value, name in ((samples, "samples"), (ggn_samples, "ggn_samples"), (draws, "draws"), (depth, "depth")):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise LandscapeError(f"{name} must be a positive integer, got {value!r}")
+    if draws < 2:
+        raise LandscapeError(f"draws must be >= 2 (the Monte-Carlo error needs two noise samples), got {draws}")
+    if metric not in METRICS:
+        raise LandscapeError(f"metric must be loss or accuracy, got {metric!r}")
+    if not (isinstance(target, (int, float)) and 0 < target < (1 if metric == "accuracy" else float("inf"))):
+        raise LandscapeError(f"target must be > 0 (and < 1 for accuracy), got {target!r}")
+
+
+def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all", samples: int = 512,
+                     ggn_samples: int = 256, draws: int = 8, depth: int = 12, target: float = 0.1,
+                     metric: str = "loss", seed: int = 0, device: str | None = None,
+                     data_root: str | Path | None = None, progress: bool = True) -> dict:
+    """Compute the registry's measures of a checkpoint; returns its ``measures`` cache record plus ``"path"``.
+
+    ``samples`` seeded training images feed the output, Fisher-Rao and
+    PAC-Bayes measures, ``ggn_samples`` the exact GGN trace; ``draws``,
+    ``depth``, ``target`` and ``metric`` set the PAC-Bayes sigma search.
+    Measures read from other records (lambda_max, Hessian trace, m-sharpness)
+    are not part of this record: :func:`measure_values` merges them.
+    ``result`` = ``{"values": {name: float | None}, "details": {group: ...},
+    "seconds": {group: s}}``.
+    """
+    _check(samples, ggn_samples, draws, depth, target, metric)
+    specs = [s for s in select_measures(measures) if s.compute is not None]
+    groups = list(dict.fromkeys(s.group for s in specs))
+    ck = as_checkpoint(ck, device, data_root)
+    settings = {"split": "train", "groups": groups, "samples": samples, "ggn_samples": ggn_samples, "draws": draws,
+                "depth": depth, "target": float(target), "metric": metric, "seed": int(seed)}
+
+    def compute(full: dict) -> tuple[dict, dict]:
+        return _compute(ck, full, groups, progress), {"split": "train", "bn_mode": "eval",
+                                                      **model_provenance(ck.model)}
+
+    return cached(ck, "measures", settings, compute)
+
+
+def _compute(ck: Checkpoint, settings: dict, groups: list[str], progress: bool) -> dict:
+    by_group = {s.group: s.compute for s in REGISTRY.values() if s.compute is not None}
+    search_evals = settings["depth"] + 5  # bisection plus bracketing, an upper bound for the bar
+    total = sum(search_evals if g.startswith("pacbayes") else 1 for g in groups)
+    values: dict = {}
+    details: dict = {}
+    seconds: dict = {}
+    with progress_bar("measures", total, progress) as bar:
+        ctx = MeasureContext(ck, settings, progress=bar.advance)
+        for group in groups:
+            bar.update(description=f"measures: {group}")
+            t0 = time.perf_counter()
+            out = dict(by_group[group](ctx))
+            details[group] = out.pop("details", None)
+            values.update(out)
+            seconds[group] = time.perf_counter() - t0
+            if not group.startswith("pacbayes"):
+                bar.advance()
+    return {"values": values, "details": details, "seconds": seconds}
+
+
+def measure_values(path: str | Path, sha: str, specs: list[MeasureSpec] | None = None) -> dict[str, float | None]:
+    """Every measure of the checkpoint file ``path`` (file hash prefix ``sha``) found in its run's records.
+
+    Computed measures come from the newest ``measures`` record that holds
+    them, reused ones from the newest ``hessian``/``sharpness`` record that
+    provides them; a measure with no record is None.
+    """
+    out: dict[str, float | None] = {}
+    for spec in specs or list(REGISTRY.values()):
+        if spec.compute is not None:
+            rec = newest_for(path, sha, "measures", lambda r, n=spec.name: n in r["result"]["values"])
+            out[spec.name] = None if rec is None else rec["result"]["values"][spec.name]
+        else:
+            rec = newest_for(path, sha, spec.source, lambda r, f=spec.extract: f(r) is not None)
+            out[spec.name] = None if rec is None else spec.extract(rec)
+    return out
+
+
+#: The driver under its descriptive name.
+analyze_measures = analyze

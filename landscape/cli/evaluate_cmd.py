@@ -1,0 +1,69 @@
+"""``landscape evaluate``: score a trained model on an external image folder (another site)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from landscape.cli.app import app
+from landscape.cli.render import console, print_table, saved
+from landscape.io import write_json
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run: Path = typer.Argument(..., help="Checkpoint .pt file or run folder (its final.pt)."),
+    data: Path = typer.Option(..., "--data", help="External image folder with one sub-folder per class."),
+    csv: Optional[Path] = typer.Option(None, "--csv", help="Metadata CSV beside the images (one row per image)."),
+    file_col: Optional[str] = typer.Option(None, "--csv-file-col", help="CSV column naming each image (relative path, file name or stem)."),
+    label_col: Optional[str] = typer.Option(None, "--csv-label-col", help="CSV column with the label, checked against the class folder."),
+    group_col: Optional[str] = typer.Option(None, "--csv-group-col", help="CSV column with the group (patient): CIs resample whole groups."),
+    env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner, site): metrics per value."),
+    positive: str = typer.Option("malignant", "--positive", help="Class whose score p(pos)/(p(pos)+p(other)) is ranked for the AUROC."),
+    n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the CIs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    train_data: Optional[Path] = typer.Option(None, "--train-data", help="The run's own data folder, if it moved since training."),
+    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the record to this JSON file."),
+):
+    """Cross-site evaluation on the classes both sets share (AUROC and balanced accuracy, per environment too).
+
+    The model's preprocessing (image size, normalisation) is taken from the
+    checkpoint. An external class the model does not know is an error. The
+    result is cached as a `metrics` record in the run's analysis/.
+    When you use BUS-BRA, cite Gómez-Flores et al., Medical Physics 2023 (see its README).
+
+    Examples:
+
+      landscape evaluate checkpoints/busi-cnn-small-sam-s0 --data ../shared/data/busbra --csv ../shared/data/busbra/bus_data.csv --csv-file-col ID --csv-label-col Pathology --csv-group-col Case --csv-env-col Device
+
+      landscape evaluate RUN --data other_site/ --json external.json
+    """
+    from landscape.analysis.external import evaluate_external
+
+    record = evaluate_external(run, data, csv=csv, file_col=file_col, label_col=label_col,
+                               group_col=group_col, env_col=env_col, positive=positive, n_boot=n_boot,
+                               seed=seed, device=None if device == "auto" else device, data_root=train_data,
+                               progress=True)
+    ext = record["result"]["external"]
+    console.print(f"{record['provenance']['run']} on {ext['source']} (classes {', '.join(ext['classes'])}; "
+                  f"score p({ext['positive']}) renormalised over them)", markup=False)
+    rows = [["internal test", *_cells(ext["internal"])], [f"{ext['source']} (all)", *_cells(ext["overall"])]]
+    rows += [[env, *_cells(m)] for env, m in ext["environments"].items()]
+    print_table("cross-site metrics (95% CIs: bootstrap over groups)",
+                ["set", "n", "groups", "AUROC", "AUROC CI", "bal. acc.", "bal. acc. CI"], rows)
+    console.print(f"drop (internal − external): AUROC {ext['drop']['auroc']}, balanced accuracy "
+                  f"{ext['drop']['balanced_accuracy']}", markup=False)
+    saved("record", record["path"])
+    if json_path is not None:
+        write_json(json_path, {k: v for k, v in record.items() if k != "path"})
+        saved("json", json_path)
+
+
+def _cells(m: dict) -> list:
+    def ci(v):
+        return "-" if not v else f"[{v[0]:.3f}, {v[1]:.3f}]"
+
+    return [m["n"], m["n_groups"], m["auroc"], ci(m["auroc_ci"]), m["balanced_accuracy"], ci(m["balanced_accuracy_ci"])]

@@ -1,0 +1,63 @@
+"""The measure registry: one :class:`MeasureSpec` per generalization measure.
+
+A spec either computes its value from a loaded checkpoint (``compute``, run
+by :func:`landscape.analysis.measures.analyze_measures` and cached in a
+``measures`` record) or reads it from another analysis record (``source`` =
+``"hessian"`` or ``"sharpness"``, ``extract``), so nothing is computed twice.
+Adding a measure is one :func:`register` call (see :mod:`landscape.measures.catalogue`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from landscape.errors import LandscapeError
+
+
+@dataclass(frozen=True)
+class MeasureSpec:
+    """A generalization measure.
+
+    ``compute(ctx) -> dict`` returns ``{name: value, ...}`` for one or more
+    measures of a *group* (e.g. the PAC-Bayes search gives sigma and the
+    bound terms together) plus optional ``"details"``; ``group`` names that
+    computation so it runs once. ``extract(record) -> float | None`` reads a
+    reused value from the newest record of kind ``source``.
+    """
+
+    name: str
+    units: str
+    reference: str
+    definition: str
+    group: str = ""
+    compute: Callable[[object], dict] | None = None
+    source: str = "measures"
+    extract: Callable[[dict], float | None] | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+REGISTRY: dict[str, MeasureSpec] = {}
+
+
+def register(spec: MeasureSpec) -> MeasureSpec:
+    """Add ``spec`` to :data:`REGISTRY` (a name can be registered once)."""
+    if spec.name in REGISTRY:
+        raise ValueError(f"measure {spec.name!r} registered twice")
+    if (spec.compute is None) == (spec.extract is None):
+        raise ValueError(f"measure {spec.name!r} needs exactly one of compute or extract")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+def select_measures(names: str | list[str] | None) -> list[MeasureSpec]:
+    """Specs for ``"all"``/None, a comma list or a list of names; unknown names are a LandscapeError."""
+    if names is None or names == "all":
+        return list(REGISTRY.values())
+    items = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    unknown = [n for n in items if n not in REGISTRY]
+    if unknown:
+        raise LandscapeError(f"unknown measure(s) {', '.join(unknown)}; known: {', '.join(REGISTRY)}")
+    if not items:
+        raise LandscapeError("no measure named: pass 'all' or a comma list")
+    return [REGISTRY[n] for n in items]

@@ -1,0 +1,76 @@
+"""Per-run rows for the measure-vs-generalization analysis, and ``correlate`` (what `landscape correlate` runs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from landscape.analysis.measures import measure_values
+from landscape.checkpoint.cache import newest_for
+from landscape.measures import REGISTRY
+from landscape.report.collect import Run, collect
+from landscape.report.granulated import predictors
+from landscape.report.rows import group_name
+
+#: The in-site environment of the robust view.
+IN_SITE = "in-site test"
+
+
+def external_record(run: Run, source: str | None = None) -> dict | None:
+    """The newest external-evaluation ``metrics`` record of this checkpoint (of ``source`` when given)."""
+    def test(r):
+        ext = r["result"].get("external")
+        return ext is not None and (source is None or ext.get("source") == source)
+
+    return newest_for(run.path, run.sha, "metrics", test)
+
+
+def axes_of(run: Run) -> dict:
+    """The hyper-parameter axes of a run (see :mod:`landscape.report.granulated`)."""
+    opt = run.meta["optimizer"]
+    train = run.meta.get("train") or {}
+    return {"optimizer": group_name(run, several_models=False), "seed": run.seed,
+            "model": f"{run.model} {sorted((run.meta['model'].get('kwargs') or {}).items())}",
+            "rho": (opt.get("hyper") or {}).get("rho"), "lr": opt.get("lr"), "epochs": train.get("epochs")}
+
+
+def predictor_row(run: Run, source: str | None = None) -> dict:
+    """``{"name", "group", "axes", "measures", "targets", "environments"}`` of one run."""
+    test, train = run.metrics("test"), run.metrics("train")
+    ba, tba = test.get("balanced_accuracy"), train.get("balanced_accuracy")
+    rec = external_record(run, source)
+    ext = rec["result"]["external"] if rec else None
+    envs = {}
+    if ext:
+        envs[IN_SITE] = ext["internal"]["auroc"]
+        envs.update({f"{ext['source']}: {e}": m["auroc"] for e, m in ext["environments"].items()})
+    return {
+        "name": run.name, "group": group_name(run, several_models=False), "axes": axes_of(run),
+        "measures": measure_values(run.path, run.sha),
+        "targets": {"test_balanced_accuracy": ba, "gap": None if ba is None or tba is None else tba - ba,
+                    "external_auroc": ext["overall"]["auroc"] if ext else None,
+                    "drop": ext["drop"]["auroc"] if ext else None},
+        "external_source": ext["source"] if ext else None,
+        "environments": envs,
+    }
+
+
+def predictor_rows(runs: Sequence[Run], source: str | None = None) -> list[dict]:
+    return [predictor_row(r, source) for r in runs]
+
+
+def correlate_runs(runs: Sequence[Run], n_boot: int = 2000, seed: int = 0, source: str | None = None) -> dict:
+    """:func:`~landscape.report.granulated.predictors` over the measures that some run has, plus the rows."""
+    rows = predictor_rows(runs, source)
+    present = [m for m in REGISTRY if any(r["measures"].get(m) is not None for r in rows)]
+    out = predictors(rows, present, n_boot=n_boot, seed=seed)
+    out["rows"] = rows
+    out["units"] = {m: REGISTRY[m].units for m in present}
+    return out
+
+
+def correlate(inputs: Sequence[str | Path], n_boot: int = 2000, seed: int = 0, source: str | None = None,
+              progress: bool = True) -> dict:
+    """Which measure predicts generalization over the runs ``inputs`` (nothing is computed: records only)."""
+    runs, _ = collect(inputs, compute=False, seed=seed, progress=progress)
+    return correlate_runs(runs, n_boot=n_boot, seed=seed, source=source)

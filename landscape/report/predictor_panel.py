@@ -1,0 +1,95 @@
+"""The report panel "Which measure predicts generalization?": a table sorted by Psi and a measure-picker scatter."""
+
+from __future__ import annotations
+
+import html
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from landscape.report.granulated import TARGETS
+from landscape.report.html import Figure, Table, esc, figure_block, table
+from landscape.report.style import fmt, fmt_ci, group_colours
+
+TEMPLATE = "plotly_white"
+
+
+def _cell(c: dict) -> str:
+    tau = "τ —" if c["kendall_tau"] is None else f"τ {c['kendall_tau']:.2f} {fmt_ci(c['kendall_ci'])}"
+    psi = f"Ψ {c['psi']:.2f}" if c["psi"] is not None else f"Ψ: {c['note']}"
+    return f"{tau} · {psi}"
+
+
+def predictors_table(result: dict) -> str:
+    """Measures (rows, sorted by |Psi|) by targets (columns) plus the robust view; escaped HTML."""
+    cells = {(c["measure"], c["target"]): c for c in result["cells"]}
+    headers = ["measure", "units", *TARGETS.values(), "robust: worst τ over environments"]
+    body = []
+    for m in result["measures"]:
+        rob = result["robust"][m]
+        rob_text = (f"{rob['worst']:.2f} (" + ", ".join(f"{e}: {fmt(t, 2)}" for e, t in rob["environments"].items()) + ")"
+                    if rob["worst"] is not None else rob["note"])
+        psi_key = cells[(m, result["sorted_by"])]["psi"] if result["sorted_by"] else None
+        body.append([(m, m), (result["units"].get(m, ""), None),
+                     *[(_cell(cells[(m, t)]), cells[(m, t)]["psi"] if t != result["sorted_by"] else psi_key)
+                       for t in TARGETS], (rob_text, rob["worst"])])
+    numeric = [False, False] + [True] * (len(TARGETS) + 1)
+    axes = ", ".join(result["axes"]) or "none"
+    primary = TARGETS.get(result["sorted_by"], "—")
+    caption = (f"Kendall τ over {result['n_runs']} runs with a percentile-bootstrap 95% CI ({result['n_boot']} "
+               f"resamples, seed {result['seed']}), and Jiang's granulated Ψ: the mean over the hyper-parameter "
+               f"axes that vary ({axes}) of the mean τ within groups of runs that differ only along that axis "
+               f"(groups need ≥ 3 runs). Rows are sorted by |Ψ| against {primary}. Robust view (Dziugaite et "
+               "al.): τ against the benign-vs-malignant AUROC in each environment (in-site test split, each "
+               "external scanner), worst in the direction of their mean sign. Complexity measures that predict "
+               "generalization have τ < 0 against accuracy/AUROC and τ > 0 against the gap and the drop.")
+    if not result["measures"]:
+        return ("<p>No measure records yet: run <code>landscape measures RUN...</code> (and "
+                "<code>landscape evaluate</code> for the external targets).</p>")
+    return (f'<div class="wrap">{table(Table(headers, body, numeric=numeric))}</div>'
+            f"<p class=caption>{esc(caption)}</p>")
+
+
+def predictors_scatter(result: dict) -> go.Figure | None:
+    """Measure (x) against each target (panels); a menu picks the measure."""
+    rows, measures = result["rows"], result["measures"]
+    if not rows or not measures:
+        return None
+    targets = list(TARGETS)
+    colours = group_colours([r["group"] for r in rows])
+    fig = make_subplots(rows=1, cols=len(targets), horizontal_spacing=0.06,
+                        subplot_titles=[html.escape(v) for v in TARGETS.values()])
+    per_measure = []
+    for k, m in enumerate(measures):
+        start = len(fig.data)
+        for j, t in enumerate(targets):
+            for group, colour in colours.items():
+                pts = [r for r in rows if r["group"] == group and r["measures"].get(m) is not None
+                       and r["targets"].get(t) is not None]
+                if not pts:
+                    continue
+                name = html.escape(group)
+                fig.add_trace(go.Scatter(
+                    x=[r["measures"][m] for r in pts], y=[r["targets"][t] for r in pts], mode="markers", name=name,
+                    legendgroup=name, showlegend=(j == 0), visible=(k == 0), text=[html.escape(r["name"]) for r in pts],
+                    marker={"color": colour, "size": 8}, hovertemplate="%{text}<br>x=%{x:.4g}<br>y=%{y:.4g}<extra></extra>",
+                ), row=1, col=j + 1)
+        per_measure.append((start, len(fig.data)))
+    n = len(fig.data)
+    buttons = [{"label": html.escape(m), "method": "update",
+                "args": [{"visible": [a <= i < b for i in range(n)]}, {"xaxis.title.text": html.escape(m)}]}
+               for m, (a, b) in zip(measures, per_measure)]
+    fig.update_layout(template=TEMPLATE, height=420, margin={"t": 90, "b": 50},
+                      updatemenus=[{"buttons": buttons, "x": 0.0, "y": 1.25, "xanchor": "left", "showactive": True}],
+                      legend={"title": {"text": "group"}})
+    fig.update_xaxes(title_text=html.escape(measures[0]), row=1, col=1)
+    return fig
+
+
+def predictors_section(result: dict) -> str:
+    """The panel's HTML: the table and the scatter."""
+    fig = predictors_scatter(result)
+    block = "" if fig is None else figure_block(Figure(
+        "predictors-scatter", "Measure vs generalization", "Pick a measure in the menu; each panel is one target, "
+        "each point a run, coloured by group.", fig))
+    return predictors_table(result) + block
