@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.checkpoint import Checkpoint
 from landscape.errors import LandscapeError
@@ -81,3 +82,11 @@ def analyze(
         return res.to_dict(), {"split": "train", "bn_mode": "eval", **model_provenance(ck.model)}
 
     return cached(ck, "sharpness", settings, compute)
+
+
+register_analysis(AnalysisSpec(
+    "sharpness", "sharpness", analyze,
+    provides={"m_sharpness": lambda r: bool(r["result"].get("rhos"))},
+    quick_defaults={"rhos": (0.02, 0.05, 0.1), "m": 32, "samples": 64, "steps": 4},
+    description="worst-case m-sharpness over a rho grid",
+))

@@ -11,11 +11,13 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from landscape import distributed
+from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.plan import make_plan, parse_spec, spec_settings
 from landscape.checkpoint import Checkpoint
@@ -195,3 +197,19 @@ def _save_npz(path: Path, xs, ys, arrays, plan, described: list[dict], model_los
              accuracy=arrays.accuracy, model_loss=np.float64(model_loss), key=np.array(arrays.key),
              direction_hashes=np.array([d["hash"] for d in described]), **extra)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def _random_plane(dim: int) -> Callable[[dict], bool]:
+    return lambda r: r["result"].get("dim") == dim and r["result"].get("directions") == "random"
+
+
+register_analysis(AnalysisSpec(
+    "surface_1d", "surface", analyze, provides={"surface_1d": _random_plane(1)},
+    report_defaults={"dim": 1, "directions": "random"}, quick_defaults={"grid": 21, "samples": 64},
+    stage="surfaces", description="1D loss curve along a filter-normalised random direction",
+))
+register_analysis(AnalysisSpec(
+    "surface_2d", "surface", analyze, provides={"surface_2d": _random_plane(2)},
+    report_defaults={"dim": 2, "directions": "random"}, quick_defaults={"grid": 11, "samples": 64},
+    stage="surfaces", description="2D loss surface on two filter-normalised random directions",
+))

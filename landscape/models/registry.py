@@ -20,8 +20,28 @@ _BUILTIN: dict[str, Callable[..., nn.Module]] = {
 
 
 def available() -> list[str]:
-    """Built-in names; every timm model name works too."""
+    """Registered names (built-ins and :func:`register_model`'s); every timm model name works too."""
     return sorted(_BUILTIN)
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted (timm's zoo is the fallback for any other name)."""
+    return available()
+
+
+def register_model(name: str, builder: Callable[..., nn.Module], overwrite: bool = False) -> None:
+    """Make ``create(name, ...)`` call ``builder(num_classes, in_chans, img_size, **kwargs)``.
+
+    A checkpoint records the name and kwargs, so register the same builder
+    again before loading a checkpoint of a registered model.
+    """
+    if not isinstance(name, str) or not name:
+        raise LandscapeError(f"name must be a non-empty string, got {name!r}")
+    if name in _BUILTIN and not overwrite:
+        raise LandscapeError(f"model {name!r} is already registered (pass overwrite=True to replace it)")
+    if not callable(builder):
+        raise LandscapeError(f"builder of model {name!r} must be callable, got {builder!r}")
+    _BUILTIN[name] = builder
 
 
 def create(

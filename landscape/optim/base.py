@@ -18,6 +18,19 @@ from torch import nn
 from landscape.errors import LandscapeError
 from landscape.optim.perturb import Closure, check_finite
 
+
+def require(ok: bool, name: str, message: str) -> None:
+    """Raise ``LandscapeError("<name>: <message>")`` (an optimizer's hyper-parameter check) unless ``ok``."""
+    if not ok:
+        raise LandscapeError(f"{name}: {message}")
+
+
+def nonnegative(name: str, hyper: dict[str, Any], *keys: str) -> None:
+    """Every given (not None) ``hyper[key]`` must be >= 0."""
+    for key in keys:
+        if hyper.get(key) is not None:
+            require(hyper[key] >= 0, name, f"{key} must be >= 0, got {hyper[key]}")
+
 #: Keyword arguments of each base optimizer and their defaults (``momentum`` is SGD's only).
 BASE_DEFAULTS: dict[str, dict[str, Any]] = {
     "adam": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False},
@@ -73,6 +86,19 @@ class ClosureOptimizer(torch.optim.Optimizer):
         self.hyper = {**(hyper or {}), **base_kwargs}
         self.lr_max = [group["lr"] for group in self.param_groups]
         self.device = self._params[0].device
+        self.setup()
+
+    def setup(self) -> None:
+        """Per-optimizer state, after the base optimizer exists; subclasses extend this instead of ``__init__``."""
+
+    @classmethod
+    def check_hyper(cls, hyper: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+        """Validate (and possibly adjust) the full hyper-parameters; ``given`` holds the ones the user set.
+
+        Raises :class:`LandscapeError` naming the hyper-parameter. Subclasses
+        add their own rules and call ``super().check_hyper``.
+        """
+        return hyper
 
     def step(self, closure: Closure) -> torch.Tensor:  # type: ignore[override]
         """One pass: ``loss = closure()``, then the base update. Returns the detached loss."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from landscape.optim.sam import SAM
+from landscape.optim.registry import OptimSpec, register_optimizer
 
 
 def centralize_(grads: list[torch.Tensor]) -> None:
@@ -33,3 +34,11 @@ class GCSAM(SAM):
     def perturbation(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
         centralize_(grads)
         return super().perturbation(params, grads)
+
+
+register_optimizer(OptimSpec(
+    "gcsam", GCSAM, {"rho": 0.05}, 2,
+    "SAM with gradient centralisation before the ascent step",
+    help={"rho": "perturbation radius"},
+    paper="Hassan et al., 2025",
+))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from landscape.report.collect import QUANTITIES, Run
+from landscape.analysis import quantities
+from landscape.report.collect import Run
 from landscape.report.html import Table, esc, table
 from landscape.report.rows import MEASURES, TARGETS
 from landscape.report.style import fmt, fmt_ci, fmt_mean_std
@@ -119,7 +120,7 @@ def notes(runs: Sequence[Run], missing: Sequence[dict]) -> str:
 def analysis_settings(runs: Sequence[Run]) -> dict[str, list[dict]]:
     """Distinct settings behind each quantity across runs (the checkpoint's own name and hash left out)."""
     out: dict[str, list[dict]] = {}
-    for quantity in QUANTITIES:
+    for quantity in quantities():
         shared = [{k: v for k, v in r.found[quantity]["settings"].items() if not k.startswith("checkpoint")}
                   for r in runs if r.found.get(quantity)]
         distinct = {json.dumps(s, sort_keys=True, default=str): s for s in shared}

@@ -25,7 +25,13 @@ from landscape.progress import progress_bar
 from landscape.study.parallel import deal, parallel_mode
 from landscape.study.presets import FULL, QUICK, Preset
 
-STAGES = ("train", "hessian", "sharpness", "surfaces", "report")
+
+
+def stages() -> tuple[str, ...]:
+    """The study's timing stages: training, each registered analysis's ``stage`` (in order), the report."""
+    from landscape.analysis import get_analysis, list_analyses
+
+    return ("train", *dict.fromkeys(get_analysis(n).stage for n in list_analyses()), "report")
 
 
 @dataclass
@@ -72,30 +78,32 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     out = Path(out)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
                        batch_size=preset.batch_size, split_seed=seed, out=str(out)).validate()
+    analyses = preset.analyses()
     settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
                 "epochs": epochs, "img_size": img_size, "batch_size": preset.batch_size, "quick": quick,
-                "analyses": preset.analyses, "seed": seed}
+                "analyses": analyses, "seed": seed}
     n_runs = len(models) * seeds * len(names)
     mode = parallel_mode(parallel, n_runs)
     settings["parallel"] = {"mode": mode, "world_size": distributed.world_size()}
-    seconds = dict.fromkeys(STAGES, 0.0)
+    seconds = dict.fromkeys(stages(), 0.0)
+    n_stages = len(seconds) - 2
     before = _final_mtimes(out)
     run_dirs: list[Path] = []
-    # one step per training run, three per analysed run (Hessian, sharpness, surfaces), one for the report
-    with progress_bar("study", total=n_runs * 4 + 1, enabled=progress) as bar:
+    # one step per training run, one per analysis stage of each run, one for the report
+    with progress_bar("study", total=n_runs * (1 + n_stages) + 1, enabled=progress) as bar:
         if mode == "runs":
             def one_run(job):  # train and analyse one run; returns its folder and its seconds by stage
                 model, s, name = job
-                spent = dict.fromkeys(STAGES, 0.0)
+                spent = dict.fromkeys(seconds, 0.0)
                 run_dir = _train(base.replace(model=model, seed=s), [name], progress, spent, bar)[0]
-                _analyse(run_dir, preset.analyses, seed, progress, spent, bar)
+                _analyse(run_dir, analyses, seed, progress, spent, bar)
                 return run_dir, spent
 
             jobs = [(m, s, n) for m in models for s in settings["seeds"] for n in names]
             done, owners = deal(jobs, one_run)
             run_dirs = [d for d, _ in done]
             settings["parallel"]["ranks"] = {d.name: r for d, r in zip(run_dirs, owners)}
-            seconds = {stage: sum(spent[stage] for _, spent in done) for stage in STAGES}
+            seconds = {stage: sum(spent[stage] for _, spent in done) for stage in seconds}
         else:
             for model in models:
                 for s in settings["seeds"]:
@@ -103,7 +111,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
                     run_dirs += _train(base.replace(model=model, seed=s), names, progress, seconds, bar)
             for run_dir in run_dirs:
                 bar.update(f"study: analyse {run_dir.name}")
-                _analyse(run_dir, preset.analyses, seed, progress, seconds, bar)
+                _analyse(run_dir, analyses, seed, progress, seconds, bar)
         bar.update("study: report")
         t0 = time.perf_counter()
         from landscape.report import build_report
@@ -138,15 +146,18 @@ def _train(cfg, names: list[str], progress: bool, seconds: dict, bar) -> list[Pa
 
 
 def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: dict, bar) -> None:
-    """Hessian, m-sharpness, 1D and 2D surfaces of one run, as the report needs them (each cached)."""
+    """Every registered analysis of one run, as the report needs it (each cached), timed by stage."""
+    from landscape.analysis import get_analysis
     from landscape.checkpoint import load_checkpoint
-    from landscape.report.collect import run_analysis
 
     ck = load_checkpoint(run_dir)
-    for stage, names in (("hessian", ["hessian"]), ("sharpness", ["sharpness"]), ("surfaces", ["surface_1d", "surface_2d"])):
+    by_stage: dict[str, list[str]] = {}
+    for name in analyses:
+        by_stage.setdefault(get_analysis(name).stage, []).append(name)
+    for stage, names in by_stage.items():
         t0 = time.perf_counter()
         for name in names:
-            run_analysis(ck, name, seed, analyses.get(name), progress)
+            get_analysis(name).run(ck, seed, analyses[name], progress)
         seconds[stage] += time.perf_counter() - t0
         bar.advance()
 
