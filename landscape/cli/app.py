@@ -44,6 +44,15 @@ def _root(
 def register() -> typer.Typer:
     """Import every command module (each adds itself to ``app``) and return the app."""
     # Each import registers its commands on ``app`` as a side effect.
-    from landscape.cli import data_cmd, hessian_cmd, report_cmd, sharpness_cmd, study_cmd, surface_cmd, train_cmd  # noqa: F401
+    from landscape.cli import (  # noqa: F401
+        data_cmd,
+        hessian_cmd,
+        list_cmd,
+        report_cmd,
+        sharpness_cmd,
+        study_cmd,
+        surface_cmd,
+        train_cmd,
+    )
 
     return app

@@ -8,13 +8,14 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
+from landscape.optim.registry import list_optimizers
 
 
 @app.command("study")
 def study_command(
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder with one sub-folder per class (BUSI layout). Default: the built-in phantom."),
     models: str = typer.Option("cnn-small", "--models", help="Comma list of models (cnn-small or timm names)."),
-    optimizers: str = typer.Option("all", "--optimizers", help="'all' or a comma list: adam,sgd,sam,asam,gsam,wsam,crsam,gcsam."),
+    optimizers: str = typer.Option("all", "--optimizers", help=f"'all' or a comma list of: {', '.join(list_optimizers())}."),
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per (model, optimizer) [default: 3; 2 with --quick]."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs [default: 30; 4 with --quick]."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Image size [default: 64; 32 with --quick]."),

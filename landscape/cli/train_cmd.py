@@ -11,6 +11,10 @@ from landscape.cli.app import app
 from landscape.cli.render import print_table, saved
 from landscape.errors import LandscapeError
 from landscape.io import write_json
+from landscape.optim.registry import flag_help, list_optimizers
+
+#: Hyper-parameters with a flag of their own (help text from the specs); any other goes through --opt-arg.
+HYPER_FLAGS = ("rho", "eta", "alpha", "gamma", "beta")
 
 
 #: ``create`` arguments that have their own ``landscape train`` flag.
@@ -60,7 +64,7 @@ def train_command(
     data: Optional[Path] = typer.Option(None, "--data", help="Image folder with one sub-folder per class (BUSI layout). Default: the built-in phantom."),
     model: str = typer.Option("cnn-small", help="cnn-small, or any timm model name (resnet18, vgg16, vit_tiny_patch16_224, ...)."),
     model_arg: list[str] = typer.Option([], "--model-arg", help="Model constructor argument as key=value, e.g. depth=2 or layers=1,1,1,1 (repeatable; stored in the checkpoint)."),
-    optimizer: str = typer.Option("adam", "--optimizer", "-o", help="adam, sgd, sam, asam, gsam, wsam, crsam, gcsam, a comma list, or 'all'."),
+    optimizer: str = typer.Option("adam", "--optimizer", "-o", help=f"{', '.join(list_optimizers())}, a comma list, or 'all' (see: landscape list optimizers)."),
     base: str = typer.Option("adam", help="Base optimizer under the SAM family: adam or sgd."),
     epochs: int = typer.Option(10, help="Training epochs."),
     batch_size: int = typer.Option(32, help="Mini-batch size."),
@@ -74,11 +78,11 @@ def train_command(
     fold: int = typer.Option(0, help="Which fold is the test fold (with --kfold)."),
     keep_conflicts: bool = typer.Option(False, help="Keep images whose near-duplicates carry another label."),
     augment: bool = typer.Option(True, help="Random flip and small affine during training."),
-    rho: Optional[float] = typer.Option(None, help="Perturbation radius (SAM family)."),
-    eta: Optional[float] = typer.Option(None, help="ASAM's eta."),
-    alpha: Optional[float] = typer.Option(None, help="GSAM's alpha."),
-    gamma: Optional[float] = typer.Option(None, help="WSAM's / CR-SAM's gamma."),
-    beta: Optional[float] = typer.Option(None, help="CR-SAM's beta."),
+    rho: Optional[float] = typer.Option(None, help=flag_help("rho")),
+    eta: Optional[float] = typer.Option(None, help=flag_help("eta")),
+    alpha: Optional[float] = typer.Option(None, help=flag_help("alpha")),
+    gamma: Optional[float] = typer.Option(None, help=flag_help("gamma")),
+    beta: Optional[float] = typer.Option(None, help=flag_help("beta")),
     opt_arg: list[str] = typer.Option([], "--opt-arg", help="Any other optimizer argument as key=value (repeatable)."),
     compute_matched: bool = typer.Option(False, help="Give adam/sgd twice the epochs: as many gradient evaluations as two-pass optimizers."),
     keep: str = typer.Option("all", help="Per-epoch checkpoints to keep: all (for PCA trajectories) or last."),
@@ -112,7 +116,7 @@ def train_command(
     """
     from landscape.train import TrainConfig, check_hyper, parse_optimizers, train, train_all
 
-    flags = {k: v for k, v in {"rho": rho, "eta": eta, "alpha": alpha, "gamma": gamma, "beta": beta}.items() if v is not None}
+    flags = {k: v for k, v in zip(HYPER_FLAGS, (rho, eta, alpha, gamma, beta)) if v is not None}
     hyper = {**parse_opt_args(opt_arg), **flags}
     model_kwargs = parse_model_args(model_arg)
     names = parse_optimizers(optimizer)

@@ -62,7 +62,7 @@ class ASAM(SAM):
 
 register_optimizer(OptimSpec(
     "asam", ASAM, {"rho": 0.5, "eta": 0.01}, 2,
-    "adaptive SAM: the ascent step scaled by |w| + eta on weight tensors",
-    help={"rho": "perturbation radius (in normalised coordinates)", "eta": "offset of the adaptive scaling |w| + eta"},
+    "adaptive SAM: the ascent step scaled by abs(w) + eta on weight tensors",
+    help={"rho": "perturbation radius (in normalised coordinates)", "eta": "offset of the adaptive scaling abs(w) + eta"},
     paper="Kwon et al., ICML 2021",
 ))

@@ -188,3 +188,26 @@ def create_optimizer(
 
 register_optimizer(OptimSpec("adam", ClosureOptimizer, {}, 1, "Adam, the one-pass baseline", paper="Kingma & Ba, ICLR 2015"))
 register_optimizer(OptimSpec("sgd", ClosureOptimizer, {}, 1, "SGD with momentum, the one-pass baseline"))
+
+
+def optimizer_rows() -> list[dict]:
+    """One row per registered optimizer (``name``, ``passes``, ``hyper`` defaults, ``description``, ``paper``)."""
+    return [{"name": s.name, "passes": s.passes, "hyper": dict(s.defaults), "description": s.description,
+             "paper": s.paper} for s in _REGISTRY.values()]
+
+
+def optimizer_markdown() -> str:
+    """The README's optimizer table, generated from the specs (``tests/test_registries.py`` keeps them equal)."""
+    lines = ["| `--optimizer` | passes per step | hyper-parameters (defaults) | what it does |", "|---|---|---|---|"]
+    for row in optimizer_rows():
+        hyper = ", ".join(f"`{k}={v}`" for k, v in row["hyper"].items()) or "base optimizer's only"
+        paper = f" ({row['paper']})" if row["paper"] else ""
+        lines.append(f"| `{row['name']}` | {row['passes']} | {hyper} | {row['description']}{paper} |")
+    return "\n".join(lines)
+
+
+def flag_help(key: str) -> str:
+    """``--<key>`` help text: which optimizers take ``key``, with their description of it and default."""
+    takers = [f"{s.name}: {s.help.get(key, key)}, default {s.defaults[key]}" for s in _REGISTRY.values()
+              if key in s.defaults]
+    return "; ".join(takers) + "." if takers else f"{key} (no registered optimizer takes it)."

@@ -106,7 +106,7 @@ class SAM(ClosureOptimizer):
 
 register_optimizer(OptimSpec(
     "sam", SAM, {"rho": 0.05}, 2,
-    "sharpness-aware minimisation: descend with the gradient at w + rho g/||g||",
+    "sharpness-aware minimisation: descend with the gradient at w + rho g / norm(g)",
     help={"rho": "perturbation radius"},
     paper="Foret et al., ICLR 2021",
 ))
