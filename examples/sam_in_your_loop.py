@@ -29,7 +29,7 @@ loss_fn = nn.CrossEntropyLoss()
 for step in range(steps):
     idx = torch.randint(0, len(x), (32,))
 
-    def closure():
+    def closure(idx=idx):
         opt.zero_grad()
         loss = loss_fn(model(x[idx]), y[idx])
         loss.backward()

@@ -115,8 +115,8 @@ def test_user_model_registration():
 
 def test_analysis_registry_drives_report_quantities_and_study_stages():
     from landscape.analysis.registry import _REGISTRY as ANALYSES
-    from landscape.report.panels import Panel, panels, register_panel
     from landscape.report.panels import _PANELS as PANELS
+    from landscape.report.panels import Panel, panels, register_panel
     from landscape.study.presets import QUICK
     from landscape.study.run import stages
 

@@ -24,10 +24,10 @@ import torch
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score
 
+from landscape.analysis import list_analyses
 from landscape.checkpoint import load_checkpoint, records
 from landscape.io import safe_torch_load
 from landscape.report import build_report
-from landscape.analysis import list_analyses
 from landscape.report.collect import run_analysis
 from landscape.report.style import fmt
 
@@ -363,7 +363,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
               or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
     assert errors == []
     assert "Page.javascriptDialogOpening" not in methods  # no alert() ran
-    requested = [e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"]
+    requested = [e["params"]["request"]["url"] for e in browser.events
+                 if e.get("method") == "Network.requestWillBeSent"]
     assert requested and all(u.startswith(("file:", "data:", "blob:", "about:")) for u in requested), requested
     assert SCRIPT_NAME in text and IMG_NAME in text and AMP_NAME in text  # shown as text
     assert injected == 0

@@ -34,7 +34,8 @@ def test_run_folder_contents_and_metadata(tmp_path):
     run = result.run_dir
     assert run.name == "phantom-cnn-small-adam-s0"
     names = {p.name for p in run.iterdir()}
-    assert {"final.pt", "best.pt", "epoch_000.pt", "epoch_001.pt", "epoch_002.pt", "history.json", "config.json"} <= names
+    assert {"final.pt", "best.pt", "epoch_000.pt", "epoch_001.pt", "epoch_002.pt", "history.json",
+            "config.json"} <= names
     payload = torch.load(run / "final.pt", weights_only=True)
     for key in ("format_version", "state_dict", "model", "optimizer", "data", "seed", "epoch", "metrics", "versions"):
         assert key in payload
@@ -126,7 +127,7 @@ def test_cli_train_and_bad_inputs(cli, tmp_path):
     for args, needle in cases:
         res = cli("train", "--out", tmp_path / "bad", "--img-size", "32", *args)
         assert res.code == 2, (args, res.err)
-        lines = [l for l in res.err.strip().splitlines() if l.strip()]
+        lines = [line for line in res.err.strip().splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:"), res.err
         assert needle in lines[0]
         assert "Traceback" not in res.err

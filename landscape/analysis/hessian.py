@@ -6,12 +6,13 @@ import time
 import warnings
 from pathlib import Path
 
-from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.analysis.cache import as_checkpoint, cached
+from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint.load import SPLITS
 from landscape.errors import LandscapeError
 from landscape.hessian.blocks import per_block
 from landscape.hessian.density import spectral_density
+from landscape.hessian.hutchpp import trace as estimate_trace
 from landscape.hessian.krylov import Krylov, generator
 from landscape.hessian.lanczos import (
     LANCZOS_STREAM,
@@ -21,7 +22,6 @@ from landscape.hessian.lanczos import (
     top_eigenvalues,
 )
 from landscape.hessian.operator import HessianOperator
-from landscape.hessian.hutchpp import trace as estimate_trace
 from landscape.io import write_json
 from landscape.progress import progress_bar
 
@@ -83,7 +83,8 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
         from landscape.hessian.plot import density_png
 
         density_png(record["result"]["density"], plot_path, record["result"]["top_k"]["eigenvalues"],
-                    title=f"{ck.run_dir.name}: Hessian spectral density ({split}, {record['result']['n_samples']} images)")
+                    title=f"{ck.run_dir.name}: Hessian spectral density ({split}, {record['result']['n_samples']} "
+                          "images)")
     return record
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
+from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.errors import LandscapeError
 from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
@@ -51,7 +51,8 @@ def analyze(
     if kind not in KINDS:
         raise LandscapeError(f"kind must be worst or average, got {kind!r}")
     if kind == "average" and norm is not None:
-        raise LandscapeError("norm applies to kind worst only (average-case sharpness uses a Gaussian)", params=("norm", "kind"))
+        raise LandscapeError("norm applies to kind worst only (average-case sharpness uses a Gaussian)",
+                             params=("norm", "kind"))
     norm = check_norm(norm or "l2") if kind == "worst" else None
     rhos = check_rhos(rhos)
     if isinstance(m, bool) or not isinstance(m, int) or m < 1:

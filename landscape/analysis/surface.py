@@ -17,14 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from landscape import distributed
-from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.plan import make_plan, parse_spec, spec_settings
+from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_bytes, stable_hash
 from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, prepare_batches
-from landscape.surface.grid import axis, center_index, parse_grid
+from landscape.surface.grid import axis, center_index, interp_axis, parse_grid
 from landscape.surface.plot import plot_html, plot_png
 
 DEFAULT_BN_SAMPLES = 512
@@ -98,6 +98,7 @@ def analyze(
         "bn_samples": bn_samples if bn == "recompute" else None,
         "batch_size": batch_size,
         "include_bias_bn": bool(include_bias_bn) if kind in ("random", "interp") else None,
+        **({"t_axis": "exact-endpoints"} if kind == "interp" else {}),
         "fast": bool(fast),
         "seed": seed,
     }
@@ -127,7 +128,8 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
     for i, override in enumerate((x_range, y_range)[:dim]):
         if override is not None:
             ranges[i] = (float(override[0]), float(override[1]))
-    xs = axis(sizes[0], *ranges[0])
+    lo, hi = ranges[0]
+    xs = interp_axis(sizes[0], lo, hi) if kind == "interp" and lo <= 0 and hi >= 1 else axis(sizes[0], lo, hi)
     ys = axis(sizes[1], *ranges[1]) if dim == 2 else None
 
     stem = out / f"surface-{stable_hash(settings)}"
@@ -163,6 +165,7 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
         "model_loss": model_loss,
         "model_accuracy": model_acc,
         "center_error": None if center_loss is None or bn != "eval" else abs(center_loss - model_loss),
+        **(_endpoints(xs, cj if dim == 2 else None, arrays) if kind == "interp" else {}),
         "bn": bn,
         "split": split,
         "n_samples": sum(len(y) for _, y in data),
@@ -180,6 +183,16 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
     if distributed.is_main():
         partial.unlink(missing_ok=True)
     return result, {"split": split, "bn_mode": bn, "analysis_seed": seed, **model_provenance(model)}
+
+
+def _endpoints(xs: np.ndarray, row: int | None, arrays) -> dict:
+    """Loss and accuracy at ``t = 0`` (this model) and ``t = 1`` (the other), on the ``y = 0`` row in 2D."""
+    at = [np.flatnonzero(xs == t) for t in (0.0, 1.0)]
+    if any(hit.size == 0 for hit in at) or (arrays.loss.ndim == 2 and row is None):
+        return {"endpoint_loss": None, "endpoint_accuracy": None}
+    index = [(hit[0],) if row is None else (hit[0], row) for hit in at]
+    return {"endpoint_loss": [float(arrays.loss[i]) for i in index],
+            "endpoint_accuracy": [float(arrays.accuracy[i]) for i in index]}
 
 
 def _save_npz(path: Path, xs, ys, arrays, plan, described: list[dict], model_loss: float) -> Path:

@@ -26,7 +26,8 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     if path.is_dir():
         final = path / "final.pt"
         if not final.exists():
-            raise LandscapeError(f"run folder {path} has no final.pt (unfinished run? `landscape train --resume` completes it)")
+            raise LandscapeError(f"run folder {path} has no final.pt (unfinished run? `landscape train --resume` "
+                                 "completes it)")
         return final
     return path
 
@@ -39,7 +40,8 @@ def read_payload(path: str | Path) -> dict:
         raise LandscapeError(f"not a landscape checkpoint: {path} (no '{KIND}' marker, model or state_dict)")
     version = payload.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise LandscapeError(f"checkpoint {path} has format_version {version!r}; this landscape reads <= {FORMAT_VERSION}")
+        raise LandscapeError(f"checkpoint {path} has format_version {version!r}; this landscape reads <= "
+                             f"{FORMAT_VERSION}")
     return payload
 
 
@@ -72,7 +74,8 @@ class Checkpoint:
         try:
             model.load_state_dict(state)
         except RuntimeError as exc:
-            raise LandscapeError(f"weights in {self.path} do not fit model {name!r}: {str(exc).splitlines()[0][:160]}") from None
+            reason = str(exc).splitlines()[0][:160]
+            raise LandscapeError(f"weights in {self.path} do not fit model {name!r}: {reason}") from None
         self.model: nn.Module = model.to(self.device).eval()
         self._tensors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 

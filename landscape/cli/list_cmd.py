@@ -27,10 +27,10 @@ def list_command(
     landscape.analysis.register_analysis) appear here in the same process.
 
     Examples:
-
       landscape list optimizers
 
       landscape list analyses --json analyses.json
+
     """
     if registry not in REGISTRIES:
         raise LandscapeError(f"registry must be one of {', '.join(REGISTRIES)}, got {registry!r}")

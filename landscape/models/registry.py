@@ -92,7 +92,8 @@ def _create_timm(name, num_classes, in_chans, img_size, pretrained, **kwargs) ->
 @contextlib.contextmanager
 def _offline_unless_reachable(pretrained: bool, host: str = "huggingface.co", timeout: float = 3.0):
     """Use only the local weight cache when the hub cannot be reached, so an offline
-    ``--pretrained`` fails in seconds with a clear message instead of minutes of retries."""
+    ``--pretrained`` fails in seconds with a clear message instead of minutes of retries.
+    """
     if not pretrained:
         yield
         return

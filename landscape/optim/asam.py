@@ -19,8 +19,8 @@ import torch
 
 from landscape.optim.base import nonnegative
 from landscape.optim.perturb import EPS, global_norm
-from landscape.optim.sam import SAM
 from landscape.optim.registry import OptimSpec, register_optimizer
+from landscape.optim.sam import SAM
 
 
 def is_scaled_weight(name: str | None, param: torch.Tensor) -> bool:
@@ -63,6 +63,7 @@ class ASAM(SAM):
 register_optimizer(OptimSpec(
     "asam", ASAM, {"rho": 0.5, "eta": 0.01}, 2,
     "adaptive SAM: the ascent step scaled by abs(w) + eta on weight tensors",
-    help={"rho": "perturbation radius (in normalised coordinates)", "eta": "offset of the adaptive scaling abs(w) + eta"},
+    help={"rho": "perturbation radius (in normalised coordinates)",
+          "eta": "offset of the adaptive scaling abs(w) + eta"},
     paper="Kwon et al., ICML 2021",
 ))

@@ -39,7 +39,9 @@ BASE_DEFAULTS: dict[str, dict[str, Any]] = {
 _BASE_CLASSES = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
-def split_params(model_or_params: nn.Module | Iterable[torch.Tensor]) -> tuple[nn.Module | None, list[torch.Tensor], list[str | None]]:
+def split_params(
+    model_or_params: nn.Module | Iterable[torch.Tensor],
+) -> tuple[nn.Module | None, list[torch.Tensor], list[str | None]]:
     """``(model or None, trainable params, their names or None)`` from a model or an iterable of params."""
     if isinstance(model_or_params, nn.Module):
         named = [(n, p) for n, p in model_or_params.named_parameters() if p.requires_grad]
@@ -47,7 +49,8 @@ def split_params(model_or_params: nn.Module | Iterable[torch.Tensor]) -> tuple[n
     else:
         params = list(model_or_params)
         if not all(isinstance(p, torch.Tensor) for p in params):
-            raise LandscapeError("create_optimizer takes a model or an iterable of parameter tensors (not param groups)")
+            raise LandscapeError("create_optimizer takes a model or an iterable of parameter tensors (not param "
+                                 "groups)")
         params = [p for p in params if p.requires_grad]
         model, names = None, [None] * len(params)
     if not params:
@@ -112,7 +115,8 @@ class ClosureOptimizer(torch.optim.Optimizer):
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain data only: loads with ``torch.load(..., weights_only=True)``."""
-        return {"name": self.name, "base": self.base, "lr_max": list(self.lr_max), "base_state": self.base_optimizer.state_dict()}
+        return {"name": self.name, "base": self.base, "lr_max": list(self.lr_max),
+                "base_state": self.base_optimizer.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not isinstance(state_dict, dict) or "base_state" not in state_dict:
@@ -127,4 +131,5 @@ class ClosureOptimizer(torch.optim.Optimizer):
         self.lr_max = list(state_dict.get("lr_max", self.lr_max))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, base={self.base!r}, lr={self.param_groups[0]['lr']}, hyper={self.hyper})"
+        return (f"{type(self).__name__}(name={self.name!r}, base={self.base!r}, lr={self.param_groups[0]['lr']}, "
+                f"hyper={self.hyper})")

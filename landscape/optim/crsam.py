@@ -26,8 +26,8 @@ from __future__ import annotations
 import torch
 
 from landscape.optim.base import nonnegative
-from landscape.optim.sam import SAM
 from landscape.optim.registry import OptimSpec, register_optimizer
+from landscape.optim.sam import SAM
 
 
 class CRSAM(SAM):
@@ -60,6 +60,7 @@ class CRSAM(SAM):
 register_optimizer(OptimSpec(
     "crsam", CRSAM, {"rho": 0.1, "gamma": 0.1, "beta": 0.01}, 3,
     "curvature-regularised SAM: finite-difference curvature and gradient-norm penalties",
-    help={"rho": "perturbation radius", "gamma": "weight of the curvature penalty", "beta": "weight of the gradient-norm penalty"},
+    help={"rho": "perturbation radius", "gamma": "weight of the curvature penalty",
+          "beta": "weight of the gradient-norm penalty"},
     paper="Wu, Luo & Wunsch, AAAI 2024",
 ))

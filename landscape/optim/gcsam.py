@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import torch
 
-from landscape.optim.sam import SAM
 from landscape.optim.registry import OptimSpec, register_optimizer
+from landscape.optim.sam import SAM
 
 
 def centralize_(grads: list[torch.Tensor]) -> None:

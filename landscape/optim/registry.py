@@ -186,7 +186,8 @@ def create_optimizer(
     return spec.cls(model_or_params, base=base, lr=lr, base_kwargs=base_kwargs, hyper=own, name=spec.name)
 
 
-register_optimizer(OptimSpec("adam", ClosureOptimizer, {}, 1, "Adam, the one-pass baseline", paper="Kingma & Ba, ICLR 2015"))
+register_optimizer(OptimSpec("adam", ClosureOptimizer, {}, 1, "Adam, the one-pass baseline",
+                             paper="Kingma & Ba, ICLR 2015"))
 register_optimizer(OptimSpec("sgd", ClosureOptimizer, {}, 1, "SGD with momentum, the one-pass baseline"))
 
 

@@ -23,7 +23,18 @@ from typing import Any
 import torch
 
 from landscape.optim.base import ClosureOptimizer, require
-from landscape.optim.perturb import EPS, Buffers, Closure, RngReplay, StateGuard, bn_buffers, check_finite, global_norm, grads_of, take_grads
+from landscape.optim.perturb import (
+    EPS,
+    Buffers,
+    Closure,
+    RngReplay,
+    StateGuard,
+    bn_buffers,
+    check_finite,
+    global_norm,
+    grads_of,
+    take_grads,
+)
 from landscape.optim.registry import OptimSpec, register_optimizer
 
 

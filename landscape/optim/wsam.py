@@ -16,8 +16,8 @@ from __future__ import annotations
 import torch
 
 from landscape.optim.base import require
-from landscape.optim.sam import SAM
 from landscape.optim.registry import OptimSpec, register_optimizer
+from landscape.optim.sam import SAM
 
 
 class WSAM(SAM):
@@ -70,6 +70,7 @@ class WSAM(SAM):
 register_optimizer(OptimSpec(
     "wsam", WSAM, {"rho": 0.05, "gamma": 0.9, "decoupled": True}, 2,
     "weighted SAM: sharpness as a regulariser weighted by gamma / (1 - gamma)",
-    help={"rho": "perturbation radius", "gamma": "sharpness weight, in [0, 1)", "decoupled": "apply the sharpness term as a separate step"},
+    help={"rho": "perturbation radius", "gamma": "sharpness weight, in [0, 1)",
+          "decoupled": "apply the sharpness term as a separate step"},
     paper="Yue et al., KDD 2023",
 ))

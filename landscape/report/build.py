@@ -112,7 +112,8 @@ def _print_summary(numbers: dict, out: Path) -> None:
         table.add_column(col, justify="left" if col == "group" else "right")
     for g in numbers["summary"]["groups"]:
         table.add_row(Text(g["group"]), str(g["n_runs"]), *(fmt_mean_std(g[k]) for k in
-                                                     ("balanced_accuracy", "gap", "lambda_max", "trace", "m_sharpness")))
+                                                     ("balanced_accuracy", "gap", "lambda_max", "trace",
+                                                      "m_sharpness")))
     console = Console(highlight=False)
     console.print(table)
     if numbers["missing"]:

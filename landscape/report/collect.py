@@ -78,7 +78,8 @@ def resolve_inputs(inputs: Sequence[str | Path]) -> list[Path]:
         if item.is_dir() and not (item / "final.pt").exists():
             children = sorted(p / "final.pt" for p in item.iterdir() if (p / "final.pt").is_file())
             if not children:
-                raise LandscapeError(f"{item} is neither a finished run folder (no final.pt) nor a folder of finished runs")
+                raise LandscapeError(f"{item} is neither a finished run folder (no final.pt) nor a folder of finished "
+                                     "runs")
             paths = children
         else:
             paths = [resolve_checkpoint_path(item)]

@@ -41,7 +41,8 @@ def _settings_text(settings: dict) -> str:
 
 
 def overlaid_curves(series: Sequence[dict], x: str, y: str, title: str, xaxis: dict, yaxis: dict, hover: str,
-                    height: int = 420, err: str | None = None, width: float = 2.0, menu: bool = False) -> go.Figure | None:
+                    height: int = 420, err: str | None = None, width: float = 2.0,
+                    menu: bool = False) -> go.Figure | None:
     """One line per run (``s[x]`` against ``s[y]``), coloured by group; None without series.
 
     ``hover``: the hover line after the run label (plotly template, e.g.
@@ -185,7 +186,8 @@ def flatness_scatter(rows: Sequence[dict], summary: dict) -> go.Figure | None:
                     marker={"color": colour, "size": 13, "symbol": "diamond", "line": {"color": "black", "width": 1}},
                     error_x={"type": "data", "array": [g[measure]["std"] or 0.0], "thickness": 1.2},
                     error_y={"type": "data", "array": [g[target]["std"] or 0.0], "thickness": 1.2},
-                    hovertemplate=f"{name} (mean ± std over {g['n_runs']} runs)<br>x=%{{x:.4g}}<br>y=%{{y:.4g}}<extra></extra>",
+                    hovertemplate=f"{name} (mean ± std over {g['n_runs']} "
+                                  f"runs)<br>x=%{{x:.4g}}<br>y=%{{y:.4g}}<extra></extra>",
                 ), **pos)
                 shown.add(group)
             k = i * len(targets) + j + 1

@@ -26,7 +26,6 @@ from landscape.study.parallel import deal, parallel_mode
 from landscape.study.presets import FULL, QUICK, Preset
 
 
-
 def stages() -> tuple[str, ...]:
     """The study's timing stages: training, each registered analysis's ``stage`` (in order), the report."""
     from landscape.analysis import get_analysis, list_analyses
@@ -46,7 +45,8 @@ class StudyResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-small",), optimizers: str | Sequence[str] = "all",
+def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-small",),
+              optimizers: str | Sequence[str] = "all",
               seeds: int | None = None, epochs: int | None = None, out: str | Path = "checkpoints",
               quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None,
               parallel: str | None = None) -> StudyResult:
@@ -182,6 +182,7 @@ def _print(result: StudyResult) -> None:
     table.add_row("total", f"{sum(result.seconds.values()):.1f}")
     console = Console(highlight=False)
     console.print(table)
-    console.print(f"runs: {len(result.run_dirs)} ({len(result.trained)} trained, {len(result.reused)} reused)", markup=False)
+    console.print(f"runs: {len(result.run_dirs)} ({len(result.trained)} trained, {len(result.reused)} reused)",
+                  markup=False)
     console.print(f"report: {result.report}", markup=False)
     console.print(f"summary: {result.summary}", markup=False)

@@ -187,7 +187,8 @@ def uses_conv2d(model: nn.Module) -> bool:
 
 
 def surface_key(
-    model: nn.Module, directions: Sequence[Vector], xs, ys, bn: str, batches: Batches, bn_batches: Batches | None, fast: bool
+    model: nn.Module, directions: Sequence[Vector], xs, ys, bn: str, batches: Batches, bn_batches: Batches | None,
+                fast: bool
 ) -> str:
     """Hash of everything that changes a surface's numbers."""
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
