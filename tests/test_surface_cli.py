@@ -43,7 +43,7 @@ def subset_loss(model, ck, split="test", samples=48, seed=0) -> float:
 
 def test_cli_random_plane_writes_npz_png_html_and_caches(cli, runs):
     run = runs["main"]
-    res = cli("surface", run, "--grid", "5x3", "--samples", "48", "--device", "cpu")
+    res = cli("surface", run, "--grid", "5x3", "--samples", "48", "--device", "cpu", "--html")
     assert res.code == 0, res.err
     assert "loss surface of" in res.out and "centre loss" in res.out
     [record_path] = (run / "analysis").glob("surface-*.json")
@@ -63,7 +63,7 @@ def test_cli_random_plane_writes_npz_png_html_and_caches(cli, runs):
     assert "<script src" not in html and "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js inline
     assert [d["seed"] for d in result["direction_info"]] == [0, 0] and len(result["direction_info"][0]["hash"]) == 16
     # same settings: answered from the cache
-    again = analyze(ck, grid="5x3", samples=48, progress=False)
+    again = analyze(ck, grid="5x3", samples=48, html=True, progress=False)
     assert again["path"] == str(record_path) and again["result"] == result
 
 

@@ -73,6 +73,9 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
         train(cfg, progress=False)
     monkeypatch.setattr(loop._Trainer, "train_epoch", original)
     assert not (cfg.run_dir("phantom") / "final.pt").exists()
+    with_state = [p.name for p in loop.epoch_files(cfg.run_dir("phantom"))
+                  if "optimizer_state" in torch.load(p, weights_only=True)]
+    assert with_state == ["epoch_002.pt"]  # only the newest epoch file carries the optimizer state
     resumed = train(cfg, progress=False, resume=True)
     assert _same_weights(full.final, resumed.final)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]

@@ -25,16 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from landscape.checkpoint import read_payload, resolve_checkpoint_path
-from landscape.directions import (
-    Vector,
-    eigen_directions,
-    interp_direction,
-    norm,
-    random_directions,
-    tensor_hash,
-    trainable,
-    trajectory_pca,
-)
+from landscape.directions.eigen import eigen_directions
+from landscape.directions.interp import interp_direction
+from landscape.directions.pca import trajectory_pca
+from landscape.directions.random import random_directions
+from landscape.directions.vectors import Vector, norm, tensor_hash, trainable
 from landscape.errors import LandscapeError
 from landscape.io import sha256_bytes
 

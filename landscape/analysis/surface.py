@@ -1,7 +1,9 @@
 """A checkpoint's 1D/2D loss surface, cached as a ``surface`` record in its run's ``analysis/``.
 
-Writes ``surface-<hash>.npz`` (arrays and axes), ``.png`` and ``.html`` next
-to the record (``<hash>`` is the record's settings hash). While it runs, a
+Writes ``surface-<hash>.npz`` (arrays and axes), ``.png`` and, with
+``html=True``, a self-contained interactive ``.html`` (4.8 MB of plotly.js each;
+the report is the interactive artifact, so it is opt-in) next to the record
+(``<hash>`` is the record's settings hash). While it runs, a
 ``surface-<hash>.partial.npz`` holds the finished rows; a killed run started
 again with the same settings resumes from it and gives identical arrays.
 """
@@ -48,6 +50,7 @@ def analyze(
     x_range: tuple[float, float] | None = None,
     y_range: tuple[float, float] | None = None,
     fast: bool = True,
+    html: bool = False,
     device: str | None = None,
     data_root: str | Path | None = None,
 ) -> dict:
@@ -56,14 +59,16 @@ def analyze(
     ``ck``: a loaded :class:`~landscape.checkpoint.Checkpoint` or a path (then
     ``device`` and ``data_root`` load it). ``directions``: ``random``,
     ``eigen``, ``interp:OTHER.pt`` or ``pca`` (axes in
-    :mod:`landscape.surface.plan`; ``x_range``/``y_range`` override them).
+    :mod:`landscape.analysis.plan`; ``x_range``/``y_range`` override them).
     ``grid``: points per axis, ``N`` or ``(N, M)``. ``split``/``samples``: the
     evaluation data (a subset seeded by ``seed``). ``bn``: ``eval`` (frozen
     statistics) or ``recompute`` (re-estimated at every point on
     ``bn_samples`` training images). ``seed`` also seeds random directions.
 
     ``center_error`` is ``|loss at (0, 0) - model_loss|`` (``bn="eval"``
-    only: recomputed statistics change the centre on purpose).
+    only: recomputed statistics change the centre on purpose). For
+    ``interp``, ``endpoint_loss``/``endpoint_accuracy`` hold the values at
+    ``t = 0`` and ``t = 1``. ``html``: also write the interactive HTML.
 
     Returns the cache record ``{"kind", "settings", "result", "provenance"}``
     plus ``"path"``; a stored record with the same settings whose files still
@@ -100,6 +105,7 @@ def analyze(
         "include_bias_bn": bool(include_bias_bn) if kind in ("random", "interp") else None,
         **({"t_axis": "exact-endpoints"} if kind == "interp" else {}),
         "fast": bool(fast),
+        "html": bool(html),
         "seed": seed,
     }
     out = Path(out_dir) if out_dir is not None else ck.analysis_dir
@@ -150,8 +156,9 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
     files = {
         "npz": _save_npz(stem.with_suffix(".npz"), xs, ys, arrays, plan, described, model_loss),
         "png": plot_png(stem.with_suffix(".png"), xs, ys, arrays.loss, **figure),
-        "html": plot_html(stem.with_suffix(".html"), xs, ys, arrays.loss, **figure),
     }
+    if settings["html"]:
+        files["html"] = plot_html(stem.with_suffix(".html"), xs, ys, arrays.loss, **figure)
     seconds = time.perf_counter() - start
     result = {
         "dim": dim,

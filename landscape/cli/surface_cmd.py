@@ -30,6 +30,7 @@ def surface_command(
                                          help="Also move biases and norm-layer parameters (each scaled to its tensor's "
                                               "norm)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
+    html: bool = typer.Option(False, "--html", help="Also write a self-contained interactive HTML (4.8 MB each)."),
     exact: bool = typer.Option(False, "--exact",
                                help="Skip BN folding and channels_last (bit-identical to the plain model, slower)."),
     out: Optional[Path] = typer.Option(None, "--out",
@@ -64,7 +65,8 @@ def surface_command(
     record = analyze(
         checkpoint, dim=dim, directions=directions, grid=grid, span=span, split=split, bn=bn, samples=samples,
         seed=seed, progress=True, out_dir=out, bn_samples=bn_samples, batch_size=batch_size,
-        include_bias_bn=include_bias_bn, fast=not exact, device=None if device == "auto" else device, data_root=data,
+        include_bias_bn=include_bias_bn, fast=not exact, html=html, device=None if device == "auto" else device,
+        data_root=data,
     )
     res = record["result"]
     loss = np.asarray(res["loss"], dtype=float)

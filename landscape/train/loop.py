@@ -53,6 +53,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
+def drop_optimizer_state(path: Path) -> None:
+    """Rewrite checkpoint ``path`` without its ``optimizer_state`` (atomically; no-op when it has none)."""
+    payload = safe_torch_load(path)
+    if payload.pop("optimizer_state", None) is not None:
+        atomic_torch_save(payload, path)
+
+
 def epoch_files(run_dir: Path) -> list[Path]:
     """``epoch_NNN.pt`` files of a run, sorted by epoch."""
     files = [p for p in Path(run_dir).glob("epoch_*.pt") if _EPOCH_RE.search(p.name)]
@@ -134,11 +141,15 @@ class _Trainer:
         )
 
     def save_epoch(self, epoch: int, metrics: dict) -> None:
+        """Write ``epoch_NNN.pt``; only the newest epoch file keeps the optimizer state (``--resume`` reads it)."""
         atomic_torch_save(self.payload(epoch, metrics, with_state=True), self.run_dir / f"epoch_{epoch:03d}.pt")
-        if self.cfg.keep == "last" and distributed.is_main():
-            for f in epoch_files(self.run_dir)[:-1]:
-                if f.name != "epoch_000.pt":
+        if distributed.is_main():  # only rank 0 writes
+            older = epoch_files(self.run_dir)[:-1]
+            for f in older:
+                if self.cfg.keep == "last" and f.name != "epoch_000.pt":
                     f.unlink(missing_ok=True)
+            if older and older[-1].exists():
+                drop_optimizer_state(older[-1])
         write_json(self.run_dir / "history.json", self.history)
 
     def restore(self) -> int:
