@@ -52,7 +52,9 @@ def test_same_seed_same_weights_and_keep_last(tmp_path):
     a = train(_cfg(tmp_path / "a", epochs=2), progress=False)
     b = train(_cfg(tmp_path / "b", epochs=2, keep="last"), progress=False)
     assert _same_weights(a.final, b.final)
-    assert sorted(p.name for p in b.run_dir.glob("epoch_*.pt")) == ["epoch_000.pt", "epoch_002.pt"]
+    # keep last: the initial weights; the newest epoch file was the resume point until final.pt replaced it
+    assert sorted(p.name for p in b.run_dir.glob("epoch_*.pt")) == ["epoch_000.pt"]
+    assert all("optimizer_state" not in torch.load(p, weights_only=True) for p in a.run_dir.glob("*.pt"))
 
 
 def test_resume_equals_uninterrupted(tmp_path, monkeypatch):

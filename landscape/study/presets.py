@@ -20,6 +20,7 @@ class Preset:
     seeds: int
     img_size: int
     batch_size: int = 32
+    keep: str = "all"  # per-epoch checkpoints: "all" (PCA trajectories) or "last" (resume only)
     quick_analyses: bool = False  # use each AnalysisSpec's quick_defaults
 
     def analyses(self) -> dict[str, dict]:
@@ -30,4 +31,4 @@ class Preset:
 
 
 FULL = Preset(epochs=30, seeds=3, img_size=64)
-QUICK = Preset(epochs=4, seeds=2, img_size=32, batch_size=32, quick_analyses=True)
+QUICK = Preset(epochs=4, seeds=2, img_size=32, batch_size=32, keep="last", quick_analyses=True)  # no PCA: final.pt

@@ -77,7 +77,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
         raise LandscapeError(f"seeds must be >= 1, got {seeds}")
     out = Path(out)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
-                       batch_size=preset.batch_size, split_seed=seed, out=str(out)).validate()
+                       batch_size=preset.batch_size, split_seed=seed, keep=preset.keep, out=str(out)).validate()
     analyses = preset.analyses()
     settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
                 "epochs": epochs, "img_size": img_size, "batch_size": preset.batch_size, "quick": quick,

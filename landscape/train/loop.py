@@ -245,6 +245,11 @@ class _Trainer:
         metrics = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
         epoch = self.cfg.effective_epochs
         atomic_torch_save(self.payload(epoch, metrics, with_state=False), self.run_dir / "final.pt")
+        newest = epoch_files(self.run_dir)[-1]  # the resume point, now obsolete: final.pt holds its weights
+        if self.cfg.keep == "last" and newest.name != "epoch_000.pt":
+            newest.unlink()
+        else:
+            drop_optimizer_state(newest)
         best_path = self.run_dir / "best.pt"
         if distributed.is_main():
             best = safe_torch_load(best_path)
