@@ -24,7 +24,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
     dist_timeout: float = typer.Option(None, "--dist-timeout", show_default="30, or $LANDSCAPE_DIST_TIMEOUT",
                                        help="Under torchrun: minutes the process group and every collective may wait."),
 ) -> None:

@@ -22,8 +22,12 @@ def surface_command(
                                help="Axis reach: random/eigen [-span, span]; interp t in [-span/2, 1+span/2]; pca span "
                                     "x 1.2 x the trajectory."),
     split: str = typer.Option("test", "--split", help="Data split to evaluate: train, val or test."),
-    bn: str = typer.Option("eval", "--bn", help="BatchNorm: eval (frozen running stats) or recompute (re-estimated per point on training images; a no-op for models without BatchNorm, e.g. ViT, Swin, VGG)."),
-    samples: Optional[int] = typer.Option(None, "--samples", help="Evaluate on a seeded subset of this many images (default: the whole split)."),
+    bn: str = typer.Option("eval", "--bn",
+                           help="BatchNorm: eval (frozen running stats) or recompute (re-estimated per point on "
+                                "training images; a no-op for models without BatchNorm, e.g. ViT, Swin, VGG)."),
+    samples: Optional[int] = typer.Option(None, "--samples",
+                                          help="Evaluate on a seeded subset of this many images (default: the whole "
+                                               "split)."),
     bn_samples: int = typer.Option(512, "--bn-samples", help="Training images for --bn recompute."),
     seed: int = typer.Option(0, "--seed", help="Seed of random directions, subsets and Lanczos."),
     include_bias_bn: bool = typer.Option(False, "--include-bias-bn/--no-include-bias-bn",
@@ -59,6 +63,7 @@ def surface_command(
       landscape surface RUN_DIR --directions eigen --span 0.2 --samples 256
 
       torchrun --nproc-per-node 8 --no-python landscape surface RUN_DIR --dim 2 --grid 51   # rows over ranks
+
     """
     from landscape.analysis.surface import analyze
 

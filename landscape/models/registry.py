@@ -123,7 +123,8 @@ def _timm_arguments(name: str) -> set[str]:
     from timm.models import build_model_with_cfg
 
     module = inspect.getmodule(timm.models.model_entrypoint(name))
-    names = set(inspect.signature(timm.create_model).parameters) | set(inspect.signature(build_model_with_cfg).parameters)
+    names = set(inspect.signature(timm.create_model).parameters)
+    names |= set(inspect.signature(build_model_with_cfg).parameters)
     names |= {"out_indices", "feature_cls", "flatten_sequential"}  # popped by timm's _create_* helpers
     for obj in vars(module).values():
         if isinstance(obj, type) and issubclass(obj, nn.Module) and obj.__module__ == module.__name__:

@@ -282,7 +282,8 @@ def evaluate_surface(
             distributed.all_reduce(rows)  # every rank gets the wave's rows (no-op in one process)
             bar.advance((len(wave) - 1) * len(cols))
             for k, i in enumerate(wave):
-                loss[i], acc[i] = (rows[k, 0, 0], rows[k, 1, 0]) if ys is None else (rows[k, 0].numpy(), rows[k, 1].numpy())
+                loss[i], acc[i] = (rows[k, 0, 0], rows[k, 1, 0]) if ys is None else (rows[k, 0].numpy(), rows[k,
+                                                                                                              1].numpy())
                 done[i] = True
                 evaluated += len(cols)
             if resume_path is not None:

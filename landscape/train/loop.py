@@ -80,7 +80,8 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False, overwri
     if (run_dir / "final.pt").exists() and not overwrite:
         if resume:
             return _finished(run_dir, cfg)
-        raise LandscapeError(f"{run_dir} already holds a finished run; pass --resume to reuse it or --overwrite to retrain")
+        raise LandscapeError(f"{run_dir} already holds a finished run; pass --resume to reuse it or --overwrite to "
+                             "retrain")
     if overwrite and not resume and distributed.is_main():
         for f in [*epoch_files(run_dir), run_dir / "final.pt", run_dir / "best.pt"]:
             f.unlink(missing_ok=True)
@@ -92,7 +93,8 @@ def _finished(run_dir: Path, cfg: TrainConfig) -> TrainResult:
     _check_same_config(run_dir, cfg)
     payload = safe_torch_load(run_dir / "final.pt")
     history = read_json(run_dir / "history.json") if (run_dir / "history.json").exists() else []
-    return TrainResult(run_dir, run_dir / "final.pt", run_dir / "best.pt", history, payload["metrics"], payload["wall_time_s"])
+    return TrainResult(run_dir, run_dir / "final.pt", run_dir / "best.pt", history, payload["metrics"],
+                       payload["wall_time_s"])
 
 
 def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
@@ -103,7 +105,8 @@ def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
     ignore = {"out", "run_name", "device", "keep"}
     diff = sorted(k for k, v in cfg.to_dict().items() if k not in ignore and old.get(k, v) != v)
     if diff:
-        raise LandscapeError(f"{run_dir} was trained with other settings ({', '.join(diff)}); use another --out or --overwrite")
+        raise LandscapeError(f"{run_dir} was trained with other settings ({', '.join(diff)}); use another --out or "
+                             "--overwrite")
 
 
 class _Trainer:
@@ -180,7 +183,8 @@ class _Trainer:
         x_train, y_train = self.prep.tensors["train"]
         x_val, y_val = self.prep.tensors["val"]
         epochs = cfg.effective_epochs
-        with progress_bar(f"train {self.run_dir.name}", total=epochs * self.steps_per_epoch, enabled=self.progress) as bar:
+        with progress_bar(f"train {self.run_dir.name}", total=epochs * self.steps_per_epoch,
+                          enabled=self.progress) as bar:
             bar.advance(start * self.steps_per_epoch)
             for epoch in range(start + 1, epochs + 1):
                 t0 = time.perf_counter()
@@ -245,16 +249,18 @@ class _Trainer:
         metrics = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
         epoch = self.cfg.effective_epochs
         atomic_torch_save(self.payload(epoch, metrics, with_state=False), self.run_dir / "final.pt")
-        newest = epoch_files(self.run_dir)[-1]  # the resume point, now obsolete: final.pt holds its weights
-        if self.cfg.keep == "last" and newest.name != "epoch_000.pt":
-            newest.unlink()
-        else:
-            drop_optimizer_state(newest)
+        if distributed.is_main():  # the resume point is now obsolete: final.pt holds its weights
+            newest = epoch_files(self.run_dir)[-1]
+            if self.cfg.keep == "last" and newest.name != "epoch_000.pt":
+                newest.unlink()
+            else:
+                drop_optimizer_state(newest)
         best_path = self.run_dir / "best.pt"
         if distributed.is_main():
             best = safe_torch_load(best_path)
             self.model.load_state_dict(best["state_dict"])
-            best["metrics"] = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
+            best["metrics"] = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val",
+                                                                                                      "test")}
             atomic_torch_save(best, best_path)
             write_json(self.run_dir / "history.json", self.history)
         distributed.barrier()  # the run's files are on disk for every rank
