@@ -163,6 +163,9 @@ class _Trainer:
         _check_same_config(self.run_dir, self.cfg)
         payload = safe_torch_load(files[-1])
         self.model.load_state_dict(payload["state_dict"])
+        if payload.get("optimizer_state") is None:
+            raise LandscapeError(f"{files[-1]} holds no optimizer state (only the newest epoch file of an unfinished "
+                                 "run does); resume is not possible from it, use --overwrite")
         self.opt.load_state_dict(payload["optimizer_state"])
         self.history = list(payload.get("history", []))
         self.wall = float(payload.get("wall_time_s", 0.0))
