@@ -48,7 +48,8 @@ def _worker(args) -> None:
     x = torch.randn(args.samples, 1, args.img_size, args.img_size, generator=g)
     y = torch.randint(0, 3, (args.samples,), generator=g)
     loss = torch.nn.CrossEntropyLoss()
-    op = HessianOperator(model, loss, [(x[i:i + args.batch], y[i:i + args.batch]) for i in range(0, len(y), args.batch)])
+    op = HessianOperator(model, loss, [(x[i:i + args.batch], y[i:i + args.batch]) for i in range(0, len(y),
+                                                                                                 args.batch)])
     v = torch.randn(op.size, generator=g)
     op.matvec(v)  # builds and retains the first-order graphs
     distributed.barrier()

@@ -97,7 +97,8 @@ def main() -> None:
             try:
                 r = measure(name, size, args.images, args.repeats)
             except Exception as exc:  # report and go on: one size failing must not hide the others
-                print(f"| {name} | {size} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]} |", flush=True)
+                print(f"| {name} | {size} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]} |",
+                      flush=True)
                 continue
             ratio = f"{r['grad_fused_over_math']:.2f}" if "grad_fused_over_math" in r else "-"
             print(f"| {name} | {size} | {r['params_m']:.1f} | {r['sam_step_s']:.2f} | {r['epoch_s']:.0f} | "

@@ -41,13 +41,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from _common import DEFAULT_DATA, trained_checkpoint
 
 from landscape.checkpoint import load_checkpoint
 from landscape.hessian import HessianOperator, top_eigenvalues, trace
 from landscape.hessian.krylov import Krylov, generator
 from landscape.hessian.lanczos import LANCZOS_STREAM
+
 
 def checkpoint_path(args) -> Path:
     """``--ckpt``, or a cnn-small trained on ``--data`` for ``--epochs``."""
@@ -206,7 +206,8 @@ def main() -> None:
         print(row)
     print(f"(ours top-1/top-5 certified: {ours['top-1']['certified']}/{ours['top-5']['certified']}, "
           f"max residual/|lambda| {ours['top-5']['residual']:.1e}; trace {ours['trace']['values']:.4f} "
-          f"95% CI [{ours['trace']['ci'][0]:.4f}, {ours['trace']['ci'][1]:.4f}], stopped by {ours['trace']['stopped_by']})")
+          f"95% CI [{ours['trace']['ci'][0]:.4f}, {ours['trace']['ci'][1]:.4f}], stopped by "
+          f"{ours['trace']['stopped_by']})")
     print()
     print(f"one gradient over {op.num_samples} images: {t_grad:.2f} s")
     print(f"HVP / gradient: ours {t_warm / t_grad:.2f} (graph kept), {t_cold / t_grad:.2f} (graph rebuilt per HVP)"

@@ -24,9 +24,8 @@ import statistics
 import time
 
 import torch
-from torch import nn
-
 from _common import DEFAULT_DATA
+from torch import nn
 
 from landscape.data import load_images, norm_stats, to_float
 from landscape.models import create
@@ -44,7 +43,8 @@ def batches(data: str | None, img_size: int, batch_size: int, count: int, seed: 
     y = torch.as_tensor(images.labels)
     perm = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
     n = len(y) // batch_size
-    out = [(x[perm[i * batch_size : (i + 1) * batch_size]], y[perm[i * batch_size : (i + 1) * batch_size]]) for i in range(n)]
+    out = [(x[perm[i * batch_size : (i + 1) * batch_size]],
+            y[perm[i * batch_size : (i + 1) * batch_size]]) for i in range(n)]
     return [out[i % n] for i in range(count)], images.name, len(images.classes)
 
 
@@ -101,7 +101,7 @@ def agreement(model0, data, steps, lr):
             xb = xb.double()
             make_step(opt_a, a, loss_fn)(xb, yb)
 
-            def closure(xb=xb, yb=yb):
+            def closure(xb=xb, yb=yb, opt_b=opt_b, b=b):
                 opt_b.zero_grad()
                 loss = loss_fn(b(xb), yb)
                 loss.backward()

@@ -60,7 +60,8 @@ def main() -> None:
             shutil.rmtree(out, ignore_errors=True)
 
     print(f"quick preset: {QUICK.epochs} epochs, {QUICK.seeds} seeds, {QUICK.img_size} px, "
-          f"{len(fresh.run_dirs)} runs, {args.threads} threads, device {'cuda' if torch.cuda.is_available() else 'cpu'}")
+          f"{len(fresh.run_dirs)} runs, {args.threads} threads, device "
+          f"{'cuda' if torch.cuda.is_available() else 'cpu'}")
     print(f"{'stage':<10} {'fresh s':>9} {'share':>7} {'re-run s':>9}")
     for stage, sec in fresh.seconds.items():
         print(f"{stage:<10} {sec:9.1f} {sec / fresh_s:7.1%} {again.seconds[stage]:9.1f}")

@@ -14,14 +14,14 @@ import argparse
 import time
 
 import torch
-from torch import nn
-
 from _common import DEFAULT_DATA
+from torch import nn
 
 from landscape.data import augment
 from landscape.optim import create_optimizer
 from landscape.train import TrainConfig
 from landscape.train.prepare import build_model, prepare_data
+
 
 def run_epoch(model, step, x, y, batch_size, seed):
     """One epoch; returns (total seconds, data seconds)."""

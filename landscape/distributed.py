@@ -156,7 +156,8 @@ def all_reduce(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
     if not active():
         return t
     buf = _comm(t)
-    torch.distributed.all_reduce(buf, op=torch.distributed.ReduceOp.SUM if op == "sum" else torch.distributed.ReduceOp.MAX)
+    torch.distributed.all_reduce(buf,
+                                 op=torch.distributed.ReduceOp.SUM if op == "sum" else torch.distributed.ReduceOp.MAX)
     if buf is not t:
         t.copy_(buf)
     return t

@@ -124,7 +124,8 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt input
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-        raise LandscapeError(f"cannot read checkpoint {path}: corrupt or not a safe tensor file ({first[:120]})") from None
+        raise LandscapeError(f"cannot read checkpoint {path}: corrupt or not a safe tensor file "
+                             f"({first[:120]})") from None
     if not isinstance(obj, dict):
         raise LandscapeError(f"not a landscape checkpoint: {path} (top level is {type(obj).__name__}, not a dict)")
     return obj

@@ -41,7 +41,8 @@ def _auroc(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> tuple[f
     present = np.unique(labels)
     macro = None
     if len(present) == probs.shape[1] and probs.shape[1] > 2:
-        macro = float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=list(range(probs.shape[1]))))
+        macro = float(roc_auc_score(labels, probs, multi_class="ovr", average="macro",
+                                    labels=list(range(probs.shape[1]))))
     elif probs.shape[1] == 2 and len(present) == 2:
         macro = float(roc_auc_score(labels, probs[:, 1]))
     malignant = None
@@ -55,7 +56,8 @@ def _auroc(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> tuple[f
 
 def classification_metrics(logits, labels, classes: list[str], n_bins: int = 15) -> dict:
     """Accuracy, balanced accuracy, macro-F1, per-class recall, AUROC (macro OvR and
-    malignant-vs-rest), ECE (``n_bins`` bins) and NLL (nats, mean) for one split."""
+    malignant-vs-rest), ECE (``n_bins`` bins) and NLL (nats, mean) for one split.
+    """
     logits, labels = _np(logits).astype(np.float64), _np(labels).astype(np.int64)
     if len(labels) == 0:
         return {"n": 0}

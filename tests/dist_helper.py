@@ -149,12 +149,14 @@ def main(mode: str, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     if mode == "numbers":
         result = {"world_size": distributed.world_size(), "hessian": hessian_numbers(),
-                  "sharpness": sharpness_numbers(), "sam_local": sam_local_step(), "train": train_numbers(out), "surface": surface(out / "surface.partial.npz")}
+                  "sharpness": sharpness_numbers(), "sam_local": sam_local_step(), "train": train_numbers(out),
+                  "surface": surface(out / "surface.partial.npz")}
     elif mode == "hvp-device":  # the HVP on this rank's device (cuda:LOCAL_RANK under torchrun with CUDA)
         from landscape.hessian.operator import HessianOperator
 
         x, y = _data()
-        op = HessianOperator(_model().to(distributed.device()), torch.nn.CrossEntropyLoss(), [(x[:5], y[:5]), (x[5:], y[5:])])
+        op = HessianOperator(_model().to(distributed.device()), torch.nn.CrossEntropyLoss(), [(x[:5], y[:5]), (x[5:],
+                                                                                                               y[5:])])
         hv = op.matvec(torch.linspace(-1, 1, op.size))
         result = {"device": str(op.device), "world_size": distributed.world_size(), "hv": hv.tolist()}
     elif mode == "resume":  # continue OUT/runs/<adam run> from its last epoch file

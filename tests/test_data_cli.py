@@ -29,10 +29,12 @@ def test_inspect_table_and_json(cli, tmp_path):
     assert "mini" in res.out and "label conflicts" in res.out and "benign/benign (1).png" in res.out
     report = json.loads(out_json.read_text())
     assert report["source"] == "mini" and report["n_images"] == 5 and report["skipped_masks"] == 1
-    assert [(c["name"], c["images"], c["in_conflicts"]) for c in report["classes"]] == [("benign", 3, 1), ("malignant", 2, 1)]
+    assert [(c["name"], c["images"], c["in_conflicts"]) for c in report["classes"]] == [("benign", 3, 1), ("malignant",
+                                                                                                           2, 1)]
     assert report["conflicts"] == [{"files": ["benign/benign (1).png", "malignant/malignant (2).png"],
                                     "classes": ["benign", "malignant"], "conflict": True,
-                                    "score_min": report["conflicts"][0]["score_min"], "score_max": report["conflicts"][0]["score_max"]}]
+                                    "score_min": report["conflicts"][0]["score_min"],
+                                    "score_max": report["conflicts"][0]["score_max"]}]
     assert report["conflicts"][0]["score_min"] > 0.99
     assert report["duplicates"]["n_groups"] == 1 and report["duplicates"]["threshold"] == 0.55
     assert report["sizes"]["distinct"] == 4 and report["modes"] == {"L": 4, "RGB": 1}

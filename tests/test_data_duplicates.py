@@ -78,7 +78,8 @@ def test_groups_and_conflicts_on_real_scans(mini_busi):
         assert coarse >= dups.settings["coarse_threshold"] and fine >= dups.settings["threshold"]
     copy = images.files.index("normal/copy of benign 3.png")
     exact = [p for p in dups.pairs if copy in p[:2]]
-    assert len(exact) == 1 and exact[0][2] == pytest.approx(1.0, abs=1e-9) and exact[0][3] == pytest.approx(1.0, abs=1e-9)
+    assert len(exact) == 1 and exact[0][2] == pytest.approx(1.0, abs=1e-9) and exact[0][3] == pytest.approx(1.0,
+                                                                                                            abs=1e-9)
 
 
 def test_threshold_and_img_size(mini_busi):

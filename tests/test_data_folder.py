@@ -40,7 +40,8 @@ def make_release(root, *, corrupt: bool = False):
 
 def test_reader_layout_sizes_and_modes(tmp_path):
     images = load_images(make_release(tmp_path / "BUSI_Test"), img_size=32)
-    assert images.name == "busi_test" and images.kind == "folder" and images.root == str((tmp_path / "BUSI_Test").resolve())
+    assert images.name == "busi_test" and images.kind == "folder"
+    assert images.root == str((tmp_path / "BUSI_Test").resolve())
     assert images.classes == ["benign", "malignant", "normal"]
     assert images.files == ["benign/benign (2).png", "benign/benign (10).png", "malignant/malignant (1).bmp",
                             "malignant/malignant (3).png", "normal/normal (1).jpg", "normal/normal (2).tif"]
@@ -92,7 +93,8 @@ def test_masks_and_natural_order():
         (lambda root: (root.mkdir(), Image.new("L", (8, 8)).save(root / "a.png")), "no class sub-folders"),
         (lambda root: ((root / "benign").mkdir(parents=True), Image.new("L", (8, 8)).save(root / "benign" / "a.png")),
          "only one class folder"),
-        (lambda root: ((root / "a").mkdir(parents=True), (root / "b").mkdir(), Image.new("L", (8, 8)).save(root / "a" / "x.png"),
+        (lambda root: ((root / "a").mkdir(parents=True), (root / "b").mkdir(),
+                       Image.new("L", (8, 8)).save(root / "a" / "x.png"),
                        Image.new("L", (8, 8)).save(root / "b" / "x_mask.png")), "holds no images"),
     ],
     ids=["missing", "file", "no-classes", "one-class", "only-masks"],

@@ -9,7 +9,16 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.data import Duplicates, Images, find_duplicates, kfold_split, load_images, make_split, manifest_hash, select
+from landscape.data import (
+    Duplicates,
+    Images,
+    find_duplicates,
+    kfold_split,
+    load_images,
+    make_split,
+    manifest_hash,
+    select,
+)
 from landscape.errors import LandscapeError
 
 CLASSES = ["benign", "malignant", "normal"]
@@ -89,12 +98,14 @@ def test_hash_follows_content_and_select_checks_it():
     edited = dataclasses.replace(images, file_hashes=list(images.file_hashes))
     edited.file_hashes[images.files.index(name)] = "0" * 64
     assert make_split(edited, duplicates=dups)["hash"] != m["hash"]
-    with pytest.raises(LandscapeError, match=f"1 file\\(s\\) of the test split differ .*{name.replace('(', '.').replace(')', '.')}"):
+    with pytest.raises(LandscapeError,
+                       match=f"1 file\\(s\\) of the test split differ .*{name.replace('(', '.').replace(')', '.')}"):
         select(edited, m, "test")
     select(edited, m, "train")  # the edited file is not in train
     gone = images.files.index(name)
     missing = dataclasses.replace(images, files=[f for f in images.files if f != name],
-                                  labels=np.delete(images.labels, gone), file_hashes=images.file_hashes[:gone] + images.file_hashes[gone + 1:],
+                                  labels=np.delete(images.labels, gone),
+                                  file_hashes=images.file_hashes[:gone] + images.file_hashes[gone + 1:],
                                   pixels=torch.cat([images.pixels[:gone], images.pixels[gone + 1:]]))
     with pytest.raises(LandscapeError, match="1 file\\(s\\) of the test split are missing from /toy"):
         select(missing, m, "test")

@@ -39,7 +39,8 @@ def test_to_float():
 
 
 def blob(size=64, cy=20.0, cx=40.0, sigma=3.0):
-    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64), indexing="ij")
+    yy, xx = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64),
+                            indexing="ij")
     return torch.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
 
 
@@ -62,7 +63,8 @@ def test_augment_moves_content_as_the_affine_says():
         a, t = theta[k, :, :2], theta[k, :, 2]
         expected = torch.linalg.solve(a, c_in - t)  # p_in = A p_out + t
         assert torch.allclose(centroid(out[k, 0]), expected, atol=0.01)  # 0.3 px
-        assert out[k].sum().item() == pytest.approx(x[k].sum().item() / abs(torch.det(a).item()), rel=0.02)  # area scales by 1/det
+        assert out[k].sum().item() == pytest.approx(x[k].sum().item() / abs(torch.det(a).item()),
+                                                    rel=0.02)  # area scales by 1/det
 
 
 def test_flip_only_is_exact_and_both_sides_occur():
@@ -95,7 +97,8 @@ def test_random_affine_bounds():
     assert angle.abs().max() <= 10 + 1e-4 and angle.abs().max() > 9
     assert t.abs().max() <= 0.12 + 1e-6 and t.abs().max() > 0.11
     assert 0.45 < (det < 0).double().mean() < 0.55  # flips
-    rotation_part = a * zoom[:, None, None] * torch.stack([det.sign(), torch.ones(2000, dtype=torch.float64)], 1)[:, None, :]
+    signs = torch.stack([det.sign(), torch.ones(2000, dtype=torch.float64)], 1)
+    rotation_part = a * zoom[:, None, None] * signs[:, None, :]
     eye = rotation_part @ rotation_part.transpose(1, 2)
     assert torch.allclose(eye, torch.eye(2, dtype=torch.float64).expand(2000, 2, 2), atol=1e-5)  # no shear
     assert math.isclose(float(zoom.mean()), 1.0, abs_tol=0.01)

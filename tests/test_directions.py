@@ -76,7 +76,8 @@ def test_interp_direction_reaches_other_weights_and_bn_buffers():
     a, b = conv_linear_model(0), conv_linear_model(1)
     b[1].running_mean.normal_()
     d = interp_direction(a, b.state_dict())
-    for name, t in {**dict(a.named_parameters()), "1.running_mean": a[1].running_mean, "1.running_var": a[1].running_var}.items():
+    for name, t in {**dict(a.named_parameters()), "1.running_mean": a[1].running_mean,
+                    "1.running_var": a[1].running_var}.items():
         torch.testing.assert_close(t.detach() + d[name], b.state_dict()[name], rtol=0, atol=1e-15)
     assert "1.num_batches_tracked" not in d
     with pytest.raises(LandscapeError, match="shape"):
@@ -107,7 +108,8 @@ def test_pca_of_a_planar_trajectory_is_exact():
         assert abs(norm(pc) - 1.0) < 1e-12
         for n in weights:
             torch.testing.assert_close(pc[n], ref[n], rtol=0, atol=1e-12)
-    np.testing.assert_allclose(pca.explained_variance, [(a**2).sum(), (b**2).sum()] / ((a**2).sum() + (b**2).sum()), rtol=1e-12)
+    np.testing.assert_allclose(pca.explained_variance, [(a**2).sum(), (b**2).sum()] / ((a**2).sum() + (b**2).sum()),
+                               rtol=1e-12)
 
 
 def test_pca_distance_off_the_plane_and_variance_share():
@@ -142,7 +144,8 @@ def test_eigen_directions_match_dense_hessian():
 
     def loss_of(v):
         parts = torch.split(v, [int(np.prod(s)) for s in shapes])
-        return loss_fn(torch.func.functional_call(model, {n: p.reshape(s) for n, p, s in zip(names, parts, shapes)}, (x,)), y)
+        return loss_fn(torch.func.functional_call(model, {n: p.reshape(s) for n, p, s in zip(names, parts, shapes)},
+                                                  (x,)), y)
 
     evals, evecs = torch.linalg.eigh(torch.func.hessian(loss_of)(flat))
     np.testing.assert_allclose(info["eigenvalues"], evals.flip(0)[:2].numpy(), rtol=1e-7)

@@ -118,7 +118,8 @@ def test_gauss_quadrature_is_exact_to_degree_2m_minus_1():
     t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
     nodes, weights = gauss_quadrature(alpha, beta)
     for power in range(10):
-        assert np.dot(weights, nodes**power) == pytest.approx(np.linalg.matrix_power(t, power)[0, 0], rel=1e-10, abs=1e-12)
+        assert np.dot(weights, nodes**power) == pytest.approx(np.linalg.matrix_power(t, power)[0, 0], rel=1e-10,
+                                                              abs=1e-12)
 
 
 def test_smoothed_density_integrates_to_one_and_uses_the_documented_bandwidth():

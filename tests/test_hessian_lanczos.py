@@ -17,7 +17,8 @@ CE = nn.CrossEntropyLoss()
 def matrix(eigenvalues, seed: int = 0) -> torch.Tensor:
     """Symmetric matrix with the given spectrum in a random orthonormal basis (float64)."""
     ev = torch.as_tensor(eigenvalues, dtype=torch.float64)
-    q, _ = torch.linalg.qr(torch.randn(len(ev), len(ev), generator=torch.Generator().manual_seed(seed), dtype=torch.float64))
+    q, _ = torch.linalg.qr(torch.randn(len(ev), len(ev), generator=torch.Generator().manual_seed(seed),
+                                       dtype=torch.float64))
     a = q @ torch.diag(ev) @ q.T
     return (a + a.T) / 2
 

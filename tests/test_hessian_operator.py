@@ -33,7 +33,8 @@ def test_uneven_batches_equal_one_big_batch_and_leave_the_model_alone():
     v = torch.randn(h.shape[0], generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     whole = hvp_operator(model, CE, [(x, y)]).matvec(v)
     for size in (7, 16, 39):
-        torch.testing.assert_close(hvp_operator(model, CE, batches(x, y, size)).matvec(v), whole, rtol=1e-12, atol=1e-13)
+        torch.testing.assert_close(hvp_operator(model, CE, batches(x, y, size)).matvec(v), whole, rtol=1e-12,
+                                   atol=1e-13)
     torch.testing.assert_close(whole, h @ v, rtol=1e-10, atol=1e-12)
     # products ran in eval mode (BN running statistics, untouched) and the training flags came back
     assert model.training and bn.training

@@ -92,7 +92,8 @@ def flat_grad(model: nn.Module, x, y, names, shift: torch.Tensor | None = None) 
     params = dict(model.named_parameters())
     base = torch.cat([params[n].detach().reshape(-1) for n in names])
     flat = (base if shift is None else base + shift).requires_grad_(True)
-    parts = dict(zip(names, (t.view(params[n].shape) for n, t in zip(names, torch.split(flat, [params[n].numel() for n in names])))))
+    chunks = torch.split(flat, [params[n].numel() for n in names])
+    parts = dict(zip(names, (t.view(params[n].shape) for n, t in zip(names, chunks))))
     state = {**{n: p.detach() for n, p in params.items()}, **dict(model.named_buffers()), **parts}
     loss = CE(functional_call(model, state, (x,)), y)
     return torch.autograd.grad(loss, flat)[0]

@@ -94,7 +94,8 @@ def test_gsam_constant_radius():
 
 def test_gsam_radius_follows_the_learning_rate():
     model = Quadratic({"w": (6,)})
-    opt = create_optimizer("gsam", model, base="sgd", lr=0.2, momentum=0.0, rho_max=0.3, rho_min=0.1, lr_min=0.02, alpha=0.5)
+    opt = create_optimizer("gsam", model, base="sgd", lr=0.2, momentum=0.0, rho_max=0.3, rho_min=0.1, lr_min=0.02,
+                           alpha=0.5)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: 0.5)  # lr_t = 0.1
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
     rho_t = 0.1 + (0.3 - 0.1) * (0.1 - 0.02) / (0.2 - 0.02)

@@ -94,7 +94,7 @@ def test_model_holds_updated_original_weights(name):
     seen = []
     opt.step(make_closure(model, opt, x, y, record=seen))
     # SGD moved the weights of the clean pass (seen[0]) by -lr * the direction left in .grad.
-    for p, w0, w_last in zip(model.parameters(), seen[0], seen[-1]):
+    for p, w0 in zip(model.parameters(), seen[0]):
         assert torch.allclose(p.detach(), w0 - 0.1 * p.grad, rtol=0, atol=1e-15)
     assert not all(torch.equal(p, w) for p, w in zip(model.parameters(), seen[-1]))
 
@@ -212,7 +212,8 @@ def test_resolve_hyper_defaults_and_rejections():
 
 def test_hyper_records_every_default():
     opt = create_optimizer("crsam", small_cnn(), base="sgd", lr=0.1, gamma=0.2)
-    assert opt.hyper == {"rho": 0.1, "gamma": 0.2, "beta": 0.01, "momentum": 0.9, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0}
+    assert opt.hyper == {"rho": 0.1, "gamma": 0.2, "beta": 0.01, "momentum": 0.9, "dampening": 0.0, "nesterov": False,
+                         "weight_decay": 0.0}
     assert (opt.name, opt.base, opt.passes_per_step) == ("crsam", "sgd", 3)
 
 

@@ -33,7 +33,8 @@ def busi_subset(busi_dir, tmp_path_factory):
 @pytest.mark.busi
 @pytest.mark.slow
 def test_every_optimizer_trains_an_epoch_on_busi(busi_subset, tmp_path):
-    cfg = TrainConfig(data=str(busi_subset), model="cnn-small", model_kwargs={"width": 8, "dropout": 0.2}, img_size=32, epochs=1, batch_size=16,
+    cfg = TrainConfig(data=str(busi_subset), model="cnn-small", model_kwargs={"width": 8, "dropout": 0.2}, img_size=32,
+                      epochs=1, batch_size=16,
                       out=str(tmp_path), augment=False, keep="last")
     results = train_all(cfg, progress=False)
     assert [r.run_dir.name.split("-")[-2] for r in results] == list(OPTIMIZERS)
@@ -45,5 +46,6 @@ def test_every_optimizer_trains_an_epoch_on_busi(busi_subset, tmp_path):
         assert meta["passes_per_step"] == {"adam": 1, "sgd": 1, "crsam": 3}.get(name, 2)
         assert meta["hyper"]  # every hyper-parameter, defaults included
         assert all(math.isfinite(h["train_loss"]) for h in result.history)
-        moved = [k for k, v in final["state_dict"].items() if v.is_floating_point() and not torch.equal(v, start["state_dict"][k])]
+        moved = [k for k, v in final["state_dict"].items()
+                 if v.is_floating_point() and not torch.equal(v, start["state_dict"][k])]
         assert "head.weight" in moved or len(moved) > len(final["state_dict"]) // 2, name

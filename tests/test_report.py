@@ -24,10 +24,11 @@ import torch
 from scipy import stats
 from sklearn.metrics import balanced_accuracy_score
 
+from landscape.analysis import list_analyses
 from landscape.checkpoint import load_checkpoint, records
 from landscape.io import safe_torch_load
 from landscape.report import build_report
-from landscape.report.collect import ANALYSES, run_analysis
+from landscape.report.collect import run_analysis
 from landscape.report.style import fmt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ def report(tiny_runs, tmp_path_factory):
     shutil.copytree(adam, runs[0])
     shutil.copytree(sam, runs[2])
     ck = load_checkpoint(runs[0])  # analyse the Adam run once; its copy then finds every record cached
-    for name in ANALYSES:
+    for name in list_analyses():
         run_analysis(ck, name, 0, TINY[name], progress=False)
     shutil.copytree(runs[0], runs[1])
     out = build_report([root], tmp / "report.html", png_dir=tmp / "png", progress=False, n_boot=500, analyses=TINY)
@@ -362,7 +363,8 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
               or (e.get("method") == "Log.entryAdded" and e["params"]["entry"]["level"] == "error")]
     assert errors == []
     assert "Page.javascriptDialogOpening" not in methods  # no alert() ran
-    requested = [e["params"]["request"]["url"] for e in browser.events if e.get("method") == "Network.requestWillBeSent"]
+    requested = [e["params"]["request"]["url"] for e in browser.events
+                 if e.get("method") == "Network.requestWillBeSent"]
     assert requested and all(u.startswith(("file:", "data:", "blob:", "about:")) for u in requested), requested
     assert SCRIPT_NAME in text and IMG_NAME in text and AMP_NAME in text  # shown as text
     assert injected == 0

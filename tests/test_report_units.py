@@ -82,7 +82,8 @@ def test_missing_values_are_dropped_and_small_n_gives_none():
 
 
 def test_mean_std_and_aggregate():
-    assert mean_std([1.0, 2.0, 4.0]) == {"mean": pytest.approx(7 / 3), "std": pytest.approx(np.std([1, 2, 4], ddof=1)), "n": 3}
+    assert mean_std([1.0, 2.0, 4.0]) == {"mean": pytest.approx(7 / 3), "std": pytest.approx(np.std([1, 2, 4], ddof=1)),
+                                         "n": 3}
     assert mean_std([5.0, None]) == {"mean": 5.0, "std": None, "n": 1}
     assert mean_std([None]) == {"mean": None, "std": None, "n": 0}
     rows = [{"g": "sam", "v": 1.0}, {"g": "adam", "v": 3.0}, {"g": "sam", "v": 2.0}, {"g": "adam", "v": None}]
@@ -159,10 +160,14 @@ def _synthetic_run(tmp_path, optimizer: str, seed: int, grid: int):
                     "train": {"balanced_accuracy": 0.95}},
     }
     grid_d = np.linspace(-1, 10, 1000)
-    hessian = {"settings": {"top_k": 5}, "result": {"top_k": {"eigenvalues": [lam]}, "trace": {"estimate": 10 * lam, "ci": [9 * lam, 11 * lam]},
-                                                     "density": {"grid": grid_d.tolist(), "density": np.exp(-grid_d ** 2).tolist()}}}
-    sharp = {"settings": {"m": 128}, "result": {"rhos": [0.05, 0.1], "mean": [0.01 * lam, 0.04 * lam], "std": [0.001, 0.002]}}
-    surf1 = {"settings": {"dim": 1}, "result": {"dim": 1, "directions": "random", "x": xs.tolist(), "loss": (xs ** 2).tolist()}}
+    hessian = {"settings": {"top_k": 5}, "result": {"top_k": {"eigenvalues": [lam]},
+                                                     "trace": {"estimate": 10 * lam, "ci": [9 * lam, 11 * lam]},
+                                                     "density": {"grid": grid_d.tolist(),
+                                                                 "density": np.exp(-grid_d ** 2).tolist()}}}
+    sharp = {"settings": {"m": 128},
+             "result": {"rhos": [0.05, 0.1], "mean": [0.01 * lam, 0.04 * lam], "std": [0.001, 0.002]}}
+    surf1 = {"settings": {"dim": 1}, "result": {"dim": 1, "directions": "random", "x": xs.tolist(),
+                                                "loss": (xs ** 2).tolist()}}
     surf2 = {"settings": {"dim": 2}, "result": {"dim": 2, "directions": "random", "x": xs.tolist(), "y": xs.tolist(),
                                                 "loss": plane}}
     found = {"lambda_max": hessian, "trace": hessian, "density": hessian, "m_sharpness": sharp,

@@ -19,7 +19,8 @@ def run_dir(tiny_run):
 
 def test_cli_writes_a_cached_record_that_matches_the_api(cli, run_dir, tmp_path):
     out = tmp_path / "sharp.json"
-    args = [run_dir, "--rho", "0.01,0.05", "--m", "32", "--samples", "96", "--steps", "4", "--seed", "2", "--device", "cpu"]
+    args = [run_dir, "--rho", "0.01,0.05", "--m", "32", "--samples", "96", "--steps", "4", "--seed", "2", "--device",
+            "cpu"]
     res = cli("sharpness", *args, "--json", out)
     assert res.code == 0, res.err
     assert "m-sharpness, worst-case l2, standard, m=32, 3 sub-batches" in res.out
@@ -40,7 +41,8 @@ def test_cli_writes_a_cached_record_that_matches_the_api(cli, run_dir, tmp_path)
     # a second call is answered from the cache, an average-case call adds a record
     again = analyze(ck, rhos=[0.01, 0.05], m=32, samples=96, steps=4, seed=2, progress=False)
     assert again["result"] == record["result"] and again["path"] == str(stored[0])
-    res = cli("sharpness", run_dir, "--kind", "average", "--rho", "0.05", "--m", "48", "--samples", "96", "--draws", "2",
+    res = cli("sharpness", run_dir, "--kind", "average", "--rho", "0.05", "--m", "48", "--samples", "96", "--draws",
+              "2",
               "--adaptive", "--device", "cpu")
     assert res.code == 0, res.err
     assert "MC stderr" in res.out and "average-case, adaptive |w|" in res.out

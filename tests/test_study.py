@@ -46,6 +46,9 @@ def test_study_trains_analyses_and_reports(study):
     assert "dist_init" in numbers["predictors"]["measures"]
     assert summary["settings"]["optimizers"] == ["adam", "sam"] and summary["settings"]["seeds"] == [0]
     assert result.report == out / "report.html" and result.report.stat().st_size > 1_000_000  # plotly.js inline
+    for run_dir in result.run_dirs:  # the quick preset keeps what its analyses need: no per-surface HTML
+        assert not list((run_dir / "analysis").glob("*.html"))
+        assert sorted(p.name for p in run_dir.glob("*.pt")) == ["best.pt", "epoch_000.pt", "final.pt"]
 
 
 def test_rerun_trains_and_computes_nothing(study):
@@ -56,15 +59,27 @@ def test_rerun_trains_and_computes_nothing(study):
     assert _files(out) == before  # no checkpoint or analysis file was rewritten
 
 
-def test_half_finished_study_completes_with_identical_weights(study, tmp_path):
+def test_half_finished_study_completes_with_identical_weights(study, tmp_path, monkeypatch):
+    from landscape.train import loop
+
     out, _ = study
     copy = tmp_path / "study"
-    shutil.copytree(out, copy)
+    shutil.copytree(out, copy, ignore=shutil.ignore_patterns("phantom-cnn-tiny-sam-s0"))
     sam = copy / "phantom-cnn-tiny-sam-s0"
     adam = copy / "phantom-cnn-tiny-adam-s0"
-    reference = safe_torch_load(sam / "final.pt")["state_dict"]
-    (sam / "final.pt").unlink()  # interrupted during its last epoch
-    (sam / "epoch_002.pt").unlink()
+    reference = safe_torch_load(out / sam.name / "final.pt")["state_dict"]
+    original = loop._Trainer.train_epoch
+
+    def interrupted(self, epoch, *args):  # sam is killed during its last epoch
+        if self.cfg.optimizer == "sam" and epoch == 2:
+            raise KeyboardInterrupt
+        return original(self, epoch, *args)
+
+    monkeypatch.setattr(loop._Trainer, "train_epoch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(out=copy, **TINY_STUDY)
+    monkeypatch.setattr(loop._Trainer, "train_epoch", original)
+    assert not (sam / "final.pt").exists() and (sam / "epoch_001.pt").exists()
     sharp = next((adam / "analysis").glob("sharpness-*.json"))
     sharp_value = json.loads(sharp.read_text())["result"]["mean"]
     sharp.unlink()  # an analysis that never finished

@@ -186,7 +186,8 @@ def test_interrupted_surface_resumes_to_identical_arrays(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        evaluate_surface(model, nn.CrossEntropyLoss(), (x, y), dirs, xs, ys, resume_path=partial, callback=stop_after_two)
+        evaluate_surface(model, nn.CrossEntropyLoss(), (x, y), dirs, xs, ys, resume_path=partial,
+                         callback=stop_after_two)
     resumed = evaluate_surface(model, nn.CrossEntropyLoss(), (x, y), dirs, xs, ys, resume_path=partial)
     assert resumed.evaluated == 3 * 4
     assert np.array_equal(resumed.loss, straight.loss) and np.array_equal(resumed.accuracy, straight.accuracy)
@@ -214,6 +215,8 @@ def test_bad_directions_are_rejected():
     with pytest.raises(LandscapeError, match="not a parameter"):
         evaluate_surface(model, nn.CrossEntropyLoss(), (x, y), [{"nope": torch.zeros(1)}], axis(3, -1, 1))
     with pytest.raises(LandscapeError, match="needs 2 direction"):
-        evaluate_surface(model, nn.CrossEntropyLoss(), (x, y), random_directions(model, 1), axis(3, -1, 1), axis(3, -1, 1))
+        evaluate_surface(model, nn.CrossEntropyLoss(), (x, y), random_directions(model, 1), axis(3, -1, 1), axis(3, -1,
+                                                                                                                 1))
     with pytest.raises(LandscapeError, match="bn_data"):
-        evaluate_surface(model, nn.CrossEntropyLoss(), (x, y), random_directions(model, 1), axis(3, -1, 1), bn="recompute")
+        evaluate_surface(model, nn.CrossEntropyLoss(), (x, y), random_directions(model, 1), axis(3, -1, 1),
+                         bn="recompute")

@@ -43,7 +43,7 @@ def subset_loss(model, ck, split="test", samples=48, seed=0) -> float:
 
 def test_cli_random_plane_writes_npz_png_html_and_caches(cli, runs):
     run = runs["main"]
-    res = cli("surface", run, "--grid", "5x3", "--samples", "48", "--device", "cpu")
+    res = cli("surface", run, "--grid", "5x3", "--samples", "48", "--device", "cpu", "--html")
     assert res.code == 0, res.err
     assert "loss surface of" in res.out and "centre loss" in res.out
     [record_path] = (run / "analysis").glob("surface-*.json")
@@ -63,7 +63,7 @@ def test_cli_random_plane_writes_npz_png_html_and_caches(cli, runs):
     assert "<script src" not in html and "Plotly.newPlot" in html and len(html) > 1_000_000  # plotly.js inline
     assert [d["seed"] for d in result["direction_info"]] == [0, 0] and len(result["direction_info"][0]["hash"]) == 16
     # same settings: answered from the cache
-    again = analyze(ck, grid="5x3", samples=48, progress=False)
+    again = analyze(ck, grid="5x3", samples=48, html=True, progress=False)
     assert again["path"] == str(record_path) and again["result"] == result
 
 
@@ -77,6 +77,23 @@ def test_interpolation_at_t1_reproduces_the_other_checkpoint(runs):
     assert abs(result["loss"][6] - subset_loss(other.model, ck)) <= 1e-6
     assert abs(result["loss"][2] - subset_loss(ck.model, ck)) <= 1e-6
     assert all(torch.equal(v, before[k]) for k, v in ck.model.state_dict().items())  # never modified
+    assert result["endpoint_loss"] == [result["loss"][2], result["loss"][6]]
+
+
+@pytest.mark.parametrize("grid", [2, 3, 11])
+def test_interpolation_grid_always_holds_both_endpoints(runs, grid):
+    ck = load_checkpoint(runs["main"], device="cpu")
+    other = load_checkpoint(runs["other"], device="cpu")
+    rec = analyze(ck, dim=1, directions=f"interp:{runs['other'] / 'final.pt'}", grid=grid, samples=24,
+                  progress=False)
+    x, loss = rec["result"]["x"], rec["result"]["loss"]
+    assert len(x) == grid and 0.0 in x and 1.0 in x and x == sorted(x)
+    steps = np.diff(x)
+    assert np.allclose(steps, steps[0], rtol=1e-12)  # still evenly spaced
+    t0, t1 = rec["result"]["endpoint_loss"]
+    assert t0 == loss[x.index(0.0)] and t1 == loss[x.index(1.0)]
+    assert abs(t0 - subset_loss(ck.model, ck, samples=24)) <= 1e-6
+    assert abs(t1 - subset_loss(other.model, ck, samples=24)) <= 1e-6
 
 
 def test_pca_trajectory_and_bn_recompute(runs):
@@ -134,7 +151,8 @@ def test_killed_analysis_resumes_to_identical_arrays(runs, monkeypatch):
     [
         (["MAIN", "--directions", "interp:MLP"], "mlp-tiny"),
         (["LONE", "--directions", "pca"], "train with --keep all"),
-        (["MAIN", "--directions", "sideways"], "--directions must be random, eigen, interp:OTHER.pt or pca, got 'sideways'"),
+        (["MAIN", "--directions", "sideways"],
+         "--directions must be random, eigen, interp:OTHER.pt or pca, got 'sideways'"),
         (["MAIN", "--directions", "interp:missing.pt"], "not found"),
         (["MAIN", "--grid", "1"], "at least 2 points"),
         (["MAIN", "--dim", "3"], "--dim must be 1 or 2"),

@@ -34,7 +34,8 @@ def test_run_folder_contents_and_metadata(tmp_path):
     run = result.run_dir
     assert run.name == "phantom-cnn-small-adam-s0"
     names = {p.name for p in run.iterdir()}
-    assert {"final.pt", "best.pt", "epoch_000.pt", "epoch_001.pt", "epoch_002.pt", "history.json", "config.json"} <= names
+    assert {"final.pt", "best.pt", "epoch_000.pt", "epoch_001.pt", "epoch_002.pt", "history.json",
+            "config.json"} <= names
     payload = torch.load(run / "final.pt", weights_only=True)
     for key in ("format_version", "state_dict", "model", "optimizer", "data", "seed", "epoch", "metrics", "versions"):
         assert key in payload
@@ -51,7 +52,9 @@ def test_same_seed_same_weights_and_keep_last(tmp_path):
     a = train(_cfg(tmp_path / "a", epochs=2), progress=False)
     b = train(_cfg(tmp_path / "b", epochs=2, keep="last"), progress=False)
     assert _same_weights(a.final, b.final)
-    assert sorted(p.name for p in b.run_dir.glob("epoch_*.pt")) == ["epoch_000.pt", "epoch_002.pt"]
+    # keep last: the initial weights; the newest epoch file was the resume point until final.pt replaced it
+    assert sorted(p.name for p in b.run_dir.glob("epoch_*.pt")) == ["epoch_000.pt"]
+    assert all("optimizer_state" not in torch.load(p, weights_only=True) for p in a.run_dir.glob("*.pt"))
 
 
 def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
@@ -72,6 +75,9 @@ def test_resume_equals_uninterrupted(tmp_path, monkeypatch):
         train(cfg, progress=False)
     monkeypatch.setattr(loop._Trainer, "train_epoch", original)
     assert not (cfg.run_dir("phantom") / "final.pt").exists()
+    with_state = [p.name for p in loop.epoch_files(cfg.run_dir("phantom"))
+                  if "optimizer_state" in torch.load(p, weights_only=True)]
+    assert with_state == ["epoch_002.pt"]  # only the newest epoch file carries the optimizer state
     resumed = train(cfg, progress=False, resume=True)
     assert _same_weights(full.final, resumed.final)
     assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
@@ -126,7 +132,7 @@ def test_cli_train_and_bad_inputs(cli, tmp_path):
     for args, needle in cases:
         res = cli("train", "--out", tmp_path / "bad", "--img-size", "32", *args)
         assert res.code == 2, (args, res.err)
-        lines = [l for l in res.err.strip().splitlines() if l.strip()]
+        lines = [line for line in res.err.strip().splitlines() if line.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:"), res.err
         assert needle in lines[0]
         assert "Traceback" not in res.err

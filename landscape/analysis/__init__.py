@@ -11,8 +11,16 @@ caches every result through one step, :func:`~landscape.analysis.cache.cached`
 * :func:`landscape.analysis.surface.analyze` - 1D/2D loss surfaces;
 * :func:`landscape.analysis.measures.analyze` - the generalization-measure suite (``measures``);
 * :func:`landscape.analysis.external.analyze` - cross-site evaluation (``metrics`` with ``external``).
+
+Each registers an :class:`AnalysisSpec` (:mod:`landscape.analysis.registry`)
+that the report, the study and ``landscape list analyses`` iterate over.
 """
 
+# isort: off
 from landscape.analysis.cache import cached, checkpoint_settings
+from landscape.analysis.registry import AnalysisSpec, get_analysis, list_analyses, quantities, register_analysis
+from landscape.analysis import hessian, measures, sharpness, surface  # noqa: F401  (each registers its spec; this order)
+# isort: on
 
-__all__ = ["cached", "checkpoint_settings"]
+__all__ = ["AnalysisSpec", "cached", "checkpoint_settings", "get_analysis", "list_analyses", "quantities",
+           "register_analysis"]

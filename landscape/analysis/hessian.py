@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 
 from landscape.analysis.cache import as_checkpoint, cached
+from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint.load import SPLITS
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
@@ -85,7 +86,8 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
         from landscape.hessian.plot import density_png
 
         density_png(record["result"]["density"], plot_path, record["result"]["top_k"]["eigenvalues"],
-                    title=f"{ck.run_dir.name}: Hessian spectral density ({split}, {record['result']['n_samples']} images)")
+                    title=f"{ck.run_dir.name}: Hessian spectral density ({split}, {record['result']['n_samples']} "
+                          "images)")
     return record
 
 
@@ -127,3 +129,17 @@ def _compute(ck, s: dict, progress: bool) -> dict:
         "warnings": [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)],
     })
     return out
+
+
+register_analysis(AnalysisSpec(
+    "hessian", "hessian", analyze,
+    provides={
+        "lambda_max": lambda r: bool((r["result"].get("top_k") or {}).get("eigenvalues")),
+        "trace": lambda r: r["result"].get("trace") is not None,
+        "density": lambda r: r["result"].get("density") is not None,
+    },
+    report_defaults={"density": True},
+    quick_defaults={"top_k": 1, "samples": 64, "trace_settings": {"max_hvps": 24, "rtol": 0.05},
+                    "density_settings": {"runs": 1, "steps": 16}},
+    description="top Hessian eigenvalues (Lanczos), trace (Hutch++) and spectral density (SLQ)",
+))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.measure_context import MeasureContext
+from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checkpoint.cache import newest_for
 from landscape.errors import LandscapeError
@@ -97,3 +98,10 @@ def measure_values(path: str | Path, sha: str, specs: list[MeasureSpec] | None =
 
 #: The driver under its descriptive name.
 analyze_measures = analyze
+
+register_analysis(AnalysisSpec(
+    "measures", "measures", analyze,
+    provides={"measures": lambda r: bool(r["result"].get("values"))},
+    quick_defaults={"samples": 64, "ggn_samples": 32, "draws": 2, "depth": 6},
+    description="generalization-measure suite (norms, GGN trace, Fisher-Rao, PAC-Bayes, outputs)",
+))

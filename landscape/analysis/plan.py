@@ -6,8 +6,10 @@ Specs and their axes (``span`` scales them all):
   ``[-span, span]``, so ``span = 1`` moves every filter by up to its own norm.
 * ``eigen``: top Hessian eigenvectors (unit norm) of the loss on the surface's
   own data; ``x, y`` in ``[-span, span]`` in parameter-space L2 units.
-* ``interp:OTHER.pt``: ``x = t`` along ``w_other - w`` from ``-span/2`` to
-  ``1 + span/2`` (``t = 1`` is the other checkpoint); for 2D, ``y`` along a
+* ``interp:OTHER.pt``: ``x = t`` along ``w_other - w`` from about ``-span/2``
+  to ``1 + span/2`` (``t = 1`` is the other checkpoint), on a grid that holds
+  ``t = 0`` and ``t = 1`` exactly whatever its size
+  (:func:`~landscape.surface.grid.interp_axis`); for 2D, ``y`` along a
   filter-normalised random direction in ``[-span, span]``.
 * ``pca``: principal directions of the run's trajectory (``epoch_NNN.pt``
   files, uncentred, through the model); each axis covers
@@ -23,16 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from landscape.checkpoint import read_payload, resolve_checkpoint_path
-from landscape.directions import (
-    Vector,
-    eigen_directions,
-    interp_direction,
-    norm,
-    random_directions,
-    tensor_hash,
-    trainable,
-    trajectory_pca,
-)
+from landscape.directions.eigen import eigen_directions
+from landscape.directions.interp import interp_direction
+from landscape.directions.pca import trajectory_pca
+from landscape.directions.random import random_directions
+from landscape.directions.vectors import Vector, norm, tensor_hash, trainable
 from landscape.errors import LandscapeError
 from landscape.io import sha256_bytes
 
@@ -53,7 +50,8 @@ class Plan:
 
     def describe(self, seed: int) -> list[dict]:
         """Per direction: label, seed, norm and a hash of its tensors."""
-        return [{"label": lab, "seed": seed, "norm": norm(d), "hash": tensor_hash(d)} for lab, d in zip(self.labels, self.directions)]
+        return [{"label": lab, "seed": seed, "norm": norm(d), "hash": tensor_hash(d)}
+                for lab, d in zip(self.labels, self.directions)]
 
 
 def parse_spec(spec: str) -> tuple[str, Path | None]:
@@ -62,7 +60,8 @@ def parse_spec(spec: str) -> tuple[str, Path | None]:
     if text.startswith("interp:"):
         other = text[len("interp:"):]
         if not other:
-            raise LandscapeError("directions interp: needs a checkpoint, e.g. interp:checkpoints/RUN/final.pt", params=("directions",))
+            raise LandscapeError("directions interp: needs a checkpoint, e.g. interp:checkpoints/RUN/final.pt",
+                                 params=("directions",))
         return "interp", Path(other)
     if text in ("random", "eigen", "pca"):
         return text, None
@@ -102,12 +101,14 @@ def _epoch_paths(ck) -> list[Path]:
     return paths
 
 
-def make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: int, data, include_bias_bn: bool = False) -> Plan:
+def make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: int, data,
+              include_bias_bn: bool = False) -> Plan:
     """Build the directions for ``ck.model`` (``data``: the surface's batches, used by ``eigen``); none may be zero."""
     return _check_nonzero(_make_plan(ck, kind, other, dim, span, seed, data, include_bias_bn))
 
 
-def _make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: int, data, include_bias_bn: bool) -> Plan:
+def _make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: int, data,
+               include_bias_bn: bool) -> Plan:
     model = ck.model
     if kind == "random":
         dirs = random_directions(model, dim, seed=seed, include_bias_bn=include_bias_bn)

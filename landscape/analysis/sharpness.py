@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
+from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
@@ -52,7 +53,8 @@ def analyze(
     if kind not in KINDS:
         raise LandscapeError(f"kind must be worst or average, got {kind!r}")
     if kind == "average" and norm is not None:
-        raise LandscapeError("norm applies to kind worst only (average-case sharpness uses a Gaussian)", params=("norm", "kind"))
+        raise LandscapeError("norm applies to kind worst only (average-case sharpness uses a Gaussian)",
+                             params=("norm", "kind"))
     norm = check_norm(norm or "l2") if kind == "worst" else None
     rhos = check_rhos(rhos)
     if isinstance(m, bool) or not isinstance(m, int) or m < 1:
@@ -83,3 +85,11 @@ def analyze(
         return res.to_dict(), {"split": "train", "bn_mode": "eval", **model_provenance(ck.model)}
 
     return cached(ck, "sharpness", settings, compute)
+
+
+register_analysis(AnalysisSpec(
+    "sharpness", "sharpness", analyze,
+    provides={"m_sharpness": lambda r: bool(r["result"].get("rhos"))},
+    quick_defaults={"rhos": (0.02, 0.05, 0.1), "m": 32, "samples": 64, "steps": 4},
+    description="worst-case m-sharpness over a rho grid",
+))

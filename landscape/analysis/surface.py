@@ -1,7 +1,9 @@
 """A checkpoint's 1D/2D loss surface, cached as a ``surface`` record in its run's ``analysis/``.
 
-Writes ``surface-<hash>.npz`` (arrays and axes), ``.png`` and ``.html`` next
-to the record (``<hash>`` is the record's settings hash). While it runs, a
+Writes ``surface-<hash>.npz`` (arrays and axes), ``.png`` and, with
+``html=True``, a self-contained interactive ``.html`` (4.8 MB of plotly.js each;
+the report is the interactive artifact, so it is opt-in) next to the record
+(``<hash>`` is the record's settings hash). While it runs, a
 ``surface-<hash>.partial.npz`` holds the finished rows; a killed run started
 again with the same settings resumes from it and gives identical arrays.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import io
 import math
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +21,13 @@ import numpy as np
 from landscape import distributed
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.plan import make_plan, parse_spec, spec_settings
+from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_bytes, check_writable, stable_hash
 from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, prepare_batches
-from landscape.surface.grid import axis, center_index, check_grid_memory, parse_grid
+from landscape.surface.grid import axis, center_index, check_grid_memory, interp_axis, parse_grid
 from landscape.surface.plot import plot_html, plot_png
 
 DEFAULT_BN_SAMPLES = 512
@@ -47,6 +51,7 @@ def analyze(
     x_range: tuple[float, float] | None = None,
     y_range: tuple[float, float] | None = None,
     fast: bool = True,
+    html: bool = False,
     device: str | None = None,
     data_root: str | Path | None = None,
 ) -> dict:
@@ -55,14 +60,16 @@ def analyze(
     ``ck``: a loaded :class:`~landscape.checkpoint.Checkpoint` or a path (then
     ``device`` and ``data_root`` load it). ``directions``: ``random``,
     ``eigen``, ``interp:OTHER.pt`` or ``pca`` (axes in
-    :mod:`landscape.surface.plan`; ``x_range``/``y_range`` override them).
+    :mod:`landscape.analysis.plan`; ``x_range``/``y_range`` override them).
     ``grid``: points per axis, ``N`` or ``(N, M)``. ``split``/``samples``: the
     evaluation data (a subset seeded by ``seed``). ``bn``: ``eval`` (frozen
     statistics) or ``recompute`` (re-estimated at every point on
     ``bn_samples`` training images). ``seed`` also seeds random directions.
 
     ``center_error`` is ``|loss at (0, 0) - model_loss|`` (``bn="eval"``
-    only: recomputed statistics change the centre on purpose).
+    only: recomputed statistics change the centre on purpose). For
+    ``interp``, ``endpoint_loss``/``endpoint_accuracy`` hold the values at
+    ``t = 0`` and ``t = 1``. ``html``: also write the interactive HTML.
 
     Returns the cache record ``{"kind", "settings", "result", "provenance"}``
     plus ``"path"``; a stored record with the same settings whose files still
@@ -100,7 +107,9 @@ def analyze(
         "bn_samples": bn_samples if bn == "recompute" else None,
         "batch_size": batch_size,
         "include_bias_bn": bool(include_bias_bn) if kind in ("random", "interp") else None,
+        **({"t_axis": "exact-endpoints"} if kind == "interp" else {}),
         "fast": bool(fast),
+        "html": bool(html),
         "seed": seed,
     }
     out = Path(out_dir) if out_dir is not None else ck.analysis_dir
@@ -129,7 +138,8 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
     for i, override in enumerate((x_range, y_range)[:dim]):
         if override is not None:
             ranges[i] = (float(override[0]), float(override[1]))
-    xs = axis(sizes[0], *ranges[0])
+    lo, hi = ranges[0]
+    xs = interp_axis(sizes[0], lo, hi) if kind == "interp" and lo <= 0 and hi >= 1 else axis(sizes[0], lo, hi)
     ys = axis(sizes[1], *ranges[1]) if dim == 2 else None
 
     stem = out / f"surface-{stable_hash(settings)}"
@@ -150,8 +160,9 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
     files = {
         "npz": _save_npz(stem.with_suffix(".npz"), xs, ys, arrays, plan, described, model_loss),
         "png": plot_png(stem.with_suffix(".png"), xs, ys, arrays.loss, **figure),
-        "html": plot_html(stem.with_suffix(".html"), xs, ys, arrays.loss, **figure),
     }
+    if settings["html"]:
+        files["html"] = plot_html(stem.with_suffix(".html"), xs, ys, arrays.loss, **figure)
     seconds = time.perf_counter() - start
     result = {
         "dim": dim,
@@ -165,6 +176,7 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
         "model_loss": model_loss,
         "model_accuracy": model_acc,
         "center_error": None if center_loss is None or bn != "eval" else abs(center_loss - model_loss),
+        **(_endpoints(xs, cj if dim == 2 else None, arrays) if kind == "interp" else {}),
         "bn": bn,
         "split": split,
         "n_samples": sum(len(y) for _, y in data),
@@ -184,6 +196,16 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
     return result, {"split": split, "bn_mode": bn, "analysis_seed": seed, **model_provenance(model)}
 
 
+def _endpoints(xs: np.ndarray, row: int | None, arrays) -> dict:
+    """Loss and accuracy at ``t = 0`` (this model) and ``t = 1`` (the other), on the ``y = 0`` row in 2D."""
+    at = [np.flatnonzero(xs == t) for t in (0.0, 1.0)]
+    if any(hit.size == 0 for hit in at) or (arrays.loss.ndim == 2 and row is None):
+        return {"endpoint_loss": None, "endpoint_accuracy": None}
+    index = [(hit[0],) if row is None else (hit[0], row) for hit in at]
+    return {"endpoint_loss": [float(arrays.loss[i]) for i in index],
+            "endpoint_accuracy": [float(arrays.accuracy[i]) for i in index]}
+
+
 def _save_npz(path: Path, xs, ys, arrays, plan, described: list[dict], model_loss: float) -> Path:
     """The arrays, axes and trajectory as one ``.npz`` (written atomically)."""
     extra = {}
@@ -199,3 +221,19 @@ def _save_npz(path: Path, xs, ys, arrays, plan, described: list[dict], model_los
              accuracy=arrays.accuracy, model_loss=np.float64(model_loss), key=np.array(arrays.key),
              direction_hashes=np.array([d["hash"] for d in described]), **extra)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def _random_plane(dim: int) -> Callable[[dict], bool]:
+    return lambda r: r["result"].get("dim") == dim and r["result"].get("directions") == "random"
+
+
+register_analysis(AnalysisSpec(
+    "surface_1d", "surface", analyze, provides={"surface_1d": _random_plane(1)},
+    report_defaults={"dim": 1, "directions": "random"}, quick_defaults={"grid": 21, "samples": 64},
+    stage="surfaces", description="1D loss curve along a filter-normalised random direction",
+))
+register_analysis(AnalysisSpec(
+    "surface_2d", "surface", analyze, provides={"surface_2d": _random_plane(2)},
+    report_defaults={"dim": 2, "directions": "random"}, quick_defaults={"grid": 11, "samples": 64},
+    stage="surfaces", description="2D loss surface on two filter-normalised random directions",
+))

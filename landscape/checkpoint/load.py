@@ -26,7 +26,8 @@ def resolve_checkpoint_path(path: str | Path) -> Path:
     if path.is_dir():
         final = path / "final.pt"
         if not final.exists():
-            raise LandscapeError(f"run folder {path} has no final.pt (unfinished run? `landscape train --resume` completes it)")
+            raise LandscapeError(f"run folder {path} has no final.pt (unfinished run? `landscape train --resume` "
+                                 "completes it)")
         return final
     return path
 

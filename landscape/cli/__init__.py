@@ -81,10 +81,11 @@ def guarded(work: Callable[[], object], message: Callable[[LandscapeError], str]
         if distributed.peer_lost(exc):
             return 1
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        err.print(f"error: {distributed.where()}internal error {exc.__class__.__name__}: {msg} "
-                  "(LANDSCAPE_DEBUG=1 shows the traceback)", markup=False)
+        err.print(f"error: {distributed.where()}internal error {exc.__class__.__name__}: {msg} (LANDSCAPE_DEBUG=1 "
+                  "shows the traceback)", markup=False)
         return 1
 
 
 def entry_point() -> None:  # pragma: no cover - console script wrapper
+    """The ``landscape`` console script: :func:`main` on ``sys.argv``, its code as the exit status."""
     sys.exit(main())

@@ -24,7 +24,8 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
     dist_timeout: float = typer.Option(None, "--dist-timeout", show_default="30, or $LANDSCAPE_DIST_TIMEOUT",
                                        help="Under torchrun: minutes the process group and every collective may wait."),
 ) -> None:
@@ -44,7 +45,16 @@ def _root(
 def register() -> typer.Typer:
     """Import every command module (each adds itself to ``app``) and return the app."""
     # Each import registers its commands on ``app`` as a side effect.
-    from landscape.cli import data_cmd, hessian_cmd, report_cmd, sharpness_cmd, study_cmd, surface_cmd, train_cmd  # noqa: F401
+    from landscape.cli import (  # noqa: F401
+        data_cmd,
+        hessian_cmd,
+        list_cmd,
+        report_cmd,
+        sharpness_cmd,
+        study_cmd,
+        surface_cmd,
+        train_cmd,
+    )
 
     from landscape.cli import correlate_cmd, evaluate_cmd, measures_cmd  # noqa: F401
 

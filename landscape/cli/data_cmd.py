@@ -19,10 +19,16 @@ app.add_typer(data_app, name="data")
 
 @data_app.command("inspect")
 def inspect_command(
-    path: Optional[Path] = typer.Argument(None, metavar="DIR", help="Folder with one sub-folder per class (BUSI layout). Default: the built-in phantom."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the full report (every group, with file names) to this JSON file."),
+    path: Optional[Path] = typer.Argument(None, metavar="DIR",
+                                          help="Folder with one sub-folder per class (BUSI layout). Default: the "
+                                               "built-in phantom."),
+    json_path: Optional[Path] = typer.Option(None, "--json",
+                                             help="Also write the full report (every group, with file names) to this "
+                                                  "JSON file."),
     img_size: int = typer.Option(64, help="Size the images are loaded at (duplicate detection does not depend on it)."),
-    threshold: float = typer.Option(THRESHOLD, help="Near-duplicate threshold on the fine-structure score, 0..1 (lower groups more)."),
+    threshold: float = typer.Option(THRESHOLD,
+                                    help="Near-duplicate threshold on the fine-structure score, 0..1 (lower groups "
+                                         "more)."),
     seed: int = typer.Option(0, help="Phantom seed (ignored for folders)."),
     show: int = typer.Option(10, help="How many duplicate groups to list on screen (all go to --json)."),
 ) -> None:
@@ -33,12 +39,12 @@ def inspect_command(
     are label conflicts, excluded from training unless --keep-conflicts.
 
     Examples:
-
         landscape data inspect ../shared/data/busi
 
         landscape data inspect ~/Dataset_BUSI_with_GT --json busi-inspect.json
 
         landscape data inspect            # the built-in phantom
+
     """
     from landscape.data import inspect_data
 
@@ -53,7 +59,8 @@ def inspect_command(
 def _render(report: dict, show: int) -> None:
     dup = report["duplicates"]
     print_table(
-        f"{report['source']} ({report['kind']}{', ' + report['root'] if report['root'] else ''}): {report['n_images']} images",
+        f"{report['source']} ({report['kind']}{', ' + report['root'] if report['root'] else ''}): {report['n_images']} "
+        "images",
         ["class", "images", "in duplicate groups", "in label conflicts"],
         [[c["name"], c["images"], c["in_duplicate_groups"], c["in_conflicts"]] for c in report["classes"]],
     )
@@ -63,8 +70,10 @@ def _render(report: dict, show: int) -> None:
         "images",
         ["item", "value"],
         [
-            ["width min / median / max", f"{sizes['width']['min']} / {sizes['width']['median']:g} / {sizes['width']['max']}"],
-            ["height min / median / max", f"{sizes['height']['min']} / {sizes['height']['median']:g} / {sizes['height']['max']}"],
+            ["width min / median / max",
+             f"{sizes['width']['min']} / {sizes['width']['median']:g} / {sizes['width']['max']}"],
+            ["height min / median / max",
+             f"{sizes['height']['min']} / {sizes['height']['median']:g} / {sizes['height']['max']}"],
             ["distinct sizes", f"{sizes['distinct']}: {common}"],
             ["stored modes", ", ".join(f"{m} ({n})" for m, n in report["modes"].items())],
             ["masks skipped", report["skipped_masks"]],
@@ -75,8 +84,11 @@ def _render(report: dict, show: int) -> None:
     )
     if report["conflicts"]:
         print_table("label conflicts (excluded from training by default)", ["files", "classes", "score"],
-                    [["\n".join(g["files"]), ", ".join(g["classes"]), f"{g['score_min']:.2f}"] for g in report["conflicts"]])
+                    [["\n".join(g["files"]), ", ".join(g["classes"]),
+                      f"{g['score_min']:.2f}"] for g in report["conflicts"]])
     groups = sorted(dup["groups"], key=lambda g: -len(g["files"]))[: max(show, 0)]
     if groups:
-        print_table(f"largest duplicate groups ({len(groups)} of {dup['n_groups']})", ["files", "classes", "score min-max"],
-                    [["\n".join(g["files"]), ", ".join(sorted(set(g["classes"]))), f"{g['score_min']:.2f}-{g['score_max']:.2f}"] for g in groups])
+        print_table(f"largest duplicate groups ({len(groups)} of {dup['n_groups']})",
+                    ["files", "classes", "score min-max"],
+                    [["\n".join(g["files"]), ", ".join(sorted(set(g["classes"]))),
+                      f"{g['score_min']:.2f}-{g['score_max']:.2f}"] for g in groups])

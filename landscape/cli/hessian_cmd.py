@@ -15,18 +15,22 @@ from landscape.cli.render import console, print_table, saved
 def hessian_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint .pt file, or a run folder (uses its final.pt)."),
     top_k: int = typer.Option(5, "--top-k", help="Number of largest eigenvalues, each certified to --tol."),
-    trace: bool = typer.Option(True, "--trace/--no-trace", help="Estimate the trace (Hutch++ with a 95% CI; stops at +-1% or 200 HVPs)."),
+    trace: bool = typer.Option(True, "--trace/--no-trace",
+                               help="Estimate the trace (Hutch++ with a 95% CI; stops at +-1% or 200 HVPs)."),
     density: bool = typer.Option(False, "--density", help="Spectral density by stochastic Lanczos quadrature."),
-    per_layer: bool = typer.Option(False, "--per-layer", help="Top eigenvalue and trace of each module's diagonal block."),
+    per_layer: bool = typer.Option(False, "--per-layer",
+                                   help="Top eigenvalue and trace of each module's diagonal block."),
     split: str = typer.Option("train", help="Split of the checkpoint's recorded data split: train, val or test."),
     samples: str = typer.Option("512", help="Images in the seeded subset of the split (all if larger), or 'all'."),
     batch_size: int = typer.Option(128, help="Images per forward pass; lower it if memory runs out."),
-    tol: float = typer.Option(1e-3, help="Relative residual: stop when ||Hv - lambda v|| <= tol |lambda| for every pair."),
+    tol: float = typer.Option(1e-3,
+                              help="Relative residual: stop when ||Hv - lambda v|| <= tol |lambda| for every pair."),
     seed: int = typer.Option(0, help="Seed of the image subset, the Lanczos start and the probes."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder, if it moved since training."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the record to this JSON file."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write the spectral density as a PNG (implies --density)."),
+    plot: Optional[Path] = typer.Option(None, "--plot",
+                                        help="Write the spectral density as a PNG (implies --density)."),
 ):
     """Hessian of the mean training loss at a checkpoint: top-k eigenvalues, trace, density.
 
@@ -38,7 +42,6 @@ def hessian_command(
     analysis/ and reused when the settings match.
 
     Examples:
-
       landscape hessian checkpoints/phantom-cnn-small-adam-s0/final.pt
 
       landscape hessian RUN_DIR --top-k 3 --tol 1e-4 --samples 256 --json hessian.json
@@ -46,6 +49,7 @@ def hessian_command(
       landscape hessian RUN_DIR --density --plot density.png --per-layer --no-trace
 
       torchrun --nproc-per-node 8 --no-python landscape hessian RUN_DIR --samples all   # data-parallel HVPs
+
     """
     from landscape.analysis.hessian import analyze
     from landscape.errors import LandscapeError
@@ -60,7 +64,8 @@ def hessian_command(
     )
     res = record["result"]
     top = res["top_k"]
-    head = (f"Hessian of the mean loss, {res['split']} split, {res['n_samples']} images, {res['num_params']} parameters, "
+    head = (f"Hessian of the mean loss, {res['split']} split, {res['n_samples']} images, {res['num_params']} "
+            "parameters, "
             f"BN in {res['bn_mode']} mode, seed {record['settings']['seed']}")
     rows = [[i + 1, lam, r, "yes" if c else "NO"]
             for i, (lam, r, c) in enumerate(zip(top["eigenvalues"], top["residuals"], top["converged"]))]
@@ -76,12 +81,14 @@ def hessian_command(
         console.print(f"density: {d['runs']} runs x {d['steps']} Lanczos steps ({d['hvps']} HVPs), "
                       f"bandwidth {d['bandwidth']:.4g}", markup=False)
     if res["per_layer"] is not None:
-        print_table("per-layer diagonal blocks", ["block", "params", "top eigenvalue", "certified", "trace", "trace 95% CI"],
+        print_table("per-layer diagonal blocks", ["block", "params", "top eigenvalue", "certified", "trace",
+                                                  "trace 95% CI"],
                     [[b["name"], b["num_params"], b["top_eigenvalue"], "yes" if b["converged"] else "NO", b["trace"],
                       f"[{b['trace_ci'][0]:.4g}, {b['trace_ci'][1]:.4g}]"] for b in res["per_layer"]])
     for warning in res["warnings"]:
         console.print(f"warning: {warning}", markup=False)
-    console.print(f"{res['hvps']} HVPs in {res['seconds']:.1f} s ({res['hvp_seconds'] * 1000:.0f} ms each, {res['device']})",
+    console.print(f"{res['hvps']} HVPs in {res['seconds']:.1f} s ({res['hvp_seconds'] * 1000:.0f} ms each, "
+                  f"{res['device']})",
                   markup=False)
     saved("record", record["path"])
     if json_path is not None:

@@ -13,13 +13,20 @@ from landscape.cli.app import app
 @app.command("report")
 def report_command(
     runs: list[Path] = typer.Argument(..., help="Run folders, checkpoint files, or a folder of run folders."),
-    output: Path = typer.Option(Path("report.html"), "--output", "-o", help="The HTML file to write (a .json with the numbers goes beside it)."),
-    compute: bool = typer.Option(True, "--compute/--no-compute", help="Compute missing analyses (cached in each run's analysis/), or only list them."),
-    png: Optional[Path] = typer.Option(None, "--png", help="Also write the figures as matplotlib PNGs into this folder."),
+    output: Path = typer.Option(Path("report.html"), "--output", "-o",
+                                help="The HTML file to write (a .json with the numbers goes beside it)."),
+    compute: bool = typer.Option(True, "--compute/--no-compute",
+                                 help="Compute missing analyses (cached in each run's analysis/), or only list them."),
+    png: Optional[Path] = typer.Option(None, "--png",
+                                       help="Also write the figures as matplotlib PNGs into this folder."),
     seed: int = typer.Option(0, help="Seed of computed analyses and of the bootstrap CIs."),
-    n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples for the 95% CIs of Kendall tau and Spearman rho."),
-    m: Optional[int] = typer.Option(None, "--m", help="m-sharpness sub-batch size [default: 128, or all training images when fewer]."),
-    set_: list[str] = typer.Option([], "--set", help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. hessian.top_k=3, sharpness.rhos=0.01,0.05, surface_2d.grid=11."),
+    n_boot: int = typer.Option(2000, "--n-boot", min=100,
+                               help="Bootstrap resamples for the 95% CIs of Kendall tau and Spearman rho."),
+    m: Optional[int] = typer.Option(None, "--m",
+                                    help="m-sharpness sub-batch size [default: 128, or all training images when fewer]."),
+    set_: list[str] = typer.Option([], "--set",
+                                   help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. "
+                                        "hessian.top_k=3, sharpness.rhos=0.01,0.05, surface_2d.grid=11."),
 ):
     """Write one self-contained HTML report (works offline) comparing runs: metrics, flatness, landscapes.
 
@@ -27,12 +34,12 @@ def report_command(
     surfaces) are computed with each analyzer's defaults and cached.
 
     Examples:
-
       landscape report checkpoints/ -o report.html
 
       landscape report checkpoints/busi-cnn-small-adam-s0 checkpoints/busi-cnn-small-sam-s0 -o adam_vs_sam.html
 
       landscape report checkpoints/ -o report.html --no-compute --png figures/
+
 
       landscape report checkpoints/ --m 64 --set sharpness.samples=512 --set surface_2d.grid=15
     """

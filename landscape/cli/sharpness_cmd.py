@@ -24,16 +24,20 @@ def parse_rhos(text: str) -> list[float]:
 @app.command("sharpness")
 def sharpness_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint .pt file, or a run folder (uses its final.pt)."),
-    rho: str = typer.Option("0.01,0.02,0.05,0.1", "--rho", help="Radii, comma separated (worst: ball radius; average: Gaussian std)."),
+    rho: str = typer.Option("0.01,0.02,0.05,0.1", "--rho",
+                            help="Radii, comma separated (worst: ball radius; average: Gaussian std)."),
     m: int = typer.Option(128, "--m", help="Sub-batch size m: the loss L_B is the mean over m training images."),
-    kind: str = typer.Option("worst", help="worst (max over the ball, projected gradient ascent) or average (Gaussian)."),
+    kind: str = typer.Option("worst",
+                             help="worst (max over the ball, projected gradient ascent) or average (Gaussian)."),
     norm: Optional[str] = typer.Option(None, help="Ball of --kind worst: l2 (default) or linf."),
-    adaptive: bool = typer.Option(False, "--adaptive/--no-adaptive", help="Scale the perturbation by |w| elementwise (adaptive sharpness)."),
+    adaptive: bool = typer.Option(False, "--adaptive/--no-adaptive",
+                                  help="Scale the perturbation by |w| elementwise (adaptive sharpness)."),
     samples: int = typer.Option(1024, help="Training images in the fixed, seeded subset cut into sub-batches of m."),
     steps: int = typer.Option(20, help="Gradient-ascent steps per sub-batch and radius (--kind worst)."),
     draws: int = typer.Option(32, help="Antithetic Gaussian pairs per sub-batch (--kind average)."),
     seed: int = typer.Option(0, help="Seed of the image subset and of the random perturbations."),
-    batch_size: Optional[int] = typer.Option(None, help="Images per forward pass (default m); lower it if memory runs out."),
+    batch_size: Optional[int] = typer.Option(None,
+                                             help="Images per forward pass (default m); lower it if memory runs out."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder, if it moved since training."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the record to this JSON file."),
@@ -46,7 +50,6 @@ def sharpness_command(
     cached in the run folder's analysis/ and reused when the settings match.
 
     Examples:
-
       landscape sharpness checkpoints/phantom-cnn-small-adam-s0/final.pt
 
       landscape sharpness RUN_DIR --rho 0.005,0.01,0.02 --m 64 --norm linf --adaptive
@@ -54,6 +57,7 @@ def sharpness_command(
       torchrun --nproc-per-node 4 --no-python -- landscape sharpness RUN_DIR --m 64   # sub-batches over ranks
 
       landscape sharpness RUN_DIR --kind average --rho 0.01,0.05 --draws 64 --json sharp.json
+
     """
     from landscape.analysis.sharpness import analyze
 

@@ -8,24 +8,36 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
+from landscape.optim.registry import list_optimizers
 
 
 @app.command("study")
 def study_command(
-    data: Optional[Path] = typer.Option(None, "--data", help="Image folder with one sub-folder per class (BUSI layout). Default: the built-in phantom."),
+    data: Optional[Path] = typer.Option(None, "--data",
+                                        help="Image folder with one sub-folder per class (BUSI layout). Default: the "
+                                             "built-in phantom."),
     models: str = typer.Option("cnn-small", "--models", help="Comma list of models (cnn-small or timm names)."),
-    optimizers: str = typer.Option("all", "--optimizers", help="'all' or a comma list: adam,sgd,sam,asam,gsam,wsam,crsam,gcsam."),
-    seeds: Optional[int] = typer.Option(None, "--seeds", help="Seeds per (model, optimizer) [default: 3; 2 with --quick]."),
+    optimizers: str = typer.Option("all", "--optimizers",
+                                   help=f"'all' or a comma list of: {', '.join(list_optimizers())}."),
+    seeds: Optional[int] = typer.Option(None, "--seeds",
+                                        help="Seeds per (model, optimizer) [default: 3; 2 with --quick]."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs [default: 30; 4 with --quick]."),
     img_size: Optional[int] = typer.Option(None, "--img-size", help="Image size [default: 64; 32 with --quick]."),
-    out: Path = typer.Option(Path("checkpoints"), "--out", help="Folder of the run folders, report.html and study.json."),
+    out: Path = typer.Option(Path("checkpoints"), "--out",
+                             help="Folder of the run folders, report.html and study.json."),
     quick: bool = typer.Option(False, "--quick", help="Small preset that finishes in minutes on a laptop CPU."),
     seed: int = typer.Option(0, "--seed", help="First seed; also the split seed and the analyses' seed."),
-    parallel: Optional[str] = typer.Option(None, "--parallel", help="Under torchrun: 'runs' deals the runs out over the ranks, 'data' puts all ranks on each run [default: runs if there are at least as many runs as ranks]."),
+    parallel: Optional[str] = typer.Option(None, "--parallel",
+                                           help="Under torchrun: 'runs' deals the runs out over the ranks, 'data' puts "
+                                                "all ranks on each run [default: runs if there are at least as many "
+                                                "runs as ranks]."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training mini-batch size [default: 32]."),
-    m: Optional[int] = typer.Option(None, "--m", help="m-sharpness sub-batch size [default: 128 (32 with --quick), or all training images when fewer]."),
-    set_: list[str] = typer.Option([], "--set", help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. hessian.top_k=3, surface_2d.grid=11."),
-    external: Optional[Path] = typer.Option(None, "--external", help="External image folder (another site) every run is evaluated on."),
+    m: Optional[int] = typer.Option(None, "--m", help="m-sharpness sub-batch size [default: 128 (32 with --quick), "
+                                                      "or all training images when fewer]."),
+    set_: list[str] = typer.Option([], "--set", help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), "
+                                                     "e.g. hessian.top_k=3, surface_2d.grid=11."),
+    external: Optional[Path] = typer.Option(None, "--external",
+                                            help="External image folder (another site) every run is evaluated on."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Metadata CSV beside the external images."),
     file_col: Optional[str] = typer.Option(None, "--csv-file-col", help="CSV column naming each image."),
     label_col: Optional[str] = typer.Option(None, "--csv-label-col", help="CSV column with the label (checked)."),
@@ -42,7 +54,6 @@ def study_command(
     reused, interrupted runs continue from their last epoch.
 
     Examples:
-
       landscape study --quick                                  # phantom, a few minutes on 2 CPU cores
 
       landscape study --data ../shared/data/busi --seeds 3 --epochs 30 --out busi_study/
@@ -50,7 +61,10 @@ def study_command(
       landscape study --data ../shared/data/busi --optimizers adam,sam,asam --models cnn-small,resnet18
 
       torchrun --nproc-per-node 8 --no-python landscape study --data ../shared/data/busi --parallel runs
-      landscape study --data ../shared/data/busi --external ../shared/data/busbra --csv ../shared/data/busbra/bus_data.csv --csv-file-col ID --csv-label-col Pathology --csv-group-col Case --csv-env-col Device
+
+      landscape study --data ../shared/data/busi --external ../shared/data/busbra --csv ../shared/data/busbra/bus_data.csv \
+        --csv-file-col ID --csv-label-col Pathology --csv-group-col Case --csv-env-col Device
+
     """
     from landscape.cli.train_cmd import parse_value
     from landscape.report.overrides import parse_set

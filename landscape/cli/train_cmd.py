@@ -11,6 +11,10 @@ from landscape.cli.app import app
 from landscape.cli.render import print_table, saved
 from landscape.errors import LandscapeError
 from landscape.io import check_writable, write_json
+from landscape.optim.registry import flag_help, list_optimizers
+
+#: Hyper-parameters with a flag of their own (help text from the specs); any other goes through --opt-arg.
+HYPER_FLAGS = ("rho", "eta", "alpha", "gamma", "beta")
 
 
 #: ``create`` arguments that have their own ``landscape train`` flag.
@@ -58,10 +62,17 @@ def parse_value(text: str):
 
 @app.command("train")
 def train_command(
-    data: Optional[Path] = typer.Option(None, "--data", help="Image folder with one sub-folder per class (BUSI layout). Default: the built-in phantom."),
-    model: str = typer.Option("cnn-small", help="cnn-small, or any timm model name (resnet18, vgg16, vit_tiny_patch16_224, ...)."),
-    model_arg: list[str] = typer.Option([], "--model-arg", help="Model constructor argument as key=value, e.g. depth=2 or layers=1,1,1,1 (repeatable; stored in the checkpoint)."),
-    optimizer: str = typer.Option("adam", "--optimizer", "-o", help="adam, sgd, sam, asam, gsam, wsam, crsam, gcsam, a comma list, or 'all'."),
+    data: Optional[Path] = typer.Option(None, "--data",
+                                        help="Image folder with one sub-folder per class (BUSI layout). Default: the "
+                                             "built-in phantom."),
+    model: str = typer.Option("cnn-small",
+                              help="cnn-small, or any timm model name (resnet18, vgg16, vit_tiny_patch16_224, ...)."),
+    model_arg: list[str] = typer.Option([], "--model-arg",
+                                        help="Model constructor argument as key=value, e.g. depth=2 or layers=1,1,1,1 "
+                                             "(repeatable; stored in the checkpoint)."),
+    optimizer: str = typer.Option("adam", "--optimizer", "-o",
+                                  help=f"{', '.join(list_optimizers())}, a comma list, or 'all' (see: landscape list "
+                                       "optimizers)."),
     base: str = typer.Option("adam", help="Base optimizer under the SAM family: adam or sgd."),
     epochs: int = typer.Option(10, help="Training epochs."),
     batch_size: int = typer.Option(32, help="Mini-batch size."),
@@ -75,13 +86,15 @@ def train_command(
     fold: int = typer.Option(0, help="Which fold is the test fold (with --kfold)."),
     keep_conflicts: bool = typer.Option(False, help="Keep images whose near-duplicates carry another label."),
     augment: bool = typer.Option(True, help="Random flip and small affine during training."),
-    rho: Optional[float] = typer.Option(None, help="Perturbation radius (SAM family)."),
-    eta: Optional[float] = typer.Option(None, help="ASAM's eta."),
-    alpha: Optional[float] = typer.Option(None, help="GSAM's alpha."),
-    gamma: Optional[float] = typer.Option(None, help="WSAM's / CR-SAM's gamma."),
-    beta: Optional[float] = typer.Option(None, help="CR-SAM's beta."),
+    rho: Optional[float] = typer.Option(None, help=flag_help("rho")),
+    eta: Optional[float] = typer.Option(None, help=flag_help("eta")),
+    alpha: Optional[float] = typer.Option(None, help=flag_help("alpha")),
+    gamma: Optional[float] = typer.Option(None, help=flag_help("gamma")),
+    beta: Optional[float] = typer.Option(None, help=flag_help("beta")),
     opt_arg: list[str] = typer.Option([], "--opt-arg", help="Any other optimizer argument as key=value (repeatable)."),
-    compute_matched: bool = typer.Option(False, help="Give adam/sgd twice the epochs: as many gradient evaluations as two-pass optimizers."),
+    compute_matched: bool = typer.Option(False,
+                                         help="Give adam/sgd twice the epochs: as many gradient evaluations as "
+                                              "two-pass optimizers."),
     keep: str = typer.Option("all", help="Per-epoch checkpoints to keep: all (for PCA trajectories) or last."),
     out: Path = typer.Option(Path("checkpoints"), help="Folder that receives the run folders."),
     run_name: Optional[str] = typer.Option(None, help="Run folder name (default <data>-<model>-<optimizer>-s<seed>)."),
@@ -89,14 +102,17 @@ def train_command(
     overwrite: bool = typer.Option(False, help="Retrain even if the run folder holds a finished run."),
     pretrained: bool = typer.Option(False, help="Start from timm's pretrained weights (needs them cached or online)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    sync_bn: bool = typer.Option(False, "--sync-bn", help="Under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)."),
-    sam_local: bool = typer.Option(False, "--sam-local", help="Under torchrun: each replica its own SAM perturbation (m-sharpness), directions averaged."),
-    json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the final metrics of every run to this JSON file."),
+    sync_bn: bool = typer.Option(False, "--sync-bn",
+                                 help="Under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)."),
+    sam_local: bool = typer.Option(False, "--sam-local",
+                                   help="Under torchrun: each replica its own SAM perturbation (m-sharpness), "
+                                        "directions averaged."),
+    json_path: Optional[Path] = typer.Option(None, "--json",
+                                             help="Also write the final metrics of every run to this JSON file."),
 ):
     """Train a classifier and save checkpoints: final.pt, best.pt, epoch_NNN.pt, history.json.
 
     Examples:
-
       landscape train                                   # cnn-small on the built-in phantom
 
       landscape train --data ../shared/data/busi --epochs 30 --optimizer sam --rho 0.05
@@ -110,17 +126,19 @@ def train_command(
       landscape train --model vit_tiny_patch16_224 --img-size 32 --model-arg patch_size=8 --model-arg depth=4
 
       torchrun --nproc-per-node 4 --no-python landscape train --optimizer sam --batch-size 128
+
     """
     from landscape.train import TrainConfig, check_hyper, parse_optimizers, train, train_all
 
-    flags = {k: v for k, v in {"rho": rho, "eta": eta, "alpha": alpha, "gamma": gamma, "beta": beta}.items() if v is not None}
+    flags = {k: v for k, v in zip(HYPER_FLAGS, (rho, eta, alpha, gamma, beta)) if v is not None}
     hyper = {**parse_opt_args(opt_arg), **flags}
     model_kwargs = parse_model_args(model_arg)
     names = parse_optimizers(optimizer)
     check_hyper(names, hyper, base)
     check_writable(json_path)
     cfg = TrainConfig(
-        data=str(data) if data is not None else None, model=model, model_kwargs=model_kwargs, optimizer=names[0], base=base, lr=lr,
+        data=str(data) if data is not None else None, model=model, model_kwargs=model_kwargs, optimizer=names[0],
+                      base=base, lr=lr,
         weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,
         img_size=img_size, seed=seed, split_seed=split_seed, kfold=kfold, fold=fold, keep_conflicts=keep_conflicts,
         augment=augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,
@@ -139,6 +157,7 @@ def train_command(
     for r in results:
         saved("checkpoint", r.final)
     if json_path is not None:
-        write_json(json_path, [{"run_dir": str(r.run_dir), "metrics": r.metrics, "wall_time_s": r.wall_time_s} for r in results])
+        write_json(json_path, [{"run_dir": str(r.run_dir), "metrics": r.metrics,
+                                "wall_time_s": r.wall_time_s} for r in results])
         saved("metrics", json_path)
 

@@ -61,6 +61,7 @@ class Duplicates:
         conflicts: the subset of ``groups`` whose members have different labels.
         pairs: ``(i, j, coarse, fine)`` for every near-duplicate pair, i < j.
         settings: ``{"method", "threshold", "coarse_threshold", "max_shift"}``.
+
     """
 
     group_ids: np.ndarray
@@ -80,7 +81,8 @@ def _thumbnails(images: Images) -> np.ndarray:
     if images.thumbs is not None:
         return np.asarray(images.thumbs, dtype=np.float64)
     pix = images.pixels[:, 0].numpy()
-    return np.stack([np.asarray(Image.fromarray(p).resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX), dtype=np.float64)
+    return np.stack([np.asarray(Image.fromarray(p).resize((THUMB_SIZE, THUMB_SIZE), Image.Resampling.BOX),
+                                dtype=np.float64)
                      for p in pix])
 
 
@@ -92,7 +94,8 @@ def _unit_rows(a: np.ndarray) -> np.ndarray:
     return np.divide(a, norm, out=np.zeros_like(a), where=norm > 1e-9)
 
 
-def coarse_pairs(thumbs: np.ndarray, threshold: float, max_shift: float, block: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def coarse_pairs(thumbs: np.ndarray, threshold: float, max_shift: float,
+                 block: int = 1024) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pairs (i < j) whose 16x16 layout correlation, maximised over shifts, is >= ``threshold``.
 
     Shifts of up to ``max(1, floor(max_shift * 16))`` thumbnail pixels; the

@@ -103,18 +103,21 @@ def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[str]
     if not classes:
         loose = sum(1 for f in root.iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
         hint = f" ({loose} images lie directly in it)" if loose else ""
-        raise LandscapeError(f"no class sub-folders in {root}{hint}; expected one folder per class, e.g. benign/ malignant/ normal/")
+        raise LandscapeError(f"no class sub-folders in {root}{hint}; expected one folder per class, e.g. benign/ "
+                             "malignant/ normal/")
     if len(classes) < 2:
         raise LandscapeError(f"only one class folder ({classes[0]}/) in {root}; need at least 2 classes")
     entries: list[tuple[str, int]] = []
     skipped: list[str] = []
     for label, cls in enumerate(classes):
         names = [f.name for f in (root / cls).iterdir()  # dangling links are kept, to be reported
-                 if (f.is_file() or f.is_symlink()) and f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")]
+                 if (f.is_file() or f.is_symlink()) and f.suffix.lower() in IMAGE_EXTENSIONS
+                 and not f.name.startswith(".")]
         kept = sorted((n for n in names if not is_mask(n)), key=natural_key)
         skipped += sorted((f"{cls}/{n}" for n in names if is_mask(n)), key=natural_key)
         if not kept:
-            raise LandscapeError(f"class folder {root / cls} holds no images ({', '.join(IMAGE_EXTENSIONS)}; masks do not count)")
+            raise LandscapeError(f"class folder {root / cls} holds no images ({', '.join(IMAGE_EXTENSIONS)}; masks do "
+                                 "not count)")
         entries += [(f"{cls}/{n}", label) for n in kept]
     return classes, entries, skipped
 

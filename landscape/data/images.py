@@ -39,6 +39,7 @@ class Images:
         orig_modes: PIL mode of each stored image (``"RGB"``, ``"L"``, ...).
         skipped: segmentation-mask files that were skipped (``*_mask.png``).
         seed: the phantom's seed; None for folders.
+
     """
 
     name: str

@@ -12,7 +12,8 @@ from landscape.data.images import load_images
 from landscape.io import versions
 
 
-def inspect_data(path: str | Path | None = None, img_size: int = 64, threshold: float = THRESHOLD, seed: int = 0) -> dict:
+def inspect_data(path: str | Path | None = None, img_size: int = 64, threshold: float = THRESHOLD,
+                 seed: int = 0) -> dict:
     """Class counts, stored image sizes and modes, skipped masks, near-duplicate
     groups and label conflicts (with file names) of a data folder, or of the
     phantom when ``path`` is None. Returns plain JSON-able data.

@@ -223,7 +223,7 @@ def _render_background(p, y, x):
 
 
 def _render_benign(p, y, x):
-    """dB change of a smooth oval lesion with capsule and posterior effects."""
+    """DB change of a smooth oval lesion with capsule and posterior effects."""
     zr, zi, rho = _ellipse(p, "", y, x)
     c2, s2 = zr * zr - zi * zi, 2 * zr * zi
     c3, s3 = c2 * zr - s2 * zi, s2 * zr + c2 * zi
@@ -238,7 +238,7 @@ def _render_benign(p, y, x):
 
 
 def _render_malignant(p, y, x):
-    """dB change of an irregular spiculated lesion with halo and posterior shadow."""
+    """DB change of an irregular spiculated lesion with halo and posterior shadow."""
     zr, zi, rho = _ellipse(p, "", y, x)
     boundary = np.ones_like(rho)
     ck, sk = zr, zi

@@ -71,7 +71,8 @@ def _groups(images: Images, dups: Duplicates, keep_conflicts: bool) -> tuple[lis
 
 def _assign(sizes: list[int], targets: np.ndarray, rng: np.random.Generator) -> list[int]:
     """Bin per group: shuffled, largest first; each goes to the bin with the largest
-    share of its target still open among the bins it fits in (else the most open bin)."""
+    share of its target still open among the bins it fits in (else the most open bin).
+    """
     order = np.argsort(rng.random(len(sizes)), kind="stable")
     order = sorted(order.tolist(), key=lambda g: -sizes[g])  # stable: ties keep the shuffle
     targets = np.asarray(targets, dtype=np.int64)
@@ -101,11 +102,13 @@ def _check_dups(images: Images, duplicates: Duplicates | None, threshold: float)
     if duplicates is None:
         return find_duplicates(images, threshold=threshold)
     if len(duplicates.group_ids) != len(images):
-        raise LandscapeError(f"duplicate groups cover {len(duplicates.group_ids)} images, but the set has {len(images)}")
+        raise LandscapeError(f"duplicate groups cover {len(duplicates.group_ids)} images, but the set has "
+                             f"{len(images)}")
     return duplicates
 
 
-def _manifest(images: Images, members: dict[str, list[int]], dups: Duplicates, head: dict, keep_conflicts: bool) -> dict:
+def _manifest(images: Images, members: dict[str, list[int]], dups: Duplicates, head: dict,
+              keep_conflicts: bool) -> dict:
     """Assemble the manifest dict (see module docstring) and its hash."""
     names = {split: [images.files[k] for k in sorted(idx)] for split, idx in members.items()}
     file_hashes = {images.files[k]: images.file_hashes[k] for idx in members.values() for k in sorted(idx)}
@@ -150,7 +153,8 @@ def make_split(images: Images, fractions=(0.7, 0.1, 0.2), seed: int = 0, keep_co
     seed = check_seed(seed, "split_seed")
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1.0) > 1e-6 or fractions[0] <= 0:
-        raise LandscapeError(f"split fractions must be 3 non-negative numbers (train, val, test) summing to 1 with train > 0, got {fractions}")
+        raise LandscapeError("split fractions must be 3 non-negative numbers (train, val, test) summing to 1 with "
+                             f"train > 0, got {fractions}")
     dups = _check_dups(images, duplicates, threshold)
     groups, strata, excluded = _groups(images, dups, keep_conflicts)
     bins = _stratified(groups, strata, len(images.classes), fractions, _rng(seed))
@@ -160,7 +164,8 @@ def make_split(images: Images, fractions=(0.7, 0.1, 0.2), seed: int = 0, keep_co
 
 
 def kfold_split(images: Images, k: int = 5, fold: int = 0, seed: int = 0, val_fraction: float = 0.1,
-                keep_conflicts: bool = False, threshold: float = THRESHOLD, duplicates: Duplicates | None = None) -> dict:
+                keep_conflicts: bool = False, threshold: float = THRESHOLD,
+                duplicates: Duplicates | None = None) -> dict:
     """Fold ``fold`` of a group-aware stratified ``k``-fold split, as a manifest.
 
     The folds depend only on ``seed`` (not on ``fold``), so the ``k`` test sets
@@ -210,23 +215,27 @@ def select(images: Images, manifest: dict, split: str) -> tuple[torch.Tensor, to
     if not isinstance(manifest, dict) or split not in manifest or "file_hashes" not in manifest:
         raise LandscapeError(f"not a split manifest (no {split!r} list or file hashes)")
     if manifest.get("kind", images.kind) != images.kind:
-        raise LandscapeError(f"the split manifest is for {manifest.get('source')} ({manifest['kind']} data) but the images are {images.name} ({images.kind})")
+        raise LandscapeError(f"the split manifest is for {manifest.get('source')} ({manifest['kind']} data) but the "
+                             f"images are {images.name} ({images.kind})")
     where = {f: i for i, f in enumerate(images.files)}
     files = manifest[split]
     source = images.root or images.name
     missing = [f for f in files if f not in where]
     if missing:
         more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise LandscapeError(f"{len(missing)} file(s) of the {split} split are missing from {source}: {missing[0]}{more}")
+        raise LandscapeError(f"{len(missing)} file(s) of the {split} split are missing from {source}: "
+                             f"{missing[0]}{more}")
     changed = [f for f in files if images.file_hashes[where[f]] != manifest["file_hashes"].get(f)]
     if changed:
         more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
-        raise LandscapeError(f"{len(changed)} file(s) of the {split} split differ from the split manifest (content changed) in {source}: {changed[0]}{more}")
+        raise LandscapeError(f"{len(changed)} file(s) of the {split} split differ from the split manifest (content "
+                             f"changed) in {source}: {changed[0]}{more}")
     classes = list(manifest.get("classes", images.classes))
     idx = [where[f] for f in files]
     names = [images.classes[images.labels[i]] for i in idx]
     unknown = sorted(set(names) - set(classes))
     if unknown:
-        raise LandscapeError(f"the {split} split holds class {unknown[0]!r}, which the manifest does not list ({', '.join(classes)})")
+        raise LandscapeError(f"the {split} split holds class {unknown[0]!r}, which the manifest does not list "
+                             f"({', '.join(classes)})")
     y = [classes.index(c) for c in names]
     return images.pixels[torch.as_tensor(idx, dtype=torch.long)], torch.as_tensor(y, dtype=torch.int64)

@@ -23,7 +23,8 @@ def norm_stats(x_uint8: torch.Tensor) -> tuple[float, float]:
     if x_uint8.dtype != torch.uint8:
         raise LandscapeError(f"norm_stats expects uint8 pixels, got {x_uint8.dtype}")
     if x_uint8.numel() == 0:
-        raise LandscapeError("cannot compute normalisation statistics of an empty image set (is the train split empty?)")
+        raise LandscapeError("cannot compute normalisation statistics of an empty image set (is the train split "
+                             "empty?)")
     counts = torch.bincount(x_uint8.reshape(-1), minlength=256).cpu().to(torch.float64)
     values = torch.arange(256, dtype=torch.float64) / 255.0
     total = counts.sum()

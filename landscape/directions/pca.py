@@ -55,7 +55,8 @@ def trajectory_pca(weights: Vector, trajectory: list[dict[str, torch.Tensor]], k
         missing = [n for n in names if n not in state or tuple(state[n].shape) != tuple(weights[n].shape)]
         if missing:
             raise LandscapeError(f"epoch weights #{e} do not match the model (first mismatch: {missing[0]!r})")
-        rows.append(torch.cat([(state[n].detach().cpu().double() - weights[n].detach().cpu().double()).reshape(-1) for n in names]))
+        rows.append(torch.cat([(state[n].detach().cpu().double() - weights[n].detach().cpu().double()).reshape(-1)
+                               for n in names]))
     m = torch.stack(rows)  # [E, P]
     u, s, vh = torch.linalg.svd(m, full_matrices=False)
     if s.numel() < k or s[0] <= 0 or s[k - 1] <= _RANK_RTOL * s[0]:
@@ -74,7 +75,8 @@ def trajectory_pca(weights: Vector, trajectory: list[dict[str, torch.Tensor]], k
     for pc in pcs:
         parts = torch.split(pc, sizes)
         directions.append(
-            {n: part.reshape(weights[n].shape).to(device=weights[n].device, dtype=weights[n].dtype) for n, part in zip(names, parts)}
+            {n: part.reshape(weights[n].shape).to(device=weights[n].device, dtype=weights[n].dtype) for n,
+             part in zip(names, parts)}
         )
     return TrajectoryPCA(
         directions=directions,

@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 from torch import nn
 
 from landscape.errors import LandscapeError
+from landscape.hessian.hutchpp import trace
 from landscape.hessian.krylov import Krylov, generator
 from landscape.hessian.lanczos import LANCZOS_STREAM, top_eigenvalues
 from landscape.hessian.operator import HessianOperator
-from landscape.hessian.hutchpp import trace
 
 
 @dataclass

@@ -79,6 +79,7 @@ def check_positive_int(value, name: str, minimum: int = 1) -> int:
 
 
 def check_which(which: str) -> str:
+    """``which`` if it is ``"largest"`` or ``"smallest"``, else LandscapeError."""
     if which not in ("largest", "smallest"):
         raise LandscapeError(f"which must be 'largest' or 'smallest', got {which!r}")
     return which

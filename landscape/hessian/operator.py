@@ -128,7 +128,8 @@ class HessianOperator:
         if num_samples is None:
             self.batches, self.num_samples = _load_batches(data, self.device, self.dtype, shard=True)
         else:
-            self.batches, self.num_samples = _load_batches(data, self.device, self.dtype, shard=False)[0], int(num_samples)
+            self.batches, self.num_samples = _load_batches(data, self.device, self.dtype,
+                                                           shard=False)[0], int(num_samples)
         self.local_samples = sum(len(y) for _, y in self.batches)
         named = dict(model.named_parameters())
         if params is None:
@@ -189,7 +190,8 @@ class HessianOperator:
             finite = bool(torch.isfinite(loss))
             if finite:
                 check_twice_differentiable(loss, self.model)
-            grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True) if finite else [None] * len(leaves)
+            grads = torch.autograd.grad(loss, list(leaves.values()),
+                                        allow_unused=True) if finite else [None] * len(leaves)
         flags = torch.tensor([float(g is not None) for g in grads] + [float(not finite)], dtype=torch.float64)
         distributed.all_reduce(flags, op="max")
         if flags[-1]:

@@ -68,7 +68,7 @@ def _math_attention():
 
 
 def check_twice_differentiable(loss: torch.Tensor, model: nn.Module) -> None:
-    """Raise :class:`LandscapeError` if ``loss``'s graph holds a custom function whose backward is ``@once_differentiable``."""
+    """Raise :class:`LandscapeError` if ``loss``'s graph holds a custom function with a once-differentiable backward."""
     seen, stack = set(), [loss.grad_fn]
     while stack:
         node = stack.pop()

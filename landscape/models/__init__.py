@@ -5,6 +5,6 @@ passed to timm (resnet18, resnet50, vgg16, vit_tiny_patch16_224,
 swin_tiny_patch4_window7_224, ...).
 """
 
-from landscape.models.registry import available, create, describe
+from landscape.models.registry import available, create, describe, list_models, register_model
 
-__all__ = ["available", "create", "describe"]
+__all__ = ["available", "create", "describe", "list_models", "register_model"]

@@ -24,8 +24,28 @@ LIMITS = {"num_classes": (1, 100_000), "in_chans": (1, 64), "img_size": (8, 4096
 
 
 def available() -> list[str]:
-    """Built-in names; every timm model name works too."""
+    """Registered names (built-ins and :func:`register_model`'s); every timm model name works too."""
     return sorted(_BUILTIN)
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted (timm's zoo is the fallback for any other name)."""
+    return available()
+
+
+def register_model(name: str, builder: Callable[..., nn.Module], overwrite: bool = False) -> None:
+    """Make ``create(name, ...)`` call ``builder(num_classes, in_chans, img_size, **kwargs)``.
+
+    A checkpoint records the name and kwargs, so register the same builder
+    again before loading a checkpoint of a registered model.
+    """
+    if not isinstance(name, str) or not name:
+        raise LandscapeError(f"name must be a non-empty string, got {name!r}")
+    if name in _BUILTIN and not overwrite:
+        raise LandscapeError(f"model {name!r} is already registered (pass overwrite=True to replace it)")
+    if not callable(builder):
+        raise LandscapeError(f"builder of model {name!r} must be callable, got {builder!r}")
+    _BUILTIN[name] = builder
 
 
 def create(
@@ -81,7 +101,8 @@ def _create_timm(name, num_classes, in_chans, img_size, pretrained, **kwargs) ->
 @contextlib.contextmanager
 def _offline_unless_reachable(pretrained: bool, host: str = "huggingface.co", timeout: float = 3.0):
     """Use only the local weight cache when the hub cannot be reached, so an offline
-    ``--pretrained`` fails in seconds with a clear message instead of minutes of retries."""
+    ``--pretrained`` fails in seconds with a clear message instead of minutes of retries.
+    """
     if not pretrained:
         yield
         return
@@ -111,7 +132,8 @@ def _timm_arguments(name: str) -> set[str]:
     from timm.models import build_model_with_cfg
 
     module = inspect.getmodule(timm.models.model_entrypoint(name))
-    names = set(inspect.signature(timm.create_model).parameters) | set(inspect.signature(build_model_with_cfg).parameters)
+    names = set(inspect.signature(timm.create_model).parameters)
+    names |= set(inspect.signature(build_model_with_cfg).parameters)
     names |= {"out_indices", "feature_cls", "flatten_sequential"}  # popped by timm's _create_* helpers
     for obj in vars(module).values():
         if isinstance(obj, type) and issubclass(obj, nn.Module) and obj.__module__ == module.__name__:

@@ -1,4 +1,4 @@
-"""Optimizers behind one closure interface: Adam, SGD and the SAM family.
+"""Optimizers behind one closure interface: Adam, SGD and the SAM family, in one registry.
 
 ```python
 opt = create_optimizer("sam", model, base="adam", lr=1e-3, rho=0.05, weight_decay=1e-4)
@@ -10,21 +10,43 @@ def closure():
 loss = opt.step(closure)      # calls the closure once per pass (opt.passes_per_step)
 ```
 
-``OPTIMIZERS``: adam, sgd, sam, asam, gsam, wsam, crsam, gcsam.
-``resolve_hyper(name, given, base)`` fills defaults and rejects keys that do
-not apply; ``hyper_defaults(name, base)`` lists them.
+Every optimizer is an :class:`OptimSpec` (name, class, default
+hyper-parameters, passes per step, description) in the registry:
+:func:`list_optimizers`, :func:`get_optimizer`, :func:`register_optimizer`.
+``OPTIMIZERS`` names the built-ins (adam, sgd, sam, asam, gsam, wsam, crsam,
+gcsam). ``resolve_hyper(name, given, base)`` fills defaults and rejects keys
+that do not apply; ``hyper_defaults(name, base)`` lists them.
 """
 
+# Each module registers its spec on import; the order is the registry's (and ``--optimizer all``'s).
+# isort: off
+from landscape.optim import sam, asam, gsam, wsam, crsam, gcsam  # noqa: F401
+# isort: on
 from landscape.optim.base import BASE_DEFAULTS, ClosureOptimizer
-from landscape.optim.registry import HYPER_DEFAULTS, OPTIMIZERS, base_of, create_optimizer, hyper_defaults, resolve_hyper
+from landscape.optim.registry import (
+    OptimSpec,
+    base_of,
+    create_optimizer,
+    get_optimizer,
+    hyper_defaults,
+    list_optimizers,
+    register_optimizer,
+    resolve_hyper,
+)
+
+#: The built-in optimizers, in registration order (``list_optimizers()`` adds the user's).
+OPTIMIZERS: tuple[str, ...] = tuple(list_optimizers())
 
 __all__ = [
     "BASE_DEFAULTS",
-    "HYPER_DEFAULTS",
     "OPTIMIZERS",
     "ClosureOptimizer",
+    "OptimSpec",
     "base_of",
     "create_optimizer",
+    "get_optimizer",
     "hyper_defaults",
+    "list_optimizers",
+    "register_optimizer",
     "resolve_hyper",
 ]

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import torch
 
+from landscape.optim.base import nonnegative
 from landscape.optim.perturb import EPS, global_norm
+from landscape.optim.registry import OptimSpec, register_optimizer
 from landscape.optim.sam import SAM
 
 
@@ -31,8 +33,15 @@ class ASAM(SAM):
 
     name = "asam"
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    @classmethod
+    def check_hyper(cls, hyper: dict, given: dict) -> dict:
+        """``eta >= 0``."""
+        nonnegative(cls.name, hyper, "eta")
+        return super().check_hyper(hyper, given)
+
+    def setup(self) -> None:
+        """Which parameters get the adaptive scaling."""
+        super().setup()
         self._scaled = {id(p) for p, n in zip(self._params, self._names) if is_scaled_weight(n, p)}
 
     def perturbation(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -49,3 +58,12 @@ class ASAM(SAM):
             torch._foreach_mul_(g_w, t)  # T^2 g
         torch._foreach_mul_(grads, scale)
         return grads
+
+
+register_optimizer(OptimSpec(
+    "asam", ASAM, {"rho": 0.5, "eta": 0.01}, 2,
+    "adaptive SAM: the ascent step scaled by abs(w) + eta on weight tensors",
+    help={"rho": "perturbation radius (in normalised coordinates)",
+          "eta": "offset of the adaptive scaling abs(w) + eta"},
+    paper="Kwon et al., ICML 2021",
+))

@@ -18,6 +18,19 @@ from torch import nn
 from landscape.errors import LandscapeError
 from landscape.optim.perturb import Closure, check_finite
 
+
+def require(ok: bool, name: str, message: str) -> None:
+    """Raise ``LandscapeError("<name>: <message>")`` (an optimizer's hyper-parameter check) unless ``ok``."""
+    if not ok:
+        raise LandscapeError(f"{name}: {message}")
+
+
+def nonnegative(name: str, hyper: dict[str, Any], *keys: str) -> None:
+    """Every given (not None) ``hyper[key]`` must be >= 0."""
+    for key in keys:
+        if hyper.get(key) is not None:
+            require(hyper[key] >= 0, name, f"{key} must be >= 0, got {hyper[key]}")
+
 #: Keyword arguments of each base optimizer and their defaults (``momentum`` is SGD's only).
 BASE_DEFAULTS: dict[str, dict[str, Any]] = {
     "adam": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False},
@@ -26,7 +39,9 @@ BASE_DEFAULTS: dict[str, dict[str, Any]] = {
 _BASE_CLASSES = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
-def split_params(model_or_params: nn.Module | Iterable[torch.Tensor]) -> tuple[nn.Module | None, list[torch.Tensor], list[str | None]]:
+def split_params(
+    model_or_params: nn.Module | Iterable[torch.Tensor],
+) -> tuple[nn.Module | None, list[torch.Tensor], list[str | None]]:
     """``(model or None, trainable params, their names or None)`` from a model or an iterable of params."""
     if isinstance(model_or_params, nn.Module):
         named = [(n, p) for n, p in model_or_params.named_parameters() if p.requires_grad]
@@ -34,7 +49,8 @@ def split_params(model_or_params: nn.Module | Iterable[torch.Tensor]) -> tuple[n
     else:
         params = list(model_or_params)
         if not all(isinstance(p, torch.Tensor) for p in params):
-            raise LandscapeError("create_optimizer takes a model or an iterable of parameter tensors (not param groups)")
+            raise LandscapeError("create_optimizer takes a model or an iterable of parameter tensors (not param "
+                                 "groups)")
         params = [p for p in params if p.requires_grad]
         model, names = None, [None] * len(params)
     if not params:
@@ -73,6 +89,19 @@ class ClosureOptimizer(torch.optim.Optimizer):
         self.hyper = {**(hyper or {}), **base_kwargs}
         self.lr_max = [group["lr"] for group in self.param_groups]
         self.device = self._params[0].device
+        self.setup()
+
+    def setup(self) -> None:
+        """Per-optimizer state, after the base optimizer exists; subclasses extend this instead of ``__init__``."""
+
+    @classmethod
+    def check_hyper(cls, hyper: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+        """Validate (and possibly adjust) the full hyper-parameters; ``given`` holds the ones the user set.
+
+        Raises :class:`LandscapeError` naming the hyper-parameter. Subclasses
+        add their own rules and call ``super().check_hyper``.
+        """
+        return hyper
 
     def step(self, closure: Closure) -> torch.Tensor:  # type: ignore[override]
         """One pass: ``loss = closure()``, then the base update. Returns the detached loss."""
@@ -86,7 +115,8 @@ class ClosureOptimizer(torch.optim.Optimizer):
 
     def state_dict(self) -> dict[str, Any]:
         """Tensors and plain data only: loads with ``torch.load(..., weights_only=True)``."""
-        return {"name": self.name, "base": self.base, "lr_max": list(self.lr_max), "base_state": self.base_optimizer.state_dict()}
+        return {"name": self.name, "base": self.base, "lr_max": list(self.lr_max),
+                "base_state": self.base_optimizer.state_dict()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if not isinstance(state_dict, dict) or "base_state" not in state_dict:
@@ -101,4 +131,5 @@ class ClosureOptimizer(torch.optim.Optimizer):
         self.lr_max = list(state_dict.get("lr_max", self.lr_max))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, base={self.base!r}, lr={self.param_groups[0]['lr']}, hyper={self.hyper})"
+        return (f"{type(self).__name__}(name={self.name!r}, base={self.base!r}, lr={self.param_groups[0]['lr']}, "
+                f"hyper={self.hyper})")

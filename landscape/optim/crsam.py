@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import torch
 
+from landscape.optim.base import nonnegative
+from landscape.optim.registry import OptimSpec, register_optimizer
 from landscape.optim.sam import SAM
 
 
@@ -34,6 +36,12 @@ class CRSAM(SAM):
     name = "crsam"
     passes_per_step = 3
     offsets = (1.0, -1.0)
+
+    @classmethod
+    def check_hyper(cls, hyper: dict, given: dict) -> dict:
+        """``gamma >= 0`` and ``beta >= 0``."""
+        nonnegative(cls.name, hyper, "gamma", "beta")
+        return super().check_hyper(hyper, given)
 
     def perturbation(self, params, grads):
         e = self._scratch.like(params)  # g0 is needed again
@@ -47,3 +55,12 @@ class CRSAM(SAM):
         torch._foreach_mul_(g_minus, gamma - beta)
         torch._foreach_add_(g_minus, g_plus, alpha=1 + gamma + beta)
         torch._foreach_add_(g_minus, g, alpha=-2 * gamma)
+
+
+register_optimizer(OptimSpec(
+    "crsam", CRSAM, {"rho": 0.1, "gamma": 0.1, "beta": 0.01}, 3,
+    "curvature-regularised SAM: finite-difference curvature and gradient-norm penalties",
+    help={"rho": "perturbation radius", "gamma": "weight of the curvature penalty",
+          "beta": "weight of the gradient-norm penalty"},
+    paper="Wu, Luo & Wunsch, AAAI 2024",
+))

@@ -24,7 +24,9 @@ from __future__ import annotations
 import torch
 
 from landscape.errors import LandscapeError
+from landscape.optim.base import nonnegative, require
 from landscape.optim.perturb import EPS, global_dot, global_norm
+from landscape.optim.registry import OptimSpec, register_optimizer
 from landscape.optim.sam import SAM
 
 
@@ -33,8 +35,23 @@ class GSAM(SAM):
 
     name = "gsam"
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    @classmethod
+    def check_hyper(cls, hyper: dict, given: dict) -> dict:
+        """``rho`` alone keeps the radius constant; ``rho_max`` with ``rho_min`` schedule it (``rho`` becomes None)."""
+        nonnegative(cls.name, hyper, "alpha", "lr_min", "rho_max", "rho_min")
+        if hyper["rho_max"] is not None or hyper["rho_min"] is not None:
+            require("rho" not in given, cls.name,
+                    "give either rho (constant radius) or rho_max and rho_min (scheduled), not both")
+            require(hyper["rho_max"] is not None and hyper["rho_min"] is not None, cls.name,
+                    "the scheduled radius needs both rho_max and rho_min")
+            require(hyper["rho_min"] <= hyper["rho_max"], cls.name,
+                    f"rho_min ({hyper['rho_min']}) must be <= rho_max ({hyper['rho_max']})")
+            hyper = {**hyper, "rho": None}
+        return super().check_hyper(hyper, given)
+
+    def setup(self) -> None:
+        """A scheduled radius needs ``lr_min <= lr``."""
+        super().setup()
         if self.hyper["rho"] is None and not self.hyper["lr_min"] <= self.lr_max[0]:
             raise LandscapeError(f"gsam: lr_min ({self.hyper['lr_min']}) must be <= lr ({self.lr_max[0]})")
 
@@ -60,3 +77,13 @@ class GSAM(SAM):
         c = global_dot(g, g_plus) / (global_norm(g_plus) ** 2 + EPS)
         torch._foreach_mul_(g_plus, 1 + alpha * c)
         torch._foreach_add_(g_plus, g, alpha=-alpha)
+
+
+register_optimizer(OptimSpec(
+    "gsam", GSAM, {"rho": 0.05, "rho_max": None, "rho_min": None, "lr_min": 0.0, "alpha": 0.4}, 2,
+    "surrogate-gap guided SAM: also ascend along the clean gradient's part orthogonal to g+",
+    help={"rho": "constant perturbation radius", "rho_max": "scheduled radius at the peak learning rate",
+          "rho_min": "scheduled radius at lr_min", "lr_min": "learning rate at which the radius is rho_min",
+          "alpha": "weight of the surrogate-gap ascent"},
+    paper="Zhuang et al., ICLR 2022",
+))

@@ -87,7 +87,8 @@ def bn_buffers(model: nn.Module | None) -> list[torch.Tensor]:
     out = []
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
-            out.extend(b for b in (module.running_mean, module.running_var, module.num_batches_tracked) if b is not None)
+            out.extend(b for b in (module.running_mean, module.running_var,
+                                   module.num_batches_tracked) if b is not None)
     return out
 
 

@@ -1,58 +1,91 @@
-"""Names, hyper-parameter defaults and validation, and ``create_optimizer``."""
+"""The optimizer registry: one :class:`OptimSpec` per optimizer, and ``create_optimizer``.
+
+Nothing else lists optimizer names: the CLI's choices, flags and help text, the
+README table and ``landscape list optimizers`` come from the specs (timm's
+``OptimInfo`` / ``OptimizerRegistry`` pattern). Register your own with
+:func:`register_optimizer`; a spec's class is a
+:class:`~landscape.optim.base.ClosureOptimizer` whose ``check_hyper`` holds its
+own validation rules.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.optim.asam import ASAM
-from landscape.optim.base import BASE_DEFAULTS, ClosureOptimizer
-from landscape.optim.crsam import CRSAM
-from landscape.optim.gcsam import GCSAM
-from landscape.optim.gsam import GSAM
-from landscape.optim.sam import SAM
-from landscape.optim.wsam import WSAM
-
-#: Optimizer-specific hyper-parameters and their defaults (the base optimizer's are in BASE_DEFAULTS).
-HYPER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "adam": {},
-    "sgd": {},
-    "sam": {"rho": 0.05},
-    "asam": {"rho": 0.5, "eta": 0.01},
-    "gsam": {"rho": 0.05, "rho_max": None, "rho_min": None, "lr_min": 0.0, "alpha": 0.4},
-    "wsam": {"rho": 0.05, "gamma": 0.9, "decoupled": True},
-    "crsam": {"rho": 0.1, "gamma": 0.1, "beta": 0.01},
-    "gcsam": {"rho": 0.05},
-}
-OPTIMIZERS: tuple[str, ...] = tuple(HYPER_DEFAULTS)
-_CLASSES: dict[str, type[ClosureOptimizer]] = {
-    "sam": SAM,
-    "asam": ASAM,
-    "gsam": GSAM,
-    "wsam": WSAM,
-    "crsam": CRSAM,
-    "gcsam": GCSAM,
-}
-_FLOAT_KEYS = {"rho", "rho_max", "rho_min", "lr_min", "alpha", "eta", "gamma", "beta", "eps", "weight_decay", "momentum", "dampening"}
-_BOOL_KEYS = {"decoupled", "nesterov", "amsgrad"}
+from landscape.optim.base import BASE_DEFAULTS, ClosureOptimizer, nonnegative, require
 
 
-def _check_name(name: str) -> str:
+@dataclass(frozen=True)
+class OptimSpec:
+    """One optimizer: its name, class, own hyper-parameters with defaults, passes per step and a description.
+
+    ``defaults`` holds the optimizer's own hyper-parameters (the base
+    optimizer's are :data:`~landscape.optim.base.BASE_DEFAULTS`); their types
+    decide how CLI strings are parsed (bool, tuple, else float). ``passes``
+    must equal ``cls.passes_per_step``. ``help`` describes hyper-parameters
+    for ``--help``; ``paper`` is a short citation for the README table.
+    """
+
+    name: str
+    cls: type[ClosureOptimizer]
+    defaults: dict[str, Any]
+    passes: int
+    description: str
+    help: dict[str, str] = field(default_factory=dict)
+    paper: str = ""
+
+    @property
+    def is_base(self) -> bool:
+        """Whether this is a one-pass base optimizer (``adam``, ``sgd``), its own base."""
+        return self.name in BASE_DEFAULTS
+
+
+_REGISTRY: dict[str, OptimSpec] = {}
+
+
+def register_optimizer(spec: OptimSpec, overwrite: bool = False) -> OptimSpec:
+    """Add ``spec`` to the registry (``overwrite`` replaces a spec of that name); returns it."""
+    name = spec.name.lower()
+    if name != spec.name or not name.replace("_", "").replace("-", "").isalnum():
+        raise LandscapeError(f"optimizer name must be lower-case letters, digits, - or _, got {spec.name!r}")
+    if name in _REGISTRY and not overwrite:
+        raise LandscapeError(f"optimizer {name!r} is already registered (pass overwrite=True to replace it)")
+    if not (isinstance(spec.cls, type) and issubclass(spec.cls, ClosureOptimizer)):
+        raise LandscapeError(f"{name}: cls must be a ClosureOptimizer subclass, got {spec.cls!r}")
+    if spec.passes != spec.cls.passes_per_step:
+        raise LandscapeError(f"{name}: passes={spec.passes} but {spec.cls.__name__}.passes_per_step="
+                             f"{spec.cls.passes_per_step}")
+    clash = set(spec.defaults) & {k for d in BASE_DEFAULTS.values() for k in d}
+    if clash:
+        raise LandscapeError(f"{name}: hyper-parameters {sorted(clash)} belong to the base optimizer")
+    _REGISTRY[name] = spec
+    return spec
+
+
+def list_optimizers() -> list[str]:
+    """Registered optimizer names, in registration order (built-ins first)."""
+    return list(_REGISTRY)
+
+
+def get_optimizer(name: str) -> OptimSpec:
+    """The spec of ``name`` (case-insensitive); LandscapeError naming the choices if unknown."""
     key = str(name).lower()
-    if key not in HYPER_DEFAULTS:
-        raise LandscapeError(f"unknown optimizer {name!r}; choose from: {', '.join(OPTIMIZERS)}")
-    return key
+    if key not in _REGISTRY:
+        raise LandscapeError(f"unknown optimizer {name!r}; choose from: {', '.join(_REGISTRY)}")
+    return _REGISTRY[key]
 
 
 def base_of(name: str, base: str | None = "adam") -> str:
     """The base optimizer used by ``name``: adam and sgd are their own base, the SAM family uses ``base``."""
-    name = _check_name(name)
-    if name in BASE_DEFAULTS:
-        return name
+    spec = get_optimizer(name)
+    if spec.is_base:
+        return spec.name
     base = "adam" if base is None else str(base).lower()
     if base not in BASE_DEFAULTS:
         raise LandscapeError(f"unknown base optimizer {base!r}; choose from: {', '.join(BASE_DEFAULTS)}")
@@ -61,58 +94,42 @@ def base_of(name: str, base: str | None = "adam") -> str:
 
 def hyper_defaults(name: str, base: str | None = "adam") -> dict[str, Any]:
     """Every hyper-parameter of ``name`` (on ``base``) with its default value."""
-    name = _check_name(name)
-    return {**HYPER_DEFAULTS[name], **BASE_DEFAULTS[base_of(name, base)]}
+    return {**get_optimizer(name).defaults, **BASE_DEFAULTS[base_of(name, base)]}
 
 
-def _coerce(key: str, value: Any) -> Any:
-    """Turn CLI strings (``--opt-arg key=value``) and JSON lists into the expected types."""
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    """Turn CLI strings (``--opt-arg key=value``) and JSON lists into the default's type (None: float)."""
     try:
-        if key in _BOOL_KEYS:
+        if isinstance(default, bool):
             if isinstance(value, str):
                 low = value.strip().lower()
                 if low not in {"true", "false", "1", "0", "yes", "no"}:
                     raise ValueError(value)
                 return low in {"true", "1", "yes"}
             return bool(value)
-        if key == "betas":
+        if isinstance(default, tuple):
             parts = value.split(",") if isinstance(value, str) else list(value)
-            if len(parts) != 2:
+            if len(parts) != len(default):
                 raise ValueError(value)
-            return (float(parts[0]), float(parts[1]))
-        if key in _FLOAT_KEYS:
-            if isinstance(value, bool):
-                raise ValueError(value)
-            return float(value)
+            return tuple(float(v) for v in parts)
+        if isinstance(value, bool):
+            raise ValueError(value)
+        return float(value)
     except (TypeError, ValueError):
         raise LandscapeError(f"bad value for {key}: {value!r}") from None
-    return value
 
 
-def _validate(name: str, hyper: dict[str, Any]) -> None:
-    def need(ok: bool, message: str) -> None:
-        if not ok:
-            raise LandscapeError(f"{name}: {message}")
-
-    for key in ("rho", "eta", "alpha", "beta", "lr_min", "weight_decay", "rho_max", "rho_min"):
-        if hyper.get(key) is not None:
-            need(hyper[key] >= 0, f"{key} must be >= 0, got {hyper[key]}")
-    if hyper.get("rho") is not None:
-        need(hyper["rho"] > 0, f"rho must be > 0, got {hyper['rho']}")
-    if name == "wsam":
-        need(0 <= hyper["gamma"] < 1, f"gamma must be in [0, 1), got {hyper['gamma']}")
-    if name == "crsam":
-        need(hyper["gamma"] >= 0, f"gamma must be >= 0, got {hyper['gamma']}")
+def _check_base(name: str, hyper: dict[str, Any]) -> None:
+    """The base optimizer's keyword arguments."""
+    nonnegative(name, hyper, "weight_decay")
     if "momentum" in hyper:
-        need(0 <= hyper["momentum"] < 1, f"momentum must be in [0, 1), got {hyper['momentum']}")
-        need(0 <= hyper["dampening"] <= 1, f"dampening must be in [0, 1], got {hyper['dampening']}")
-        need(
-            not hyper["nesterov"] or (hyper["momentum"] > 0 and hyper["dampening"] == 0),
-            "nesterov needs momentum > 0 and dampening 0",
-        )
+        require(0 <= hyper["momentum"] < 1, name, f"momentum must be in [0, 1), got {hyper['momentum']}")
+        require(0 <= hyper["dampening"] <= 1, name, f"dampening must be in [0, 1], got {hyper['dampening']}")
+        require(not hyper["nesterov"] or (hyper["momentum"] > 0 and hyper["dampening"] == 0), name,
+                "nesterov needs momentum > 0 and dampening 0")
     if "betas" in hyper:
-        need(all(0 <= b < 1 for b in hyper["betas"]), f"betas must be in [0, 1), got {hyper['betas']}")
-        need(hyper["eps"] > 0, f"eps must be > 0, got {hyper['eps']}")
+        require(all(0 <= b < 1 for b in hyper["betas"]), name, f"betas must be in [0, 1), got {hyper['betas']}")
+        require(hyper["eps"] > 0, name, f"eps must be > 0, got {hyper['eps']}")
 
 
 def resolve_hyper(name: str, given: dict[str, Any] | None = None, base: str | None = "adam") -> dict[str, Any]:
@@ -120,28 +137,21 @@ def resolve_hyper(name: str, given: dict[str, Any] | None = None, base: str | No
 
     ``None`` values count as not given. Raises :class:`LandscapeError` for an
     unknown optimizer, a key that does not apply (``"rho does not apply to adam;
-    it takes: ..."``) or a value out of range. For ``gsam``, giving ``rho_max``
-    and ``rho_min`` switches to the learning-rate-scheduled radius (``rho`` is
-    then ``None``); ``rho`` alone keeps it constant.
+    it takes: ..."``) or a value out of range (the spec class's ``check_hyper``).
+    For ``gsam``, giving ``rho_max`` and ``rho_min`` switches to the
+    learning-rate-scheduled radius (``rho`` is then ``None``); ``rho`` alone keeps it constant.
     """
-    name = _check_name(name)
-    defaults = hyper_defaults(name, base)
+    spec = get_optimizer(name)
+    defaults = hyper_defaults(spec.name, base)
     given = {k: v for k, v in (given or {}).items() if v is not None}
     for key in given:
         if key not in defaults:
-            on = "" if name in BASE_DEFAULTS else f" (base {base_of(name, base)})"
-            raise LandscapeError(f"{key} does not apply to {name}{on}; it takes: {', '.join(sorted(defaults)) or 'nothing'}")
-    hyper = {**defaults, **{k: _coerce(k, v) for k, v in given.items()}}
-    if name == "gsam" and (hyper["rho_max"] is not None or hyper["rho_min"] is not None):
-        if "rho" in given:
-            raise LandscapeError("gsam: give either rho (constant radius) or rho_max and rho_min (scheduled), not both")
-        if hyper["rho_max"] is None or hyper["rho_min"] is None:
-            raise LandscapeError("gsam: the scheduled radius needs both rho_max and rho_min")
-        if hyper["rho_min"] > hyper["rho_max"]:
-            raise LandscapeError(f"gsam: rho_min ({hyper['rho_min']}) must be <= rho_max ({hyper['rho_max']})")
-        hyper["rho"] = None
-    _validate(name, hyper)
-    return hyper
+            on = "" if spec.is_base else f" (base {base_of(spec.name, base)})"
+            raise LandscapeError(f"{key} does not apply to {spec.name}{on}; "
+                                 f"it takes: {', '.join(sorted(defaults)) or 'nothing'}")
+    hyper = {**defaults, **{k: _coerce(k, v, defaults[k]) for k, v in given.items()}}
+    _check_base(spec.name, hyper)
+    return spec.cls.check_hyper(hyper, given)
 
 
 def create_optimizer(
@@ -151,7 +161,7 @@ def create_optimizer(
     lr: float = 1e-3,
     **hyper: Any,
 ) -> ClosureOptimizer:
-    """Build optimizer ``name`` (one of :data:`OPTIMIZERS`) behind the closure interface.
+    """Build optimizer ``name`` (one of :func:`list_optimizers`) behind the closure interface.
 
     ``model_or_params``: a model (preferred: its BatchNorm statistics are
     protected from the perturbed passes and ASAM tells weights from biases by
@@ -162,17 +172,43 @@ def create_optimizer(
     ``weight_decay``, ``betas``, ``eps``, ``nesterov``, ...); ``None`` means the
     default. ``momentum`` applies to SGD only (Adam's is ``betas``).
     """
-    name = _check_name(name)
+    spec = get_optimizer(name)
     try:
         lr = float(lr)
     except (TypeError, ValueError):
         raise LandscapeError(f"bad value for lr: {lr!r}") from None
     if not lr > 0:
         raise LandscapeError(f"lr must be > 0, got {lr}")
-    base = base_of(name, base)
-    full = resolve_hyper(name, hyper, base)
+    base = base_of(spec.name, base)
+    full = resolve_hyper(spec.name, hyper, base)
     base_kwargs = {k: full[k] for k in BASE_DEFAULTS[base]}
-    own = {k: full[k] for k in HYPER_DEFAULTS[name]}
-    if name in BASE_DEFAULTS:
-        return ClosureOptimizer(model_or_params, base=base, lr=lr, base_kwargs=base_kwargs, name=name)
-    return _CLASSES[name](model_or_params, base=base, lr=lr, base_kwargs=base_kwargs, hyper=own)
+    own = {k: full[k] for k in spec.defaults}
+    return spec.cls(model_or_params, base=base, lr=lr, base_kwargs=base_kwargs, hyper=own, name=spec.name)
+
+
+register_optimizer(OptimSpec("adam", ClosureOptimizer, {}, 1, "Adam, the one-pass baseline",
+                             paper="Kingma & Ba, ICLR 2015"))
+register_optimizer(OptimSpec("sgd", ClosureOptimizer, {}, 1, "SGD with momentum, the one-pass baseline"))
+
+
+def optimizer_rows() -> list[dict]:
+    """One row per registered optimizer (``name``, ``passes``, ``hyper`` defaults, ``description``, ``paper``)."""
+    return [{"name": s.name, "passes": s.passes, "hyper": dict(s.defaults), "description": s.description,
+             "paper": s.paper} for s in _REGISTRY.values()]
+
+
+def optimizer_markdown() -> str:
+    """The README's optimizer table, generated from the specs (``tests/test_registries.py`` keeps them equal)."""
+    lines = ["| `--optimizer` | passes per step | hyper-parameters (defaults) | what it does |", "|---|---|---|---|"]
+    for row in optimizer_rows():
+        hyper = ", ".join(f"`{k}={v}`" for k, v in row["hyper"].items()) or "base optimizer's only"
+        paper = f" ({row['paper']})" if row["paper"] else ""
+        lines.append(f"| `{row['name']}` | {row['passes']} | {hyper} | {row['description']}{paper} |")
+    return "\n".join(lines)
+
+
+def flag_help(key: str) -> str:
+    """``--<key>`` help text: which optimizers take ``key``, with their description of it and default."""
+    takers = [f"{s.name}: {s.help.get(key, key)}, default {s.defaults[key]}" for s in _REGISTRY.values()
+              if key in s.defaults]
+    return "; ".join(takers) + "." if takers else f"{key} (no registered optimizer takes it)."

@@ -17,14 +17,25 @@ perturbations (``--sam-local``) averages them over the ranks there.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import torch
-from torch import nn
 
-from landscape.optim.base import ClosureOptimizer
-from landscape.optim.perturb import EPS, Buffers, Closure, RngReplay, StateGuard, bn_buffers, check_finite, global_norm, grads_of, take_grads
+from landscape.optim.base import ClosureOptimizer, require
+from landscape.optim.perturb import (
+    EPS,
+    Buffers,
+    Closure,
+    RngReplay,
+    StateGuard,
+    bn_buffers,
+    check_finite,
+    global_norm,
+    grads_of,
+    take_grads,
+)
+from landscape.optim.registry import OptimSpec, register_optimizer
 
 
 class SAM(ClosureOptimizer):
@@ -35,19 +46,18 @@ class SAM(ClosureOptimizer):
     offsets: tuple[float, ...] = (1.0,)  # perturbed passes at w + s * e
     direction_hook: Callable[[list[torch.Tensor]], None] | None = None
 
-    def __init__(
-        self,
-        model_or_params: nn.Module | Iterable[torch.Tensor],
-        *,
-        base: str,
-        lr: float,
-        base_kwargs: dict[str, Any],
-        hyper: dict[str, Any],
-    ) -> None:
-        super().__init__(model_or_params, base=base, lr=lr, base_kwargs=base_kwargs, hyper=hyper)
+    def setup(self) -> None:
+        """The BN-buffer guard, the RNG replay and scratch buffers of the multi-pass step."""
         self._guard = StateGuard(bn_buffers(self.model))
         self._rng = RngReplay(self.device)
         self._scratch = Buffers()
+
+    @classmethod
+    def check_hyper(cls, hyper: dict[str, Any], given: dict[str, Any]) -> dict[str, Any]:
+        """``rho > 0`` (when set)."""
+        if hyper.get("rho") is not None:
+            require(hyper["rho"] > 0, cls.name, f"rho must be > 0, got {hyper['rho']}")
+        return super().check_hyper(hyper, given)
 
     # --- the parts each variant changes -------------------------------------------------
     def radius(self) -> float:
@@ -103,3 +113,11 @@ class SAM(ClosureOptimizer):
         with torch.no_grad():
             self.after_base_step(params)
         return loss.detach()
+
+
+register_optimizer(OptimSpec(
+    "sam", SAM, {"rho": 0.05}, 2,
+    "sharpness-aware minimisation: descend with the gradient at w + rho g / norm(g)",
+    help={"rho": "perturbation radius"},
+    paper="Foret et al., ICLR 2021",
+))

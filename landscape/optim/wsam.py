@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import torch
 
+from landscape.optim.base import require
+from landscape.optim.registry import OptimSpec, register_optimizer
 from landscape.optim.sam import SAM
 
 
@@ -23,8 +25,15 @@ class WSAM(SAM):
 
     name = "wsam"
 
-    def __init__(self, *args, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    @classmethod
+    def check_hyper(cls, hyper: dict, given: dict) -> dict:
+        """``gamma`` in [0, 1)."""
+        require(0 <= hyper["gamma"] < 1, cls.name, f"gamma must be in [0, 1), got {hyper['gamma']}")
+        return super().check_hyper(hyper, given)
+
+    def setup(self) -> None:
+        """The decoupled sharpness gradient, kept between ``direction`` and ``after_base_step``."""
+        super().setup()
         self._sharpness: list[torch.Tensor] = []
 
     @property
@@ -56,3 +65,12 @@ class WSAM(SAM):
             torch._foreach_mul_(self._sharpness, [-lr_of[id(p)] * self.k for p in params])
             torch._foreach_add_(params, self._sharpness)
             self._sharpness = []
+
+
+register_optimizer(OptimSpec(
+    "wsam", WSAM, {"rho": 0.05, "gamma": 0.9, "decoupled": True}, 2,
+    "weighted SAM: sharpness as a regulariser weighted by gamma / (1 - gamma)",
+    help={"rho": "perturbation radius", "gamma": "sharpness weight, in [0, 1)",
+          "decoupled": "apply the sharpness term as a separate step"},
+    paper="Yue et al., KDD 2023",
+))

@@ -9,7 +9,7 @@ from pathlib import Path
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_text, check_writable, to_jsonable, versions, write_json
-from landscape.report import content, figures, series
+from landscape.report import content, panels, series
 from landscape.report.collect import Run, collect
 from landscape.report.correlate import correlate_runs
 from landscape.report.html import Figure, figure_block, page
@@ -71,12 +71,7 @@ def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0, n_boot: 
     order = _grouped_order(rows)
     runs, rows = [runs[i] for i in order], [rows[i] for i in order]
     summary = summarize(rows, n_boot=n_boot, seed=seed)
-    data = {
-        "curves_1d": series.curves_1d(runs, rows),
-        "planes_2d": series.planes_2d(runs, rows),
-        "densities": series.densities(runs, rows),
-        "sharpness": series.sharpness_curves(runs, rows),
-    }
+    data = panels.series_data(runs, rows)
     report_settings = {"seed": seed, "n_boot": n_boot, "compute": compute, "inputs": [str(r.path) for r in runs],
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     numbers = {"title": content.title(runs), "rows": rows, "summary": summary, "missing": list(missing),
@@ -96,26 +91,10 @@ def _grouped_order(rows: Sequence[dict]) -> list[int]:
     return sorted(range(len(rows)), key=lambda i: (first[rows[i]["group"]], rows[i]["seed"]))
 
 
-def _figures(rows: list[dict], summary: dict, data: dict) -> list[Figure]:
-    made = [
-        Figure("flatness", "Flatness vs generalization", "Each flatness measure against test balanced accuracy and "
-               "against the generalization gap (train − test balanced accuracy). Small dots are runs, diamonds the "
-               "mean ± std over the seeds of a group. Each panel gives Kendall τ and Spearman ρ over runs with "
-               "bootstrap 95% CIs.", figures.flatness_scatter(rows, summary)),
-        Figure("landscape-1d", "1D loss landscapes", "Loss along one filter-normalised random direction per run "
-               "(Li et al. 2018); all runs on one axis. Use the log button for wide ranges.",
-               figures.landscape_1d(data["curves_1d"])),
-        Figure("surfaces-2d", "2D loss surfaces", "Contours on one shared colour scale and shared levels, so "
-               "basins can be compared side by side; x marks the trained weights.",
-               figures.surface_contours(data["planes_2d"])),
-        Figure("surfaces-3d", "2D loss surfaces in 3D", "Pick a run in the menu; the z-axis and colours stay fixed.",
-               figures.surface_3d(data["planes_2d"])),
-        Figure("density", "Hessian spectral density", "Gaussian-smoothed eigenvalue density from stochastic Lanczos "
-               "quadrature, all runs overlaid.", figures.spectral_density(data["densities"])),
-        Figure("sharpness", "m-sharpness across radii", "Mean ± std over sub-batches of the loss increase within "
-               "radius ρ.", figures.sharpness_vs_rho(data["sharpness"])),
-    ]
-    return [f for f in made if f.figure is not None]
+def _figures(rows: list[dict], summary: dict, data: dict) -> list[tuple[str, Figure]]:
+    """``(section, figure)`` of every registered panel that has data."""
+    made = [(p.section, Figure(p.id, p.title, p.caption, p.plotly(data, rows, summary))) for p in panels.panels()]
+    return [(section, f) for section, f in made if f.figure is not None]
 
 
 def _document(runs, rows, summary, missing, data, numbers) -> str:
@@ -128,9 +107,10 @@ def _document(runs, rows, summary, missing, data, numbers) -> str:
         ("runs", "Runs", content.runs_table(rows)),
         ("groups", "Per optimizer (mean ± std over seeds)", content.groups_table(summary)),
         ("correlations", "Flatness vs generalization", content.correlations_table(summary)
-         + "".join(figure_block(f) for f in figs if f.id == "flatness")),
+         + "".join(figure_block(f) for section, f in figs if section == "correlations")),
         ("predictors", "Which measure predicts generalization?", predictors_section(numbers["predictors"])),
-        ("landscapes", "Landscapes and spectra", "".join(figure_block(f) for f in figs if f.id != "flatness")),
+        ("landscapes", "Landscapes and spectra", "".join(figure_block(f) for section, f in figs
+                                                         if section == "landscapes")),
         ("provenance", "Provenance", content.provenance(runs, rows, numbers["settings"], numbers["versions"])),
     ]
     return page(numbers["title"], subtitle, sections, to_jsonable(numbers))
@@ -148,7 +128,8 @@ def _print_summary(numbers: dict, out: Path) -> None:
         table.add_column(col, justify="left" if col == "group" else "right")
     for g in numbers["summary"]["groups"]:
         table.add_row(Text(g["group"]), str(g["n_runs"]), *(fmt_mean_std(g[k]) for k in
-                                                     ("balanced_accuracy", "gap", "lambda_max", "trace", "m_sharpness")))
+                                                     ("balanced_accuracy", "gap", "lambda_max", "trace",
+                                                      "m_sharpness")))
     console = Console(highlight=False)
     console.print(table)
     if numbers["missing"]:

@@ -2,9 +2,10 @@
 
 An input is a checkpoint file, a run folder (its ``final.pt``) or a folder of
 run folders. For every run the newest cached record that provides each
-quantity is used (``QUANTITIES``); with ``compute=True`` a missing one is
-computed by its analyzer with the analyzer's defaults and cached in the run's
-``analysis/``; with ``compute=False`` it is listed in ``missing``.
+quantity is used (the quantities of every registered
+:class:`~landscape.analysis.AnalysisSpec`); with ``compute=True`` a missing one
+is computed by its analysis with the spec's ``report_defaults`` and cached in
+the run's ``analysis/``; with ``compute=False`` it is listed in ``missing``.
 """
 
 from __future__ import annotations
@@ -13,31 +14,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from landscape.analysis import cached, get_analysis, list_analyses, quantities
 from landscape.checkpoint import load_checkpoint, read_payload, resolve_checkpoint_path
 from landscape.checkpoint.cache import newest_for
 from landscape.errors import LandscapeError
 from landscape.io import sha256_bytes
 from landscape.progress import progress_bar
 
-#: quantity -> (record kind, test that a record provides it); the report's columns and figures.
-QUANTITIES: dict[str, tuple[str, Callable[[dict], bool]]] = {
-    "lambda_max": ("hessian", lambda r: bool((r["result"].get("top_k") or {}).get("eigenvalues"))),
-    "trace": ("hessian", lambda r: r["result"].get("trace") is not None),
-    "density": ("hessian", lambda r: r["result"].get("density") is not None),
-    "m_sharpness": ("sharpness", lambda r: bool(r["result"].get("rhos"))),
-    "surface_1d": ("surface", lambda r: r["result"].get("dim") == 1 and r["result"].get("directions") == "random"),
-    "surface_2d": ("surface", lambda r: r["result"].get("dim") == 2 and r["result"].get("directions") == "random"),
-}
-#: What the report needs from each analyzer on top of the analyzer's own defaults.
-ANALYSES: dict[str, dict] = {
-    "hessian": {"density": True},
-    "sharpness": {},
-    "surface_1d": {"dim": 1, "directions": "random"},
-    "surface_2d": {"dim": 2, "directions": "random"},
-}
-#: The quantities each analysis provides.
-PROVIDES = {"hessian": ("lambda_max", "trace", "density"), "sharpness": ("m_sharpness",),
-            "surface_1d": ("surface_1d",), "surface_2d": ("surface_2d",)}
 METRIC_SPLITS = ("test", "train")
 
 
@@ -96,7 +79,8 @@ def resolve_inputs(inputs: Sequence[str | Path]) -> list[Path]:
         if item.is_dir() and not (item / "final.pt").exists():
             children = sorted(p / "final.pt" for p in item.iterdir() if (p / "final.pt").is_file())
             if not children:
-                raise LandscapeError(f"{item} is neither a finished run folder (no final.pt) nor a folder of finished runs")
+                raise LandscapeError(f"{item} is neither a finished run folder (no final.pt) nor a folder of finished "
+                                     "runs")
             paths = children
         else:
             paths = [resolve_checkpoint_path(item)]
@@ -106,12 +90,12 @@ def resolve_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, progress: bool = True,
             analyses: dict[str, dict] | None = None, m: int | None = None) -> tuple[list[Run], list[dict]]:
-    """Load every run and find (or compute) each quantity of :data:`QUANTITIES`.
+    """Load every run and find (or compute) each quantity that a registered analysis provides.
 
-    ``analyses`` overrides keyword arguments per analysis (keys of
-    :data:`ANALYSES`) used when a quantity has to be computed; by default
-    each analyzer's own defaults with ``seed`` (see :func:`run_analysis`;
-    ``m`` is the m-sharpness sub-batch size, adapted to the data when None).
+    ``analyses`` overrides keyword arguments per analysis (names of
+    :func:`~landscape.analysis.list_analyses`) used when a quantity has to be
+    computed; by default each spec's ``report_defaults`` with ``seed`` (see
+    :func:`run_analysis`; ``m`` is the m-sharpness sub-batch size, adapted to the data when None).
     Returns the runs and the missing items ``[{"run", "quantity"}]``.
     """
     paths = resolve_inputs(inputs)
@@ -147,7 +131,7 @@ def _lacks_metrics(run: Run) -> bool:
 
 
 def _find_all(run: Run) -> None:
-    run.found = {q: _newest(run.path, run.sha, kind, test) for q, (kind, test) in QUANTITIES.items()}
+    run.found = {q: _newest(run.path, run.sha, kind, test) for q, (kind, test) in quantities().items()}
 
 
 def _newest(path: Path, sha: str, kind: str, test: Callable[[dict], bool]) -> dict | None:
@@ -157,18 +141,20 @@ def _newest(path: Path, sha: str, kind: str, test: Callable[[dict], bool]) -> di
 
 def run_analysis(ck, name: str, seed: int = 0, overrides: dict | None = None, progress: bool = True,
                  m: int | None = None) -> dict:
-    """Run analyzer ``name`` (a key of :data:`ANALYSES`) on a loaded checkpoint; returns its (cached) record.
+    """Run analysis ``name`` (a registered :class:`~landscape.analysis.AnalysisSpec`) on a loaded checkpoint.
 
-    Keyword arguments: the analyzer's defaults, then what the report needs
-    (:data:`ANALYSES`), then ``overrides``. m-sharpness uses ``m``, or when it
-    is None ``min(overrides' m or 128, training images)`` (recorded in its settings).
+    Keyword arguments: the driver's defaults, then what the report needs
+    (the spec's ``report_defaults``), then ``overrides``. m-sharpness uses ``m``,
+    or when it is None ``min(overrides' m or 128, training images)`` (recorded
+    in its settings). Returns the (cached) record.
     """
-    from landscape.report.overrides import analyzer, sharpness_m
+    from landscape.report.overrides import sharpness_m
 
-    kwargs = {"seed": seed, **ANALYSES[name], **(overrides or {})}
+    spec = get_analysis(name)
+    overrides = dict(overrides or {})
     if name == "sharpness":
-        kwargs["m"] = sharpness_m(kwargs, m, len(ck.tensors("train")[1]))
-    return analyzer(name)(ck, **kwargs, progress=progress)
+        overrides["m"] = sharpness_m({**spec.report_defaults, **overrides}, m, len(ck.tensors("train")[1]))
+    return spec.run(ck, seed, overrides, progress)
 
 
 def _compute_missing(run: Run, seed: int, progress: bool, analyses: dict[str, dict], m: int | None = None) -> None:
@@ -176,19 +162,17 @@ def _compute_missing(run: Run, seed: int, progress: bool, analyses: dict[str, di
     ck = load_checkpoint(run.path)
     if _lacks_metrics(run):
         _compute_metrics(ck, run)
-    for name, quantities in PROVIDES.items():
-        if any(run.found[q] is None for q in quantities):
+    for name in list_analyses():
+        if any(run.found[q] is None for q in get_analysis(name).provides):
             run_analysis(ck, name, seed, analyses.get(name), progress, m)
 
 
 def _compute_metrics(ck, run: Run) -> None:
-    """Test and train metrics of a checkpoint that does not carry them (e.g. an epoch file)."""
-    from landscape.checkpoint import store
-    from landscape.runlock import run_lock
+    """Test and train metrics of a checkpoint that does not carry them (e.g. an epoch file), cached as ``metrics``."""
     from landscape.train import split_metrics
 
-    with run_lock(ck.run_dir, outputs=(ck.analysis_dir,)):
-        result = {s: split_metrics(ck.model, *ck.tensors(s), ck.classes) for s in METRIC_SPLITS}
-        settings = {"checkpoint": ck.path.name, "checkpoint_sha256": run.sha}
-        store(ck.run_dir, "metrics", settings, result, ck.provenance())
+    def compute(settings: dict) -> tuple[dict, dict]:
+        return {s: split_metrics(ck.model, *ck.tensors(s), ck.classes) for s in METRIC_SPLITS}, {}
+
+    result = cached(ck, "metrics", {}, compute)["result"]
     run.meta["metrics"] = {**result, **{k: v for k, v in (run.meta.get("metrics") or {}).items() if v}}

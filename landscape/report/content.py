@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from landscape.report.collect import QUANTITIES, Run
+from landscape.analysis import quantities
+from landscape.report.collect import Run
 from landscape.report.html import Table, esc, table
 from landscape.report.rows import MEASURES, TARGETS
 from landscape.report.style import fmt, fmt_ci, fmt_mean_std
@@ -27,21 +28,26 @@ def runs_table(rows: Sequence[dict]) -> str:
     numeric = [False, False, False, True] + [True] * 10 + [False, False]
     body = []
     for r in rows:
-        trace = "—" if r["trace"] is None else f"{fmt(r['trace'], 4)} {fmt_ci(r['trace_ci'], 1) if r['trace_ci'] else ''}"
+        ci = fmt_ci(r["trace_ci"], 1) if r["trace_ci"] else ""
+        trace = "—" if r["trace"] is None else f"{fmt(r['trace'], 4)} {ci}"
         msharp = fmt(r["m_sharpness"], 3)
         if r["m_sharpness"] is not None and r["m_sharpness_std"] is not None:
             msharp += f" ± {fmt(r['m_sharpness_std'], 2)}"
         hyper = ", ".join(f"{k}={v}" for k, v in sorted(r["hyper"].items()))
         body.append([
-            (r["label"], r["label"]), (r["optimizer"], r["optimizer"]), (r["model"], r["model"]), (str(r["seed"]), r["seed"]),
-            *[(fmt(r[k], 3), r[k]) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "ece", "nll", "gap")],
-            (fmt(r["lambda_max"], 4) + ("*" if r["lambda_max_certified"] is False else ""), r["lambda_max"]), (trace.strip(), r["trace"]), (msharp, r["m_sharpness"]),
+            (r["label"], r["label"]), (r["optimizer"], r["optimizer"]), (r["model"], r["model"]),
+            (str(r["seed"]), r["seed"]),
+            *[(fmt(r[k], 3), r[k]) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "ece", "nll",
+                                             "gap")],
+            (fmt(r["lambda_max"], 4) + ("*" if r["lambda_max_certified"] is False else ""), r["lambda_max"]),
+            (trace.strip(), r["trace"]), (msharp, r["m_sharpness"]),
             (hyper, hyper), (r["path"], r["path"]),
         ])
     clip = [False] * (len(headers) - 2) + [True, True]
     return f'<div class="wrap">{table(Table(headers, body, numeric=numeric, clip=clip))}</div>' + (
         "<p class=caption>Test-split metrics of each checkpoint. gap = train − test balanced accuracy (train split "
-        "evaluated without augmentation). λ_max: top Hessian eigenvalue (* not certified to its tolerance), trace: Hutchinson-type estimate with its 95% CI, "
+        "evaluated without augmentation). λ_max: top Hessian eigenvalue (* not certified to its tolerance), trace: "
+        "Hutchinson-type estimate with its 95% CI, "
         "m-sharpness: mean ± std over sub-batches at the radius shown. Click a header to sort.</p>")
 
 
@@ -119,7 +125,7 @@ def notes(runs: Sequence[Run], missing: Sequence[dict]) -> str:
 def analysis_settings(runs: Sequence[Run]) -> dict[str, list[dict]]:
     """Distinct settings behind each quantity across runs (the checkpoint's own name and hash left out)."""
     out: dict[str, list[dict]] = {}
-    for quantity in QUANTITIES:
+    for quantity in quantities():
         shared = [{k: v for k, v in r.found[quantity]["settings"].items() if not k.startswith("checkpoint")}
                   for r in runs if r.found.get(quantity)]
         distinct = {json.dumps(s, sort_keys=True, default=str): s for s in shared}
@@ -148,8 +154,8 @@ def provenance(runs: Sequence[Run], rows: Sequence[dict], report_settings: dict,
     for quantity, settings in analysis_settings(runs).items():
         text = "\n\n".join(json.dumps(s, sort_keys=True, indent=1, default=str) for s in settings)
         shared.setdefault(text, []).append(quantity)
-    for text, quantities in shared.items():
-        parts.append(f"<h3>Analysis settings: {esc(', '.join(quantities))}</h3><pre>{esc(text)}</pre>")
+    for text, names in shared.items():
+        parts.append(f"<h3>Analysis settings: {esc(', '.join(names))}</h3><pre>{esc(text)}</pre>")
     train_versions = {json.dumps(r.meta.get("versions"), sort_keys=True) for r in runs}
     parts.append("<h3>Versions</h3><p>Report generated with:</p>"
                  f"<pre>{esc(json.dumps(versions, indent=1, sort_keys=True))}</pre><p>Checkpoints trained with:</p>"

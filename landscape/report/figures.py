@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from landscape.report.grids import above_floor
 from landscape.report.rows import MEASURES, TARGETS
 from landscape.report.style import corr_text, group_colours
 
@@ -39,26 +40,39 @@ def _settings_text(settings: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in settings.items() if v is not None)
 
 
+def overlaid_curves(series: Sequence[dict], x: str, y: str, title: str, xaxis: dict, yaxis: dict, hover: str,
+                    height: int = 420, err: str | None = None, width: float = 2.0,
+                    menu: bool = False) -> go.Figure | None:
+    """One line per run (``s[x]`` against ``s[y]``), coloured by group; None without series.
+
+    ``hover``: the hover line after the run label (plotly template, e.g.
+    ``"ρ=%{x:.3g}<br>loss=%{y:.4g}"``). ``err``: key of a symmetric error bar
+    (then markers too). ``menu``: a linear/log switch for the y axis.
+    """
+    if not series:
+        return None
+    colours = _colours(series)
+    fig = go.Figure()
+    for s in series:
+        label = _esc(s["label"])
+        extra = {"error_y": {"type": "data", "array": _values(np.nan_to_num(s[err])), "thickness": 1}} if err else {}
+        fig.add_trace(go.Scatter(
+            x=_values(s[x]), y=_values(s[y]), mode="lines+markers" if err else "lines", name=label,
+            legendgroup=_esc(s["group"]), line={"color": colours[s["group"]], "width": width},
+            hovertemplate=f"{label}<br>{hover}<extra></extra>", **extra,
+        ))
+    fig.update_layout(template=TEMPLATE, height=height, margin={"t": 40, "b": 50},
+                      title={"text": title, "font": {"size": 14}}, xaxis=xaxis, yaxis=yaxis,
+                      updatemenus=[_scale_menu()] if menu else [])
+    return fig
+
+
 def landscape_1d(data: dict) -> go.Figure | None:
     """All runs' 1D loss curves on one axis, coloured by group; a log/linear switch."""
-    if not data["series"]:
-        return None
-    colours = _colours(data["series"])
-    fig = go.Figure()
-    for s in data["series"]:
-        label = _esc(s["label"])
-        fig.add_trace(go.Scatter(
-            x=_values(s["x"]), y=_values(s["loss"]), mode="lines", name=label, legendgroup=_esc(s["group"]),
-            line={"color": colours[s["group"]], "width": 2},
-            hovertemplate=f"{label}<br>α=%{{x:.3g}}<br>loss=%{{y:.4g}}<extra></extra>",
-        ))
-    fig.update_layout(
-        template=TEMPLATE, height=460, margin={"t": 40, "b": 50},
-        title={"text": f"1D loss landscape ({_esc(_settings_text(data['settings']))})", "font": {"size": 14}},
-        xaxis_title="α (step along the direction, 0 = trained weights)", yaxis_title="loss",
-        updatemenus=[_scale_menu()],
-    )
-    return fig
+    return overlaid_curves(
+        data["series"], "x", "loss", f"1D loss landscape ({_esc(_settings_text(data['settings']))})",
+        {"title": {"text": "α (step along the direction, 0 = trained weights)"}}, {"title": {"text": "loss"}},
+        "α=%{x:.3g}<br>loss=%{y:.4g}", height=460, menu=True)
 
 
 def _scale_menu() -> dict:
@@ -126,45 +140,19 @@ def surface_3d(data: dict) -> go.Figure | None:
 
 
 def spectral_density(data: dict) -> go.Figure | None:
-    """Hessian spectral densities of all runs overlaid (log density axis)."""
-    if not data["series"]:
-        return None
-    colours = _colours(data["series"])
-    fig = go.Figure()
-    for s in data["series"]:
-        label = _esc(s["label"])
-        floor = np.nanmax(s["density"]) * 1e-8 if np.isfinite(s["density"]).any() else 0.0
-        dens = np.where(s["density"] > floor, s["density"], np.nan)  # a log axis cannot show 0
-        fig.add_trace(go.Scatter(
-            x=_values(s["grid"]), y=_values(dens), mode="lines", name=label, legendgroup=_esc(s["group"]),
-            line={"color": colours[s["group"]], "width": 1.5},
-            hovertemplate=f"{label}<br>λ=%{{x:.4g}}<br>density=%{{y:.3g}}<extra></extra>",
-        ))
-    fig.update_layout(template=TEMPLATE, height=420, margin={"t": 40, "b": 50},
-                      title={"text": "Hessian spectral density (stochastic Lanczos quadrature)", "font": {"size": 14}},
-                      xaxis_title="eigenvalue λ", yaxis={"title": {"text": "density"}, "type": "log"})
-    return fig
+    """Hessian spectral densities of all runs overlaid (log density axis; values below 1e-8 of the peak hidden)."""
+    series = [{**s, "density": above_floor(s["density"])} for s in data["series"]]
+    return overlaid_curves(series, "grid", "density", "Hessian spectral density (stochastic Lanczos quadrature)",
+                           {"title": {"text": "eigenvalue λ"}}, {"title": {"text": "density"}, "type": "log"},
+                           "λ=%{x:.4g}<br>density=%{y:.3g}", width=1.5)
 
 
 def sharpness_vs_rho(data: dict) -> go.Figure | None:
     """m-sharpness against the radius for every run, mean ± std over sub-batches."""
-    if not data["series"]:
-        return None
-    colours = _colours(data["series"])
-    fig = go.Figure()
-    for s in data["series"]:
-        label = _esc(s["label"])
-        fig.add_trace(go.Scatter(
-            x=_values(s["rhos"]), y=_values(s["mean"]), mode="lines+markers", name=label,
-            legendgroup=_esc(s["group"]), line={"color": colours[s["group"]]},
-            error_y={"type": "data", "array": _values(np.nan_to_num(s["std"])), "thickness": 1},
-            hovertemplate=f"{label}<br>ρ=%{{x:.3g}}<br>sharpness=%{{y:.4g}}<extra></extra>",
-        ))
-    fig.update_layout(template=TEMPLATE, height=420, margin={"t": 40, "b": 50},
-                      title={"text": f"m-sharpness against the radius ({_esc(_settings_text(data['settings']))})",
-                             "font": {"size": 14}},
-                      xaxis={"title": {"text": "radius ρ"}, "type": "log"}, yaxis_title="sharpness (loss increase)")
-    return fig
+    return overlaid_curves(
+        data["series"], "rhos", "mean", f"m-sharpness against the radius ({_esc(_settings_text(data['settings']))})",
+        {"title": {"text": "radius ρ"}, "type": "log"}, {"title": {"text": "sharpness (loss increase)"}},
+        "ρ=%{x:.3g}<br>sharpness=%{y:.4g}", err="std", width=2.0)
 
 
 def flatness_scatter(rows: Sequence[dict], summary: dict) -> go.Figure | None:
@@ -198,7 +186,8 @@ def flatness_scatter(rows: Sequence[dict], summary: dict) -> go.Figure | None:
                     marker={"color": colour, "size": 13, "symbol": "diamond", "line": {"color": "black", "width": 1}},
                     error_x={"type": "data", "array": [g[measure]["std"] or 0.0], "thickness": 1.2},
                     error_y={"type": "data", "array": [g[target]["std"] or 0.0], "thickness": 1.2},
-                    hovertemplate=f"{name} (mean ± std over {g['n_runs']} runs)<br>x=%{{x:.4g}}<br>y=%{{y:.4g}}<extra></extra>",
+                    hovertemplate=f"{name} (mean ± std over {g['n_runs']} "
+                                  f"runs)<br>x=%{{x:.4g}}<br>y=%{{y:.4g}}<extra></extra>",
                 ), **pos)
                 shown.add(group)
             k = i * len(targets) + j + 1

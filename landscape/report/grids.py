@@ -81,3 +81,10 @@ def shared_range(arrays: list[np.ndarray], upper_quantile: float = 0.95) -> tupl
 def _floats(values) -> np.ndarray:
     """Nested lists with ``None`` -> float64 array with NaN (NumPy maps None to NaN for floats)."""
     return np.array(values, dtype=np.float64)
+
+
+def above_floor(values, rel: float = 1e-8) -> np.ndarray:
+    """``values`` as floats with those at or below ``rel`` times the peak set to NaN (a log axis cannot show 0)."""
+    values = np.asarray(values, dtype=float)
+    floor = np.nanmax(values) * rel if np.isfinite(values).any() else 0.0
+    return np.where(values > floor, values, np.nan)

@@ -1,9 +1,9 @@
-"""One self-contained HTML page: inline CSS, plotly.js embedded once, figures as JSON.
+r"""One self-contained HTML page: inline CSS, plotly.js embedded once, figures as JSON.
 
 Safety: every string that can come from a user (run names, paths, settings,
 hyper-parameters) goes through :func:`esc` (``html.escape``); JSON placed in a
 ``<script>`` goes through :func:`script_json`, which escapes ``<``, ``>``,
-``&`` and the JS line separators as ``\\uXXXX`` so no string can close the
+``&`` and the JS line separators as ``\uXXXX`` so no string can close the
 script element. Nothing is loaded from the network.
 """
 
@@ -86,7 +86,8 @@ def figure_block(fig: Figure) -> str:
 
 def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]], data: dict) -> str:
     """The whole document. ``sections``: ``(anchor, heading, inner HTML already escaped)``;
-    ``data``: the report's numbers, embedded as JSON (``id="report-data"``) for reuse."""
+    ``data``: the report's numbers, embedded as JSON (``id="report-data"``) for reuse.
+    """
     nav = "".join(f'<a href="#{esc(a)}">{esc(h)}</a>' for a, h, _ in sections)
     body = "".join(f'<section id="{esc(a)}"><h2>{esc(h)}</h2>{inner}</section>' for a, h, inner in sections)
     payload = script_json(json.dumps(data, allow_nan=False, separators=(",", ":")))
@@ -103,9 +104,11 @@ def page(title: str, subtitle: str, sections: Sequence[tuple[str, str, str]], da
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2433;background:#fff}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;margin:0;color:#1d2433;
+background:#fff}
 header{padding:18px 28px 8px;border-bottom:1px solid #dde2ea;background:#f6f8fb}
-h1{margin:0 0 4px;font-size:1.6em}h2{margin:28px 0 10px;font-size:1.25em;border-bottom:1px solid #e6e9ef;padding-bottom:4px}
+h1{margin:0 0 4px;font-size:1.6em}
+h2{margin:28px 0 10px;font-size:1.25em;border-bottom:1px solid #e6e9ef;padding-bottom:4px}
 h3{font-size:1.05em;margin:18px 0 6px}.subtitle{margin:0 0 8px;color:#4a5568}
 nav a{margin-right:14px;font-size:.92em;color:#0b5cad;text-decoration:none}nav a:hover{text-decoration:underline}
 main{padding:0 28px 40px;max-width:1400px}

@@ -21,23 +21,23 @@ DEFAULT_M = 128
 
 
 def analyzer(name: str):
-    """The ``analyze`` function behind analysis ``name`` (``surface_1d`` -> :mod:`landscape.analysis.surface`)."""
-    import importlib
+    """The driver behind registered analysis ``name`` (its spec's ``compute``)."""
+    from landscape.analysis import get_analysis
 
-    return importlib.import_module(f"landscape.analysis.{name.split('_')[0]}").analyze
+    return get_analysis(name).compute
 
 
 def check_overrides(analyses: dict[str, dict] | None, m: int | None = None) -> dict[str, dict]:
     """LandscapeError for an unknown analysis, an argument its analyzer does not take, a value it
     rejects, or a bad ``m``; returns a copy of ``analyses``. Loads and computes nothing."""
-    from landscape.report.collect import ANALYSES
+    from landscape.analysis import get_analysis, list_analyses
 
     if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
         raise LandscapeError(f"m must be a positive integer (the m-sharpness sub-batch size), got {m!r}")
     out = {}
     for name, kwargs in (analyses or {}).items():
-        if name not in ANALYSES:
-            raise LandscapeError(f"analyses {name!r}: no such analysis; use one of {', '.join(ANALYSES)}",
+        if name not in list_analyses():
+            raise LandscapeError(f"analyses {name!r}: no such analysis; use one of {', '.join(list_analyses())}",
                                  params=("analyses",))
         takes = set(inspect.signature(analyzer(name)).parameters) - RESERVED
         for key in kwargs:
@@ -45,7 +45,7 @@ def check_overrides(analyses: dict[str, dict] | None, m: int | None = None) -> d
                 raise LandscapeError(f"analyses {name}.{key}: the {name} analysis has no setting {key!r}; "
                                      f"use one of {', '.join(sorted(takes))}", params=("analyses",))
         out[name] = dict(kwargs)
-        _check_values(name, {**ANALYSES[name], **kwargs, **({"m": m} if m is not None and name == "sharpness" else {})})
+        _check_values(name, {**get_analysis(name).report_defaults, **kwargs, **({"m": m} if m is not None and name == "sharpness" else {})})
     return out
 
 

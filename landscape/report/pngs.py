@@ -20,6 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from landscape.io import atomic_write_bytes  # noqa: E402
+from landscape.report.grids import above_floor  # noqa: E402
 from landscape.report.rows import MEASURES, TARGETS  # noqa: E402
 from landscape.report.style import corr_text, group_colours  # noqa: E402
 
@@ -39,22 +40,15 @@ def _save(fig, path: Path) -> Path:
 
 
 def write_pngs(out_dir: Path, rows: Sequence[dict], summary: dict, data: dict) -> list[Path]:
-    """Write every figure that has data into ``out_dir``; returns the files written."""
+    """Write every panel's PNG that has data into ``out_dir``; returns the files written."""
+    from landscape.report.panels import panels
+
     out_dir.mkdir(parents=True, exist_ok=True)
-    makers = {
-        "flatness_vs_generalization.png": lambda: flatness(rows, summary),
-        "landscape_1d.png": lambda: curves(data["curves_1d"]["series"], "x", "loss", "α", "loss"),
-        "surfaces_2d.png": lambda: contours(data["planes_2d"]),
-        "spectral_density.png": lambda: curves(data["densities"]["series"], "grid", "density", "eigenvalue λ",
-                                               "density", logy=True),
-        "sharpness_vs_rho.png": lambda: curves(data["sharpness"]["series"], "rhos", "mean", "radius ρ",
-                                               "sharpness (loss increase)", logx=True, err="std"),
-    }
     written = []
-    for name, make in makers.items():
-        fig = make()
+    for panel in panels():
+        fig = panel.png(data, rows, summary) if panel.png is not None else None
         if fig is not None:
-            written.append(_save(fig, out_dir / name))
+            written.append(_save(fig, out_dir / f"{panel.png_name}.png"))
     return written
 
 
@@ -66,9 +60,7 @@ def curves(series: Sequence[dict], xkey: str, ykey: str, xlabel: str, ylabel: st
     colours = group_colours([s["group"] for s in series])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for s in series:
-        y = np.asarray(s[ykey], float)
-        if logy:
-            y = np.where(y > np.nanmax(y) * 1e-8, y, np.nan)
+        y = above_floor(s[ykey]) if logy else np.asarray(s[ykey], float)
         ax.plot(s[xkey], y, color=colours[s["group"]], lw=1.4, label=_tex_safe(s["label"]), marker="o" if err else None,
                 ms=3)
         if err:

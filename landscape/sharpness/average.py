@@ -37,7 +37,7 @@ from landscape.progress import progress_bar
 from landscape.sharpness.balls import check_rhos
 from landscape.sharpness.batches import Batch, batch_size_of
 from landscape.sharpness.functional import PerturbedLoss, eval_mode
-from landscape.sharpness.result import SharpnessResult
+from landscape.sharpness.result import SharpnessResult, run_settings
 
 DEFAULT_DRAWS = 32
 
@@ -101,21 +101,11 @@ def average_case_sharpness(
         mc_stderr = (np.sqrt(batch_var.sum(axis=0)) / len(batches)).tolist()
     else:
         mc_stderr = [math.nan] * len(rhos)
-    settings = {
-        "kind": "average",
-        "norm": None,
-        "adaptive": bool(adaptive),
-        "m": m,
-        "n_batches": len(batches),
-        "n_samples": m * len(batches),
-        "draws": draws,
-        "seed": seed,
-    }
     return SharpnessResult(
         rhos=rhos,
         per_batch=per_batch,
         base_loss=base_losses,
-        settings=settings,
+        settings=run_settings("average", None, adaptive, m, len(batches), seed, draws=draws),
         passes=passes,
         seconds=time.perf_counter() - start,
         mc_stderr=mc_stderr,

@@ -66,3 +66,9 @@ class SharpnessResult:
             "passes": self.passes,
             "seconds": self.seconds,
         }
+
+
+def run_settings(kind: str, norm: str | None, adaptive: bool, m: int, n_batches: int, seed: int, **extra) -> dict:
+    """The settings a :class:`SharpnessResult` records: estimator, sub-batches, seed and ``steps``/``draws``."""
+    return {"kind": kind, "norm": norm, "adaptive": bool(adaptive), "m": m, "n_batches": n_batches,
+            "n_samples": m * n_batches, **extra, "seed": seed}

@@ -53,7 +53,7 @@ from landscape.sharpness.balls import (
 )
 from landscape.sharpness.batches import Batch, batch_size_of
 from landscape.sharpness.functional import PerturbedLoss, Vector, eval_mode
-from landscape.sharpness.result import SharpnessResult
+from landscape.sharpness.result import SharpnessResult, run_settings
 
 DEFAULT_STEPS = 20
 _ETA_START, _ETA_MAX, _GROW, _SHRINK, _MOMENTUM = 1.0, 4.0, 2.0, 0.5, 0.75
@@ -108,21 +108,11 @@ def worst_case_sharpness(
                 bar.update(batch=f"{b + 1}/{len(batches)}", rho=rho)
     values, base_losses = distributed.sum_array(values), distributed.sum_array(base_losses).tolist()
     passes = int(distributed.sum_array(np.array([passes]))[0])
-    settings = {
-        "kind": "worst",
-        "norm": norm,
-        "adaptive": bool(adaptive),
-        "m": m,
-        "n_batches": len(batches),
-        "n_samples": m * len(batches),
-        "steps": steps,
-        "seed": seed,
-    }
     return SharpnessResult(
         rhos=rhos,
         per_batch=values,
         base_loss=base_losses,
-        settings=settings,
+        settings=run_settings("worst", norm, adaptive, m, len(batches), seed, steps=steps),
         passes=passes,
         seconds=time.perf_counter() - start,
     )

@@ -26,7 +26,14 @@ from landscape.progress import progress_bar
 from landscape.study.parallel import deal, parallel_mode
 from landscape.study.presets import FULL, QUICK, Preset
 
-STAGES = ("train", "hessian", "sharpness", "surfaces", "measures", "evaluate", "report")
+
+def stages(external: bool = False) -> tuple[str, ...]:
+    """The study's timing stages: training, each registered analysis's ``stage`` (in order), ``evaluate``
+    (the cross-site evaluation, with ``external``), the report."""
+    from landscape.analysis import get_analysis, list_analyses
+
+    middle = dict.fromkeys(get_analysis(n).stage for n in list_analyses())
+    return ("train", *middle, *(("evaluate",) if external else ()), "report")
 
 
 @dataclass
@@ -41,7 +48,8 @@ class StudyResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-small",), optimizers: str | Sequence[str] = "all",
+def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-small",),
+              optimizers: str | Sequence[str] = "all",
               seeds: int | None = None, epochs: int | None = None, out: str | Path = "checkpoints",
               quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None,
               parallel: str | None = None, batch_size: int | None = None, m: int | None = None,
@@ -85,9 +93,8 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     check_seed(seed)
     check_seed(seed + seeds - 1, "seed + seeds - 1")
     batch_size = preset.batch_size if batch_size is None else batch_size
-    user = dict(analyses or {})
-    measures = {**preset.analyses.get("measures", {}), **user.pop("measures", {})}
-    wanted = {k: {**preset.analyses.get(k, {}), **user.get(k, {})} for k in {*preset.analyses, *user} - {"measures"}}
+    user, preset_analyses = dict(analyses or {}), preset.analyses()
+    wanted = {k: {**preset_analyses.get(k, {}), **user.get(k, {})} for k in [*preset_analyses, *user]}
     analyses = check_overrides(wanted, m)
     if external is not None:
         from landscape.analysis.external import check_options
@@ -96,30 +103,30 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     out = Path(out)
     check_writable(out, folder=True)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
-                       batch_size=batch_size, split_seed=seed, out=str(out)).validate()
+                       batch_size=batch_size, split_seed=seed, keep=preset.keep, out=str(out)).validate()
     check_models(models, img_size)
     settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
                 "epochs": epochs, "img_size": img_size, "batch_size": batch_size, "quick": quick,
-                "analyses": {**analyses, "measures": measures}, "m": m, "seed": seed,
+                "analyses": analyses, "m": m, "seed": seed,
                 "external": None if external is None else str(external), "external_options": external_options}
     n_runs = len(models) * seeds * len(names)
     mode = parallel_mode(parallel, n_runs)
     settings["parallel"] = {"mode": mode, "world_size": distributed.world_size()}
-    seconds = dict.fromkeys(STAGES, 0.0)
+    seconds = dict.fromkeys(stages(external is not None), 0.0)
+    n_stages = len(seconds) - 2
     before = _final_mtimes(out)
     run_dirs: list[Path] = []
-    # one step per training run, four or five per analysed run (Hessian, sharpness, surfaces, measures,
-    # external evaluation), one for the report
-    per_run = 5 + (external is not None)
-    with progress_bar("study", total=n_runs * per_run + 1, enabled=progress) as bar:
+    # one step per training run, one per analysis stage of each run, one for the report
+    with progress_bar("study", total=n_runs * (1 + n_stages) + 1, enabled=progress) as bar:
         def analyse(run_dir: Path, spent: dict) -> None:
             _analyse(run_dir, analyses, seed, progress, spent, bar, m)
-            _measure(run_dir, measures, external, external_options, seed, progress, spent, bar)
+            if external is not None:
+                _evaluate(run_dir, external, external_options, seed, progress, spent, bar)
 
         if mode == "runs":
             def one_run(job):  # train and analyse one run; returns its folder and its seconds by stage
                 model, s, name = job
-                spent = dict.fromkeys(STAGES, 0.0)
+                spent = dict.fromkeys(seconds, 0.0)
                 run_dir = _train(base.replace(model=model, seed=s), [name], progress, spent, bar)[0]
                 analyse(run_dir, spent)
                 return run_dir, spent
@@ -128,7 +135,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
             done, owners = deal(jobs, one_run)
             run_dirs = [d for d, _ in done]
             settings["parallel"]["ranks"] = {d.name: r for d, r in zip(run_dirs, owners)}
-            seconds = {stage: sum(spent[stage] for _, spent in done) for stage in STAGES}
+            seconds = {stage: sum(spent[stage] for _, spent in done) for stage in seconds}
         else:
             for model in models:
                 for s in settings["seeds"]:
@@ -171,12 +178,16 @@ def _train(cfg, names: list[str], progress: bool, seconds: dict, bar) -> list[Pa
 
 
 def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: dict, bar, m: int | None = None) -> None:
-    """Hessian, m-sharpness, 1D and 2D surfaces of one run, as the report needs them (each cached)."""
-    from landscape.checkpoint import load_checkpoint
+    """Every registered analysis of one run, as the report needs it (each cached), timed by stage."""
+    from landscape.analysis import get_analysis
     from landscape.report.collect import run_analysis
+    from landscape.checkpoint import load_checkpoint
 
     ck = load_checkpoint(run_dir)
-    for stage, names in (("hessian", ["hessian"]), ("sharpness", ["sharpness"]), ("surfaces", ["surface_1d", "surface_2d"])):
+    by_stage: dict[str, list[str]] = {}
+    for name in analyses:
+        by_stage.setdefault(get_analysis(name).stage, []).append(name)
+    for stage, names in by_stage.items():
         t0 = time.perf_counter()
         for name in names:
             run_analysis(ck, name, seed, analyses.get(name), progress, m)
@@ -184,23 +195,16 @@ def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: 
         bar.advance()
 
 
-def _measure(run_dir: Path, kwargs: dict | None, external, external_options: dict | None, seed: int, progress: bool,
-             seconds: dict, bar) -> None:
-    """The measure suite and, with ``external``, the cross-site evaluation of one run (each cached)."""
-    from landscape.checkpoint import load_checkpoint
+def _evaluate(run_dir: Path, external, external_options: dict | None, seed: int, progress: bool,
+              seconds: dict, bar) -> None:
+    """The cross-site evaluation of one run on ``external`` (cached as a ``metrics`` record)."""
     from landscape.analysis.external import evaluate_external
-    from landscape.analysis.measures import analyze_measures
+    from landscape.checkpoint import load_checkpoint
 
-    ck = load_checkpoint(run_dir)
     t0 = time.perf_counter()
-    analyze_measures(ck, **{"seed": seed, **(kwargs or {})}, progress=progress)
-    seconds["measures"] += time.perf_counter() - t0
+    evaluate_external(load_checkpoint(run_dir), external, **(external_options or {}), seed=seed, progress=progress)
+    seconds["evaluate"] += time.perf_counter() - t0
     bar.advance()
-    if external is not None:
-        t0 = time.perf_counter()
-        evaluate_external(ck, external, **(external_options or {}), seed=seed, progress=progress)
-        seconds["evaluate"] += time.perf_counter() - t0
-        bar.advance()
 
 
 def _final_mtimes(out: Path) -> dict[Path, int]:
@@ -223,6 +227,7 @@ def _print(result: StudyResult) -> None:
     table.add_row("total", f"{sum(result.seconds.values()):.1f}")
     console = Console(highlight=False)
     console.print(table)
-    console.print(f"runs: {len(result.run_dirs)} ({len(result.trained)} trained, {len(result.reused)} reused)", markup=False)
+    console.print(f"runs: {len(result.run_dirs)} ({len(result.trained)} trained, {len(result.reused)} reused)",
+                  markup=False)
     console.print(f"report: {result.report}", markup=False)
     console.print(f"summary: {result.summary}", markup=False)

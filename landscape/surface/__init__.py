@@ -10,9 +10,9 @@ calling the package (``landscape.surface(ck, ...)``) or as ``landscape.surface.a
 
 from landscape.drivers import make_callable
 from landscape.surface.evaluate import SurfaceArrays, evaluate_point, evaluate_surface, prepare_batches, recompute_bn
-from landscape.surface.grid import axis, parse_grid
+from landscape.surface.grid import axis, interp_axis, parse_grid
 
-__all__ = ["SurfaceArrays", "axis", "evaluate_point", "evaluate_surface", "parse_grid", "prepare_batches",
-           "recompute_bn"]
+__all__ = ["SurfaceArrays", "axis", "evaluate_point", "evaluate_surface", "interp_axis", "parse_grid",
+           "prepare_batches", "recompute_bn"]
 
 make_callable(__name__, "landscape.analysis.surface")

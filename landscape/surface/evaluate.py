@@ -188,7 +188,8 @@ def uses_conv2d(model: nn.Module) -> bool:
 
 
 def surface_key(
-    model: nn.Module, directions: Sequence[Vector], xs, ys, bn: str, batches: Batches, bn_batches: Batches | None, fast: bool
+    model: nn.Module, directions: Sequence[Vector], xs, ys, bn: str, batches: Batches, bn_batches: Batches | None,
+                fast: bool
 ) -> str:
     """Hash of everything that changes a surface's numbers."""
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
@@ -282,7 +283,8 @@ def evaluate_surface(
             distributed.all_reduce(rows)  # every rank gets the wave's rows (no-op in one process)
             bar.advance((len(wave) - 1) * len(cols))
             for k, i in enumerate(wave):
-                loss[i], acc[i] = (rows[k, 0, 0], rows[k, 1, 0]) if ys is None else (rows[k, 0].numpy(), rows[k, 1].numpy())
+                loss[i], acc[i] = (rows[k, 0, 0], rows[k, 1, 0]) if ys is None else (rows[k, 0].numpy(), rows[k,
+                                                                                                              1].numpy())
                 done[i] = True
                 evaluated += len(cols)
             if resume_path is not None:

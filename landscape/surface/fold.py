@@ -24,7 +24,10 @@ _PAIRS = {nn.Conv1d: nn.BatchNorm1d, nn.Conv2d: nn.BatchNorm2d, nn.Conv3d: nn.Ba
 
 
 class Folded:
-    """``module``: the folded twin (shares every unfolded layer with ``source``); ``pairs``: folded (conv, bn, twin conv)."""
+    """``module``: the folded twin (shares every unfolded layer with ``source``).
+
+    ``pairs``: the folded (conv, bn, twin conv) triples.
+    """
 
     def __init__(self, source: nn.Module, channels_last: bool):
         self.source = source

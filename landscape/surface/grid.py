@@ -9,6 +9,7 @@ range is exactly antisymmetric (``x[i] == -x[N-1-i]``) and a coordinate that is
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -77,6 +78,34 @@ def check_grid_memory(sizes: tuple[int, ...], memory: int | None = None) -> int:
                              f"{need / 2**30:.3g} GiB, more than half of this machine's {memory / 2**30:.3g} GiB; "
                              "use a smaller grid", params=("grid",))
     return need
+
+
+def interp_axis(n: int, lo: float, hi: float) -> np.ndarray:
+    """``n >= 2`` evenly spaced points about ``[lo, hi]`` on which ``t = 0`` and ``t = 1`` lie exactly.
+
+    For interpolation from one model (``t = 0``) to another (``t = 1``): the
+    step is ``1/m`` for a whole ``m <= n - 1`` closest to the plain spacing,
+    and the points are ``k/m`` for ``n`` consecutive integers ``k`` spread over
+    the range as evenly as ``lo`` and ``hi`` ask (so the reach may differ from
+    ``[lo, hi]`` by less than one step). Needs ``lo <= 0`` and ``hi >= 1``.
+
+    >>> interp_axis(11, -0.5, 1.5).tolist()
+    [-0.4, -0.2, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4, 1.6]
+    >>> interp_axis(2, -0.5, 1.5).tolist()
+    [0.0, 1.0]
+    """
+    n = int(n)
+    if n < 2:
+        raise LandscapeError(f"a grid needs at least 2 points per axis, got {n}")
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= 0 and hi >= 1):
+        raise LandscapeError(f"an interpolation axis must reach from <= 0 to >= 1, got [{lo}, {hi}]")
+    step = (hi - lo) / (n - 1)
+    m = min(n - 1, max(1, math.floor(1 / step + 0.5)))
+    spare = n - 1 - m  # steps outside [0, 1], shared in proportion to how far lo and hi reach
+    reach = -lo + (hi - 1)
+    below = math.ceil(spare * -lo / reach - 0.5) if reach > 0 else 0  # rounded half down
+    k = np.arange(-below, n - below, dtype=np.float64)
+    return k / m
 
 
 def center_index(xs: np.ndarray) -> int | None:

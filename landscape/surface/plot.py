@@ -42,7 +42,8 @@ def plot_png(path, x, y, loss, *, xlabel: str, ylabel: str | None, title: str, a
     if y is None:
         lines = ax.plot(x, loss, color="C0", marker="o", ms=3, label="loss")
         ax.set_ylabel("loss")
-        if loss[np.isfinite(loss)].size and loss[np.isfinite(loss)].min() > 0 and np.nanmax(loss) / np.nanmin(loss) > 100:
+        finite = loss[np.isfinite(loss)]
+        if finite.size and finite.min() > 0 and np.nanmax(loss) / np.nanmin(loss) > 100:
             ax.set_yscale("log")
         if accuracy is not None and np.isfinite(np.asarray(accuracy, dtype=float)).any():
             ax2 = ax.twinx()
@@ -67,7 +68,8 @@ def plot_png(path, x, y, loss, *, xlabel: str, ylabel: str | None, title: str, a
         ax.plot([0], [0], marker="*", color="r", ms=12, ls="none", label="model")
         if trajectory is not None:
             ax.plot(trajectory["x"], trajectory["y"], color="w", marker="o", ms=3, lw=1.2, label="trajectory")
-            ax.annotate(f"epoch {trajectory['epochs'][0]}", (trajectory["x"][0], trajectory["y"][0]), color="w", fontsize=8)
+            ax.annotate(f"epoch {trajectory['epochs'][0]}", (trajectory["x"][0], trajectory["y"][0]), color="w",
+                        fontsize=8)
         ax.set_ylabel(ylabel or "")
         ax.legend(loc="upper right", fontsize=8)
     ax.set_xlabel(xlabel)
@@ -92,8 +94,10 @@ def plot_html(path, x, y, loss, *, xlabel: str, ylabel: str | None, title: str, 
             fig.add_trace(go.Scatter(x=x, y=np.asarray(accuracy, dtype=float), mode="lines", name="accuracy",
                                      line={"dash": "dash"}), secondary_y=True)
         if trajectory is not None:
-            fig.add_trace(go.Scatter(x=trajectory["x"], y=[float(np.nanmin(loss))] * len(trajectory["x"]), mode="markers",
-                                     name="epochs", text=[f"epoch {e}" for e in trajectory["epochs"]]), secondary_y=False)
+            fig.add_trace(go.Scatter(x=trajectory["x"], y=[float(np.nanmin(loss))] * len(trajectory["x"]),
+                                     mode="markers",
+                                     name="epochs", text=[f"epoch {e}" for e in trajectory["epochs"]]),
+                          secondary_y=False)
         fig.update_xaxes(title_text=xlabel)
         fig.update_yaxes(title_text="loss", secondary_y=False)
         fig.update_yaxes(title_text="accuracy", range=[0, 1], secondary_y=True)
@@ -103,14 +107,17 @@ def plot_html(path, x, y, loss, *, xlabel: str, ylabel: str | None, title: str, 
         fig = make_subplots(rows=1, cols=2, specs=[[{"type": "surface"}, {"type": "contour"}]],
                             subplot_titles=("surface", "contour"))
         fig.add_trace(go.Surface(x=x, y=y, z=z, colorscale="Viridis", showscale=False, name="loss",
-                                 contours={"z": {"show": True, "usecolormap": True, "project": {"z": True}}}), row=1, col=1)
+                                 contours={"z": {"show": True, "usecolormap": True, "project": {"z": True}}}), row=1,
+                      col=1)
         fig.add_trace(go.Contour(x=x, y=y, z=z, colorscale="Viridis", colorbar={"title": "loss"}, name="loss",
                                  ncontours=30), row=1, col=2)
-        fig.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", marker={"symbol": "star", "size": 14, "color": "red"},
+        fig.add_trace(go.Scatter(x=[0.0], y=[0.0], mode="markers", marker={"symbol": "star", "size": 14,
+                                                                           "color": "red"},
                                  name="model"), row=1, col=2)
         if trajectory is not None:
             fig.add_trace(go.Scatter(x=trajectory["x"], y=trajectory["y"], mode="lines+markers", name="trajectory",
-                                     text=[f"epoch {e}" for e in trajectory["epochs"]], line={"color": "white"}), row=1, col=2)
+                                     text=[f"epoch {e}" for e in trajectory["epochs"]], line={"color": "white"}),
+                          row=1, col=2)
         fig.update_scenes(xaxis_title=xlabel, yaxis_title=ylabel or "", zaxis_title="loss")
         fig.update_xaxes(title_text=xlabel, row=1, col=2)
         fig.update_yaxes(title_text=ylabel or "", row=1, col=2)

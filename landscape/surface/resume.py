@@ -26,7 +26,8 @@ def save_partial(path: str | os.PathLike, key: str, loss: np.ndarray, accuracy: 
     atomic_write_bytes(path, buf.getvalue())
 
 
-def load_partial(path: str | os.PathLike, key: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+def load_partial(path: str | os.PathLike, key: str,
+                 shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """``(loss, accuracy, done)`` from a partial file with this ``key`` and ``shape``, else None."""
     path = Path(path)
     if not path.is_file():

@@ -5,4 +5,5 @@ from landscape.train.config import TrainConfig
 from landscape.train.evaluate import predict, split_metrics
 from landscape.train.loop import TrainResult, epoch_files, train
 
-__all__ = ["check_hyper", "parse_optimizers", "TrainConfig", "TrainResult", "epoch_files", "predict", "split_metrics", "train", "train_all"]
+__all__ = ["check_hyper", "parse_optimizers", "TrainConfig", "TrainResult", "epoch_files", "predict", "split_metrics",
+           "train", "train_all"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from landscape.errors import LandscapeError
-from landscape.optim import OPTIMIZERS, resolve_hyper
+from landscape.optim import list_optimizers, resolve_hyper
 from landscape.train.config import TrainConfig
 from landscape.train.loop import TrainResult, train
 from landscape.train.prepare import prepare_data
@@ -11,7 +11,7 @@ from landscape.train.prepare import prepare_data
 
 def train_all(cfg: TrainConfig, optimizers: list[str] | None = None, progress: bool = True, resume: bool = False,
               overwrite: bool = False) -> list[TrainResult]:
-    """Train ``cfg`` once per optimizer (default: all of :data:`landscape.optim.OPTIMIZERS`).
+    """Train ``cfg`` once per optimizer (default: every registered one, :func:`landscape.optim.list_optimizers`).
 
     The data are prepared once and shared; every run seeds its model from
     ``cfg.seed``, so all start from identical weights (recorded as ``epoch_000.pt``).
@@ -19,7 +19,7 @@ def train_all(cfg: TrainConfig, optimizers: list[str] | None = None, progress: b
     """
     prepared = prepare_data(cfg.validate())
     results = []
-    for name in optimizers or list(OPTIMIZERS):
+    for name in optimizers or list_optimizers():
         args = {k: v for k, v in cfg.opt_args.items() if _applies(name, k, v, cfg.base)}
         results.append(train(cfg.replace(optimizer=name, opt_args=args), progress, resume, overwrite, prepared))
     return results
@@ -27,12 +27,13 @@ def train_all(cfg: TrainConfig, optimizers: list[str] | None = None, progress: b
 
 def parse_optimizers(spec: str) -> list[str]:
     """``"all"`` or a comma list -> optimizer names; LandscapeError for unknown names."""
-    names = list(OPTIMIZERS) if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
+    known = list_optimizers()
+    names = known if spec == "all" else [n.strip() for n in spec.split(",") if n.strip()]
     if not names:
         raise LandscapeError("no optimizer given")
     for name in names:
-        if name not in OPTIMIZERS:
-            raise LandscapeError(f"unknown optimizer {name!r}: use one of {', '.join(OPTIMIZERS)} or 'all'")
+        if name not in known:
+            raise LandscapeError(f"unknown optimizer {name!r}: use one of {', '.join(known)} or 'all'")
     return names
 
 

@@ -75,7 +75,8 @@ class TrainConfig:
             (self.schedule in ("cosine", "constant"), f"schedule must be cosine or constant, got {self.schedule!r}"),
             (self.keep in ("all", "last"), f"keep must be all or last, got {self.keep!r}"),
             (self.base in DEFAULT_LR, f"base must be adam or sgd, got {self.base!r}"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
+             f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (len(self.fractions) == 3 and abs(sum(self.fractions) - 1) < 1e-6 and min(self.fractions) >= 0,
              f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}"),
             (self.kfold is None or (self.kfold >= 2 and 0 <= self.fold < self.kfold),
@@ -91,7 +92,9 @@ class TrainConfig:
 
     @property
     def effective_lr(self) -> float:
-        return DEFAULT_LR[self.base if self.optimizer not in ONE_PASS else self.optimizer] if self.lr is None else self.lr
+        if self.lr is not None:
+            return self.lr
+        return DEFAULT_LR[self.base if self.optimizer not in ONE_PASS else self.optimizer]
 
     @property
     def effective_epochs(self) -> int:

@@ -21,7 +21,8 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.T
     return torch.cat(out) if out else torch.empty(0)
 
 
-def split_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[str], batch_size: int = 256) -> dict:
+def split_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: list[str],
+                  batch_size: int = 256) -> dict:
     """:func:`landscape.metrics.classification_metrics` of ``model`` on one split."""
     if len(y) == 0:
         return {"n": 0}

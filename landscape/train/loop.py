@@ -58,6 +58,13 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return seed * 1_000_003 + epoch
 
 
+def drop_optimizer_state(path: Path) -> None:
+    """Rewrite checkpoint ``path`` without its ``optimizer_state`` (atomically; no-op when it has none)."""
+    payload = safe_torch_load(path)
+    if payload.pop("optimizer_state", None) is not None:
+        atomic_torch_save(payload, path)
+
+
 def epoch_files(run_dir: Path) -> list[Path]:
     """``epoch_NNN.pt`` files of a run, sorted by epoch."""
     files = [p for p in Path(run_dir).glob("epoch_*.pt") if _EPOCH_RE.search(p.name)]
@@ -83,7 +90,8 @@ def train(cfg: TrainConfig, progress: bool = True, resume: bool = False, overwri
         if (run_dir / "final.pt").exists() and not overwrite:
             if resume:
                 return _finished(run_dir, cfg)
-            raise LandscapeError(f"{run_dir} already holds a finished run; pass --resume to reuse it or --overwrite to retrain")
+            raise LandscapeError(f"{run_dir} already holds a finished run; pass --resume to reuse it or --overwrite "
+                                 "to retrain")
         if not resume and not overwrite and _run_files(run_dir):
             raise LandscapeError(f"{run_dir} holds an unfinished run (no final.pt); pass --resume to continue it "
                                  "or --overwrite to discard it and retrain")
@@ -104,7 +112,8 @@ def _finished(run_dir: Path, cfg: TrainConfig) -> TrainResult:
     _check_same_config(run_dir, cfg)
     payload = safe_torch_load(run_dir / "final.pt")
     history = read_json(run_dir / "history.json") if (run_dir / "history.json").exists() else []
-    return TrainResult(run_dir, run_dir / "final.pt", run_dir / "best.pt", history, payload["metrics"], payload["wall_time_s"])
+    return TrainResult(run_dir, run_dir / "final.pt", run_dir / "best.pt", history, payload["metrics"],
+                       payload["wall_time_s"])
 
 
 def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
@@ -117,7 +126,8 @@ def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
     old["lr"] = TrainConfig.from_dict({**new, **old}).effective_lr
     diff = sorted(k for k, v in new.items() if k not in ignore and old.get(k, v) != v)
     if diff:
-        raise LandscapeError(f"{run_dir} was trained with other settings ({', '.join(diff)}); use another --out or --overwrite")
+        raise LandscapeError(f"{run_dir} was trained with other settings ({', '.join(diff)}); use another --out or "
+                             "--overwrite")
 
 
 class _Trainer:
@@ -157,11 +167,15 @@ class _Trainer:
         )
 
     def save_epoch(self, epoch: int, metrics: dict) -> None:
+        """Write ``epoch_NNN.pt``; only the newest epoch file keeps the optimizer state (``--resume`` reads it)."""
         atomic_torch_save(self.payload(epoch, metrics, with_state=True), self.run_dir / f"epoch_{epoch:03d}.pt")
-        if self.cfg.keep == "last" and distributed.is_main():
-            for f in epoch_files(self.run_dir)[:-1]:
-                if f.name != "epoch_000.pt":
+        if distributed.is_main():  # only rank 0 writes
+            older = epoch_files(self.run_dir)[:-1]
+            for f in older:
+                if self.cfg.keep == "last" and f.name != "epoch_000.pt":
                     f.unlink(missing_ok=True)
+            if older and older[-1].exists():
+                drop_optimizer_state(older[-1])
         write_json(self.run_dir / "history.json", self.history)
 
     def restore(self) -> int:
@@ -172,6 +186,9 @@ class _Trainer:
         _check_same_config(self.run_dir, self.cfg)
         payload = safe_torch_load(files[-1])
         self.model.load_state_dict(payload["state_dict"])
+        if payload.get("optimizer_state") is None:
+            raise LandscapeError(f"{files[-1]} holds no optimizer state (only the newest epoch file of an unfinished "
+                                 "run does); resume is not possible from it, use --overwrite")
         self.opt.load_state_dict(payload["optimizer_state"])
         self.history = list(payload.get("history", []))
         self.run_id = payload.get("run_id")  # None for runs from before run ids
@@ -193,7 +210,8 @@ class _Trainer:
         x_train, y_train = self.prep.tensors["train"]
         x_val, y_val = self.prep.tensors["val"]
         epochs = cfg.effective_epochs
-        with progress_bar(f"train {self.run_dir.name}", total=epochs * self.steps_per_epoch, enabled=self.progress) as bar:
+        with progress_bar(f"train {self.run_dir.name}", total=epochs * self.steps_per_epoch,
+                          enabled=self.progress) as bar:
             bar.advance(start * self.steps_per_epoch)
             for epoch in range(start + 1, epochs + 1):
                 t0 = time.perf_counter()
@@ -268,11 +286,18 @@ class _Trainer:
         metrics = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
         epoch = self.cfg.effective_epochs
         atomic_torch_save(self.payload(epoch, metrics, with_state=False), self.run_dir / "final.pt")
+        if distributed.is_main():  # the resume point is now obsolete: final.pt holds its weights
+            newest = epoch_files(self.run_dir)[-1]
+            if self.cfg.keep == "last" and newest.name != "epoch_000.pt":
+                newest.unlink()
+            else:
+                drop_optimizer_state(newest)
         best_path = self.run_dir / "best.pt"
         if distributed.is_main():
             best = safe_torch_load(best_path)
             self.model.load_state_dict(best["state_dict"])
-            best["metrics"] = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
+            best["metrics"] = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val",
+                                                                                                      "test")}
             atomic_torch_save(best, best_path)
             write_json(self.run_dir / "history.json", self.history)
         distributed.barrier()  # the run's files are on disk for every rank

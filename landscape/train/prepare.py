@@ -29,7 +29,8 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
     """Load (cached) images, split them and normalise with train-split statistics."""
     images = load_images(cfg.data, img_size=cfg.img_size, seed=PHANTOM_SEED)
     if cfg.kfold:
-        manifest = kfold_split(images, k=cfg.kfold, fold=cfg.fold, seed=cfg.split_seed, keep_conflicts=cfg.keep_conflicts)
+        manifest = kfold_split(images, k=cfg.kfold, fold=cfg.fold, seed=cfg.split_seed,
+                               keep_conflicts=cfg.keep_conflicts)
     else:
         manifest = make_split(images, fractions=cfg.fractions, seed=cfg.split_seed, keep_conflicts=cfg.keep_conflicts)
     raw = {s: select(images, manifest, s) for s in ("train", "val", "test")}
