@@ -85,7 +85,8 @@ def tables(result: dict) -> str:
 
     rows = result["rows"]
     groups = list(dict.fromkeys(r["group"] for r in rows))
-    header = "| optimizer | runs | BUSI test balanced acc. | gap (train − test) | BUS-BRA AUROC | BUSI→BUS-BRA AUROC drop |"
+    header = ("| optimizer | runs | BUSI test balanced acc. | gap (train − test) | BUS-BRA AUROC "
+              "| BUSI→BUS-BRA AUROC drop |")
     lines = [header, "|---|---|---|---|---|---|"]
     for g in groups:
         members = [r for r in rows if r["group"] == g]
@@ -113,7 +114,8 @@ def tables(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tiny", action="store_true", help="seconds-scale run on a subset of the real folders")
-    parser.add_argument("--out", type=Path, default=None, help="study folder [busi_study/, or a temp folder with --tiny]")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="study folder [busi_study/, or a temp folder with --tiny]")
     parser.add_argument("--epochs", type=int, default=12)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--optimizers", default=OPTIMIZERS)
@@ -143,7 +145,8 @@ def main(argv: list[str] | None = None) -> int:
               progress=not args.tiny, external=external, external_options={**csv, "n_boot": N_BOOT}, analyses=analyses)
     result = correlate([out / "runs"], n_boot=2000, progress=False)
     text = (f"Settings: cnn-small at {settings['img_size']} px, optimizers {settings['optimizers']}, "
-            f"{settings['seeds']} seed(s), {settings['epochs']} epoch(s); analysis budgets: {analyses}\n\n" + tables(result))
+            f"{settings['seeds']} seed(s), {settings['epochs']} epoch(s); analysis budgets: {analyses}\n\n"
+            + tables(result))
     atomic_write_text(out / "results.md", text)
     print(text)
     print(f"saved: {out / 'results.md'}")

@@ -59,7 +59,8 @@ def test_metadata_matches_by_stem_name_or_path_and_checks_labels(tmp_path):
     root = _folder(tmp_path / "d", {"benign": ["a.png", "b.png"], "malignant": ["c.png"]})
     images = load_images(root, img_size=8)
     rows = [{"f": "a", "y": "benign", "p": "1", "s": "x"}, {"f": "b.png", "y": "benign", "p": "1", "s": "y"},
-            {"f": "malignant/c.png", "y": "Malignant", "p": "2", "s": "x"}, {"f": "zzz", "y": "benign", "p": "3", "s": "x"}]
+            {"f": "malignant/c.png", "y": "Malignant", "p": "2", "s": "x"},
+            {"f": "zzz", "y": "benign", "p": "3", "s": "x"}]
     meta = read_metadata(images, _csv(tmp_path / "m.csv", rows), "f", "y", "p", "s")
     assert meta.groups == ["1", "1", "2"] and meta.envs == ["x", "y", "x"] and meta.unmatched_rows == 1
     rows[0]["y"] = "malignant"

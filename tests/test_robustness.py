@@ -71,7 +71,8 @@ def _read_only(monkeypatch, *folders: Path) -> None:
         real = os.access
         locked = {str(f.resolve()) for f in folders}
         monkeypatch.setattr("landscape.io.os.access",
-                            lambda p, mode: False if (mode & os.W_OK and str(Path(p).resolve()) in locked) else real(p, mode))
+                            lambda p, mode: (False if (mode & os.W_OK and str(Path(p).resolve()) in locked)
+                                             else real(p, mode)))
 
 
 # -- 1. stale epoch files ---------------------------------------------------------------------------
@@ -274,7 +275,8 @@ def test_5_training_stops_on_nonfinite_buffers_and_analyzers_refuse_them(cli, tm
     assert not (run / LOCK_NAME).exists()
 
     _edit_checkpoint(run_copy / "final.pt",
-                     lambda p: p["state_dict"][next(k for k in p["state_dict"] if k.endswith("running_var"))].fill_(math.inf))
+                     lambda p: p["state_dict"][next(k for k in p["state_dict"] if k.endswith("running_var"))]
+                     .fill_(math.inf))
     for cmd in (["hessian"], ["sharpness"], ["surface", "--dim", "1", "--grid", "3"]):
         msg = _one_error(cli(cmd[0], run_copy, *cmd[1:]))
         assert "non-finite weights or buffers" in msg and "running_var" in msg
@@ -439,11 +441,13 @@ def _bad_values(run: Path, afile: Path, folder: Path) -> list[tuple[str, ...]]:
              "--img-size", "16", "--out", "study")
     seeds = ["-1", "1e23", str(2**64), "x"]
     table = {
-        train: {"--epochs": ["0", "-3", "x"], "--batch-size": ["1"], "--img-size": ["4", "100000"], "--lr": ["-1", "0", "x"],
+        train: {"--epochs": ["0", "-3", "x"], "--batch-size": ["1"], "--img-size": ["4", "100000"],
+                "--lr": ["-1", "0", "x"],
                 "--seed": seeds, "--split-seed": seeds, "--run-name": ["../x", "a/b", ".."], "--out": [str(afile)],
                 "--json": [str(afile / "m.json"), str(folder)], "--optimizer": ["bogus", ""], "--base": ["bogus"],
                 "--schedule": ["bogus"], "--keep": ["bogus"], "--device": ["bogus", "tpu"], "--model": ["resnet9000"],
-                "--kfold": ["1"], "--weight-decay": ["-1"], "--opt-arg": ["novalue"], "--rho": ["-1"], "--data": [str(afile)]},
+                "--kfold": ["1"], "--weight-decay": ["-1"], "--opt-arg": ["novalue"], "--rho": ["-1"],
+                "--data": [str(afile)]},
         ("hessian", str(run)): {"--top-k": ["0", "x"], "--split": ["bogus"], "--samples": ["0"], "--batch-size": ["0"],
                                 "--tol": ["0", "2"], "--seed": seeds, "--device": ["bogus"], "--data": [str(folder)],
                                 "--json": [str(folder), str(afile / "h.json")], "--plot": [str(folder)]},

@@ -111,7 +111,8 @@ def _compute(ck, images, model_idx, pos, meta_csv, n_boot, seed, bar) -> dict:
             for k in ("auroc", "balanced_accuracy")}
     score = probs[:, pos] if pos is not None else probs.max(axis=1)
     return {"external": {
-        "classes": images.classes, "model_classes": ck.classes, "positive": None if pos is None else images.classes[pos],
+        "classes": images.classes, "model_classes": ck.classes,
+        "positive": None if pos is None else images.classes[pos],
         "overall": overall, "environments": envs, "internal": internal, "drop": drop,
         "group_column": (meta_csv.columns.get("group") if meta_csv else None),
         "env_column": (meta_csv.columns.get("env") if meta_csv else None),

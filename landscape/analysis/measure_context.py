@@ -32,7 +32,8 @@ class MeasureContext:
         """``n`` seeded training images (all when fewer), sorted by index so the order is stable."""
         x, y = self.ck.tensors("train")
         if n < len(y):
-            idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(self.settings["seed"]))[:n].sort().values
+            gen = torch.Generator().manual_seed(self.settings["seed"])
+            idx = torch.randperm(len(y), generator=gen)[:n].sort().values
             x, y = x[idx], y[idx]
         return x, y
 
@@ -50,7 +51,8 @@ class MeasureContext:
         """The run's initial weights (``epoch_000.pt``)."""
         path = self.ck.run_dir / "epoch_000.pt"
         if not path.is_file():
-            raise LandscapeError(f"{self.ck.run_dir} has no epoch_000.pt (initial weights), needed for distances to init")
+            raise LandscapeError(f"{self.ck.run_dir} has no epoch_000.pt (initial weights), "
+                                 "needed for distances to init")
         return self.ck.load_weights(path)
 
     def flat(self, state: dict[str, torch.Tensor] | None = None) -> torch.Tensor:

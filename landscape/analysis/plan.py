@@ -85,8 +85,9 @@ def _epoch_number(path: Path) -> int:
 
 
 def _epoch_paths(ck) -> list[Path]:
-    """Every epoch file of this run (same ``run_id`` as the checkpoint), or a LandscapeError saying to train with ``--keep all``.
+    """Every epoch file of this run (same ``run_id`` as the checkpoint).
 
+    Without a consecutive run of at least two, a LandscapeError says to train with ``--keep all``.
     Epoch files left by another run in the same folder are skipped.
     """
     mine = ck.meta.get("run_id")

@@ -40,7 +40,8 @@ def read_payload(path: str | Path) -> dict:
         raise LandscapeError(f"not a landscape checkpoint: {path} (no '{KIND}' marker, model or state_dict)")
     version = payload.get("format_version")
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-        raise LandscapeError(f"checkpoint {path} has format_version {version!r}; this landscape reads 1 to {FORMAT_VERSION}")
+        raise LandscapeError(f"checkpoint {path} has format_version {version!r}; "
+                             f"this landscape reads 1 to {FORMAT_VERSION}")
     _check_fields(path, payload)
     return payload
 
@@ -52,7 +53,8 @@ DATA_KEYS = ("source", "kind", "classes", "img_size", "mean", "std", "split")
 def _check_fields(path: Path, payload: dict) -> None:
     """LandscapeError naming the first missing or mistyped ``model``/``data`` entry."""
     model, data = payload.get("model"), payload.get("data")
-    if not isinstance(model, dict) or not isinstance(model.get("name"), str) or not isinstance(model.get("kwargs"), dict):
+    if (not isinstance(model, dict) or not isinstance(model.get("name"), str)
+            or not isinstance(model.get("kwargs"), dict)):
         raise LandscapeError(f"checkpoint {path} is damaged: its 'model' entry is not a dict with a name and kwargs")
     if not isinstance(data, dict):
         raise LandscapeError(f"checkpoint {path} is damaged: its 'data' entry is {type(data).__name__}, not a dict")

@@ -45,17 +45,18 @@ def _root(
 def register() -> typer.Typer:
     """Import every command module (each adds itself to ``app``) and return the app."""
     # Each import registers its commands on ``app`` as a side effect.
-    from landscape.cli import (  # noqa: F401
+    from landscape.cli import (  # noqa: F401  # noqa: F401
+        correlate_cmd,
         data_cmd,
+        evaluate_cmd,
         hessian_cmd,
         list_cmd,
+        measures_cmd,
         report_cmd,
         sharpness_cmd,
         study_cmd,
         surface_cmd,
         train_cmd,
     )
-
-    from landscape.cli import correlate_cmd, evaluate_cmd, measures_cmd  # noqa: F401
 
     return app

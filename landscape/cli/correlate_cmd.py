@@ -16,7 +16,9 @@ from landscape.io import write_json
 def correlate_command(
     runs: list[Path] = typer.Argument(..., help="Run folders, checkpoint files, or a folder of run folders."),
     json_path: Path = typer.Option(Path("correlate.json"), "--json", help="Where to write the full table (JSON)."),
-    external: Optional[str] = typer.Option(None, "--external", help="Name of the external set to use (e.g. busbra) when runs were evaluated on several."),
+    external: Optional[str] = typer.Option(
+        None, "--external",
+        help="Name of the external set to use (e.g. busbra) when runs were evaluated on several."),
     n_boot: int = typer.Option(2000, "--n-boot", help="Bootstrap resamples for the Kendall tau CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
 ):
@@ -29,10 +31,10 @@ def correlate_command(
     say so.
 
     Examples:
-
       landscape correlate busi_study/ --json correlate.json
 
       landscape correlate checkpoints/busi-cnn-small-*-s* --external busbra --n-boot 5000
+
     """
     from landscape.report.correlate import correlate
     from landscape.report.granulated import TARGETS
@@ -48,6 +50,7 @@ def correlate_command(
 
     console.print(f"{result['n_runs']} runs; axes that vary: {', '.join(result['axes']) or 'none'}", markup=False)
     print_table("Kendall tau [95% CI] | granulated Psi (sorted by |Psi|)", ["measure", *TARGETS, "robust worst tau"],
-                [[m, *[text(cells[(m, t)]) for t in TARGETS], result["robust"][m]["worst"]] for m in result["measures"]])
+                [[m, *[text(cells[(m, t)]) for t in TARGETS], result["robust"][m]["worst"]]
+                 for m in result["measures"]])
     write_json(json_path, result)
     saved("json", json_path)

@@ -17,15 +17,21 @@ def evaluate_command(
     run: Path = typer.Argument(..., help="Checkpoint .pt file or run folder (its final.pt)."),
     data: Path = typer.Option(..., "--data", help="External image folder with one sub-folder per class."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Metadata CSV beside the images (one row per image)."),
-    file_col: Optional[str] = typer.Option(None, "--csv-file-col", help="CSV column naming each image (relative path, file name or stem)."),
-    label_col: Optional[str] = typer.Option(None, "--csv-label-col", help="CSV column with the label, checked against the class folder."),
-    group_col: Optional[str] = typer.Option(None, "--csv-group-col", help="CSV column with the group (patient): CIs resample whole groups."),
-    env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner, site): metrics per value."),
-    positive: str = typer.Option("malignant", "--positive", help="Class whose score p(pos)/(p(pos)+p(other)) is ranked for the AUROC."),
+    file_col: Optional[str] = typer.Option(None, "--csv-file-col",
+                                           help="CSV column naming each image (relative path, file name or stem)."),
+    label_col: Optional[str] = typer.Option(None, "--csv-label-col",
+                                            help="CSV column with the label, checked against the class folder."),
+    group_col: Optional[str] = typer.Option(None, "--csv-group-col",
+                                            help="CSV column with the group (patient): CIs resample whole groups."),
+    env_col: Optional[str] = typer.Option(None, "--csv-env-col",
+                                          help="CSV column with the environment (scanner, site): metrics per value."),
+    positive: str = typer.Option("malignant", "--positive",
+                                 help="Class whose score p(pos)/(p(pos)+p(other)) is ranked for the AUROC."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    train_data: Optional[Path] = typer.Option(None, "--train-data", help="The run's own data folder, if it moved since training."),
+    train_data: Optional[Path] = typer.Option(None, "--train-data",
+                                              help="The run's own data folder, if it moved since training."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the record to this JSON file."),
 ):
     """Cross-site evaluation on the classes both sets share (AUROC and balanced accuracy, per environment too).
@@ -36,10 +42,12 @@ def evaluate_command(
     When you use BUS-BRA, cite Gómez-Flores et al., Medical Physics 2023 (see its README).
 
     Examples:
-
-      landscape evaluate checkpoints/busi-cnn-small-sam-s0 --data ../shared/data/busbra --csv ../shared/data/busbra/bus_data.csv --csv-file-col ID --csv-label-col Pathology --csv-group-col Case --csv-env-col Device
+      landscape evaluate checkpoints/busi-cnn-small-sam-s0 --data ../shared/data/busbra \
+        --csv ../shared/data/busbra/bus_data.csv \
+        --csv-file-col ID --csv-label-col Pathology --csv-group-col Case --csv-env-col Device
 
       landscape evaluate RUN --data other_site/ --json external.json
+
     """
     from landscape.analysis.external import evaluate_external
 

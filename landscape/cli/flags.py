@@ -8,7 +8,6 @@ import typer
 
 from landscape.errors import LandscapeError
 
-
 #: Library parameter name -> the command parameter that sets it, where the two differ.
 ALIASES = {"data_root": "data", "analyses": "set_"}
 

@@ -15,12 +15,15 @@ from landscape.io import write_json
 @app.command("measures")
 def measures_command(
     runs: list[Path] = typer.Argument(..., help="Checkpoint .pt files or run folders (their final.pt)."),
-    measures: str = typer.Option("all", "--measures", help="'all' or a comma list of measure names (docs/measures.md)."),
-    samples: int = typer.Option(512, "--samples", help="Seeded training images for output, Fisher-Rao and PAC-Bayes measures."),
+    measures: str = typer.Option("all", "--measures",
+                                 help="'all' or a comma list of measure names (docs/measures.md)."),
+    samples: int = typer.Option(512, "--samples",
+                                help="Seeded training images for output, Fisher-Rao and PAC-Bayes measures."),
     ggn_samples: int = typer.Option(256, "--ggn-samples", help="Training images for the exact GGN trace."),
     draws: int = typer.Option(8, "--draws", help="Monte-Carlo noise draws per sigma in the PAC-Bayes search."),
     depth: int = typer.Option(12, "--depth", help="Bisection steps of the PAC-Bayes sigma search."),
-    target: float = typer.Option(0.1, "--target", help="Degradation the PAC-Bayes sigma allows (loss increase in nats, or accuracy drop)."),
+    target: float = typer.Option(
+        0.1, "--target", help="Degradation the PAC-Bayes sigma allows (loss increase in nats, or accuracy drop)."),
     metric: str = typer.Option("loss", "--metric", help="PAC-Bayes degradation: loss or accuracy."),
     seed: int = typer.Option(0, "--seed", help="Seed of the image subsets and the noise draws."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -35,15 +38,15 @@ def measures_command(
     references: docs/measures.md.
 
     Examples:
-
       landscape measures checkpoints/busi-cnn-small-sam-s0
 
       landscape measures checkpoints/*/ --samples 256 --draws 4 --json measures.json
 
       landscape measures RUN --measures pacbayes_sigma,ggn_trace --metric accuracy --target 0.1
+
     """
-    from landscape.checkpoint import load_checkpoint
     from landscape.analysis.measures import analyze_measures, measure_values
+    from landscape.checkpoint import load_checkpoint
     from landscape.measures import REGISTRY, select_measures
 
     specs = select_measures(measures)

@@ -22,8 +22,8 @@ def report_command(
     seed: int = typer.Option(0, help="Seed of computed analyses and of the bootstrap CIs."),
     n_boot: int = typer.Option(2000, "--n-boot", min=100,
                                help="Bootstrap resamples for the 95% CIs of Kendall tau and Spearman rho."),
-    m: Optional[int] = typer.Option(None, "--m",
-                                    help="m-sharpness sub-batch size [default: 128, or all training images when fewer]."),
+    m: Optional[int] = typer.Option(
+        None, "--m", help="m-sharpness sub-batch size [default: 128, or all training images when fewer]."),
     set_: list[str] = typer.Option([], "--set",
                                    help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. "
                                         "hessian.top_k=3, sharpness.rhos=0.01,0.05, surface_2d.grid=11."),
@@ -42,6 +42,7 @@ def report_command(
 
 
       landscape report checkpoints/ --m 64 --set sharpness.samples=512 --set surface_2d.grid=15
+
     """
     from landscape.cli.train_cmd import parse_value
     from landscape.report import build_report

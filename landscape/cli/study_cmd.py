@@ -41,7 +41,8 @@ def study_command(
     csv: Optional[Path] = typer.Option(None, "--csv", help="Metadata CSV beside the external images."),
     file_col: Optional[str] = typer.Option(None, "--csv-file-col", help="CSV column naming each image."),
     label_col: Optional[str] = typer.Option(None, "--csv-label-col", help="CSV column with the label (checked)."),
-    group_col: Optional[str] = typer.Option(None, "--csv-group-col", help="CSV column with the patient (bootstrap unit)."),
+    group_col: Optional[str] = typer.Option(None, "--csv-group-col",
+                                            help="CSV column with the patient (bootstrap unit)."),
     env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner)."),
 ):
     """Train every (model, optimizer, seed), run the Hessian, sharpness, surface and measure analyses, write the report.
@@ -62,7 +63,8 @@ def study_command(
 
       torchrun --nproc-per-node 8 --no-python landscape study --data ../shared/data/busi --parallel runs
 
-      landscape study --data ../shared/data/busi --external ../shared/data/busbra --csv ../shared/data/busbra/bus_data.csv \
+      landscape study --data ../shared/data/busi --external ../shared/data/busbra \
+        --csv ../shared/data/busbra/bus_data.csv \
         --csv-file-col ID --csv-label-col Pathology --csv-group-col Case --csv-env-col Device
 
     """

@@ -41,7 +41,8 @@ def to_grey(img: Image.Image) -> Image.Image:
 
 def _float_to_uint8(arr: np.ndarray) -> np.ndarray:
     """Float grey to uint8: values in [0, 1] are scaled by 255; any other range is
-    min-max scaled to 0..255 (a constant image becomes 0). NaN and inf count as 0."""
+    min-max scaled to 0..255 (a constant image becomes 0). NaN and inf count as 0.
+    """
     arr = np.where(np.isfinite(arr), arr, 0.0)
     lo, hi = (float(arr.min()), float(arr.max())) if arr.size else (0.0, 0.0)
     if lo >= 0.0 and hi <= 1.0:

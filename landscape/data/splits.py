@@ -31,9 +31,9 @@ import json
 import numpy as np
 import torch
 
+from landscape.checks import check_seed
 from landscape.data.duplicates import THRESHOLD, Duplicates, find_duplicates
 from landscape.data.images import Images
-from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 
 SPLITS = ("train", "val", "test")

@@ -1,5 +1,6 @@
 """Scoring a classifier on the classes it shares with an external set: class matching, renormalised
-probabilities, AUROC and balanced accuracy with group-bootstrap CIs (pure math over arrays)."""
+probabilities, AUROC and balanced accuracy with group-bootstrap CIs (pure math over arrays).
+"""
 
 from __future__ import annotations
 

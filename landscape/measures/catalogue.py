@@ -7,7 +7,8 @@ from landscape.measures.registry import MeasureSpec, register
 
 JIANG = "Jiang et al., Fantastic Generalization Measures and Where to Find Them, ICLR 2020"
 DZIUGAITE = "Dziugaite et al., In Search of Robust Measures of Generalization, NeurIPS 2020"
-ANDRIUSHCHENKO = "Andriushchenko et al., A Modern Look at the Relationship between Sharpness and Generalization, ICML 2023"
+ANDRIUSHCHENKO = ("Andriushchenko et al., A Modern Look at the Relationship between Sharpness and Generalization, "
+                  "ICML 2023")
 
 
 # -- group computations (each runs once per analysis, however many of its measures are asked for) --------------
@@ -17,7 +18,8 @@ def _norms(ctx) -> dict:
     spec = norms.spectral_measures(m)
     return {**{k: spec[k] for k in ("log_prod_spec", "log_sum_spec", "log_prod_frob")},
             "dist_init": norms.distance_to_init(m, ctx.init_state), "num_params": norms.num_params(m),
-            "path_norm": norms.path_norm(m, tuple(ctx.train_data[0].shape[1:])), "details": {"n_layers": spec["n_layers"]}}
+            "path_norm": norms.path_norm(m, tuple(ctx.train_data[0].shape[1:])),
+            "details": {"n_layers": spec["n_layers"]}}
 
 
 def _outputs(ctx) -> dict:
@@ -143,7 +145,8 @@ _SPECS = [
     MeasureSpec("num_params", "count", JIANG, "number of trainable parameters (params)", group="norms",
                 compute=_norms, tags=("norm",)),
     # outputs and optimisation
-    MeasureSpec("margin_p10", "logit units", JIANG, "10th percentile over training images of f_y(x) - max_{c!=y} f_c(x)",
+    MeasureSpec("margin_p10", "logit units", JIANG,
+                "10th percentile over training images of f_y(x) - max_{c!=y} f_c(x)",
                 group="outputs", compute=_outputs, tags=("output",)),
     MeasureSpec("entropy", "nats", JIANG, "mean prediction entropy -sum_c p_c log p_c on training images",
                 group="outputs", compute=_outputs, tags=("output",)),

@@ -80,7 +80,8 @@ def degradation(model: nn.Module, loss_fn, batches, sigma: float, draws: int, se
             z = draw(original, k, seed)
             with torch.no_grad():
                 for n, p in params.items():
-                    scale = sigma if magnitude_eps is None else torch.sqrt(sigma**2 * original[n] ** 2 + magnitude_eps**2)
+                    scale = (sigma if magnitude_eps is None
+                             else torch.sqrt(sigma**2 * original[n] ** 2 + magnitude_eps**2))
                     p.copy_(original[n] + scale * z[n])
             loss, acc = _evaluate(model, loss_fn, batches)
             values.append(loss - base[0] if metric == "loss" else base[1] - acc)

@@ -56,6 +56,7 @@ def predictor_row(run: Run, source: str | None = None) -> dict:
 
 
 def predictor_rows(runs: Sequence[Run], source: str | None = None) -> list[dict]:
+    """The :func:`predictor_row` of every run, in order."""
     return [predictor_row(r, source) for r in runs]
 
 

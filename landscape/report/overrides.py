@@ -29,7 +29,8 @@ def analyzer(name: str):
 
 def check_overrides(analyses: dict[str, dict] | None, m: int | None = None) -> dict[str, dict]:
     """LandscapeError for an unknown analysis, an argument its analyzer does not take, a value it
-    rejects, or a bad ``m``; returns a copy of ``analyses``. Loads and computes nothing."""
+    rejects, or a bad ``m``; returns a copy of ``analyses``. Loads and computes nothing.
+    """
     from landscape.analysis import get_analysis, list_analyses
 
     if m is not None and (isinstance(m, bool) or not isinstance(m, int) or m < 1):
@@ -45,13 +46,15 @@ def check_overrides(analyses: dict[str, dict] | None, m: int | None = None) -> d
                 raise LandscapeError(f"analyses {name}.{key}: the {name} analysis has no setting {key!r}; "
                                      f"use one of {', '.join(sorted(takes))}", params=("analyses",))
         out[name] = dict(kwargs)
-        _check_values(name, {**get_analysis(name).report_defaults, **kwargs, **({"m": m} if m is not None and name == "sharpness" else {})})
+        _check_values(name, {**get_analysis(name).report_defaults, **kwargs,
+                             **({"m": m} if m is not None and name == "sharpness" else {})})
     return out
 
 
 def _check_values(name: str, kwargs: dict) -> None:
     """Run the analyzer's own argument checks, which all come before it loads its checkpoint:
-    called on a path that does not exist, valid settings end in 'checkpoint not found'."""
+    called on a path that does not exist, valid settings end in 'checkpoint not found'.
+    """
     probe = "<settings check: no checkpoint>"
     try:
         analyzer(name)(probe, **kwargs, progress=False)

@@ -27,7 +27,8 @@ def predictors_table(result: dict) -> str:
     body = []
     for m in result["measures"]:
         rob = result["robust"][m]
-        rob_text = (f"{rob['worst']:.2f} (" + ", ".join(f"{e}: {fmt(t, 2)}" for e, t in rob["environments"].items()) + ")"
+        rob_text = (f"{rob['worst']:.2f} ("
+                    + ", ".join(f"{e}: {fmt(t, 2)}" for e, t in rob["environments"].items()) + ")"
                     if rob["worst"] is not None else rob["note"])
         psi_key = cells[(m, result["sorted_by"])]["psi"] if result["sorted_by"] else None
         body.append([(m, m), (result["units"].get(m, ""), None),
@@ -71,8 +72,9 @@ def predictors_scatter(result: dict) -> go.Figure | None:
                 name = html.escape(group)
                 fig.add_trace(go.Scatter(
                     x=[r["measures"][m] for r in pts], y=[r["targets"][t] for r in pts], mode="markers", name=name,
-                    legendgroup=name, showlegend=(j == 0), visible=(k == 0), text=[html.escape(r["name"]) for r in pts],
-                    marker={"color": colour, "size": 8}, hovertemplate="%{text}<br>x=%{x:.4g}<br>y=%{y:.4g}<extra></extra>",
+                    legendgroup=name, showlegend=(j == 0), visible=(k == 0),
+                    text=[html.escape(r["name"]) for r in pts], marker={"color": colour, "size": 8},
+                    hovertemplate="%{text}<br>x=%{x:.4g}<br>y=%{y:.4g}<extra></extra>",
                 ), row=1, col=j + 1)
         per_measure.append((start, len(fig.data)))
     n = len(fig.data)

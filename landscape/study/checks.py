@@ -11,7 +11,8 @@ from landscape.errors import LandscapeError
 
 def check_models(models: Sequence[str], img_size: int, num_classes: int = 2) -> None:
     """Build every model once on the meta device (no memory, no weights): unknown names and
-    architectures that cannot take ``img_size`` inputs raise :class:`LandscapeError` here."""
+    architectures that cannot take ``img_size`` inputs raise :class:`LandscapeError` here.
+    """
     from landscape.models import create
 
     for name in models:

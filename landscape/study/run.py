@@ -29,7 +29,8 @@ from landscape.study.presets import FULL, QUICK, Preset
 
 def stages(external: bool = False) -> tuple[str, ...]:
     """The study's timing stages: training, each registered analysis's ``stage`` (in order), ``evaluate``
-    (the cross-site evaluation, with ``external``), the report."""
+    (the cross-site evaluation, with ``external``), the report.
+    """
     from landscape.analysis import get_analysis, list_analyses
 
     middle = dict.fromkeys(get_analysis(n).stage for n in list_analyses())
@@ -177,11 +178,12 @@ def _train(cfg, names: list[str], progress: bool, seconds: dict, bar) -> list[Pa
     return [r.run_dir for r in results]
 
 
-def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: dict, bar, m: int | None = None) -> None:
+def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: dict, bar,
+             m: int | None = None) -> None:
     """Every registered analysis of one run, as the report needs it (each cached), timed by stage."""
     from landscape.analysis import get_analysis
-    from landscape.report.collect import run_analysis
     from landscape.checkpoint import load_checkpoint
+    from landscape.report.collect import run_analysis
 
     ck = load_checkpoint(run_dir)
     by_stage: dict[str, list[str]] = {}
