@@ -26,9 +26,6 @@ import torch
 from landscape import distributed
 from landscape.errors import LandscapeError
 
-torch.set_num_threads(1)
-torch.set_default_dtype(torch.float64)
-
 
 def _model(seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
@@ -180,7 +177,10 @@ def main(mode: str, out: Path) -> None:
     distributed.finish()
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # not at import: pytest's --doctest-modules imports this file into its workers
     from landscape.cli import guarded
+
+    torch.set_num_threads(1)
+    torch.set_default_dtype(torch.float64)
 
     sys.exit(guarded(lambda: main(sys.argv[1], Path(sys.argv[2]))))  # errors exactly as the CLI reports them

@@ -42,6 +42,7 @@ TINY = {  # analyses small enough for a test; every analyzer still runs for real
     "sharpness": {"rhos": (0.02, 0.05), "m": 16, "samples": 32, "steps": 2},
     "surface_1d": {"grid": 7, "samples": 32},
     "surface_2d": {"grid": 5, "samples": 32},
+    "measures": {"samples": 32, "ggn_samples": 8, "draws": 2, "depth": 3},
 }
 FIGURES = ("flatness", "predictors-scatter", "landscape-1d", "surfaces-2d", "surfaces-3d", "density", "sharpness")
 
