@@ -120,9 +120,11 @@ def test_analysis_registry_drives_report_quantities_and_study_stages():
     from landscape.study.presets import QUICK
     from landscape.study.run import stages
 
-    assert list_analyses() == ["hessian", "sharpness", "surface_1d", "surface_2d"]
-    assert list(quantities()) == ["lambda_max", "trace", "density", "m_sharpness", "surface_1d", "surface_2d"]
-    assert stages() == ("train", "hessian", "sharpness", "surfaces", "report")
+    assert list_analyses() == ["hessian", "sharpness", "surface_1d", "surface_2d", "measures"]
+    assert list(quantities()) == ["lambda_max", "trace", "density", "m_sharpness", "surface_1d", "surface_2d",
+                                  "measures"]
+    assert stages() == ("train", "hessian", "sharpness", "surfaces", "measures", "report")
+    assert stages(external=True) == ("train", "hessian", "sharpness", "surfaces", "measures", "evaluate", "report")
     assert QUICK.analyses()["surface_2d"] == {"grid": 11, "samples": 64}
     calls = []
 

@@ -19,7 +19,7 @@ that the report, the study and ``landscape list analyses`` iterate over.
 # isort: off
 from landscape.analysis.cache import cached, checkpoint_settings
 from landscape.analysis.registry import AnalysisSpec, get_analysis, list_analyses, quantities, register_analysis
-from landscape.analysis import hessian, measures, sharpness, surface  # noqa: F401  (each registers its spec; this order)
+from landscape.analysis import hessian, sharpness, surface, measures  # noqa: F401  (each registers its spec; this order)
 # isort: on
 
 __all__ = ["AnalysisSpec", "cached", "checkpoint_settings", "get_analysis", "list_analyses", "quantities",
