@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +14,7 @@ from test_hessian_models import batches, one_thread, reference  # noqa: F401
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.hessian import MatrixOperator, hvp_operator, spectral_density, top_eigenvalues, trace
+from landscape.hessian import ConvergenceWarning, MatrixOperator, hvp_operator, spectral_density, top_eigenvalues, trace
 from landscape.hessian.density import gauss_quadrature, smooth
 from landscape.hessian.krylov import Krylov, generator
 
@@ -42,7 +44,27 @@ def test_ci_covers_the_true_trace_in_200_seeded_trials(method, rtol, budget):
         stops.add(res.stopped_by)
         assert res.hvps <= budget and res.ci[0] < res.estimate < res.ci[1]
     assert covered >= 180, f"{method}: 95% CI covered the trace in {covered}/200 trials"
-    assert stops <= {"rtol", "budget"}
+    assert stops <= {"rtol", "budget", "unreachable"}
+
+
+@pytest.mark.parametrize("method", ["hutch++", "hutchinson"])
+def test_an_unreachable_target_stops_after_the_pilot_with_one_warning_and_a_covering_ci(method):
+    big, budget = network_like(1000, seed=7), 400
+    covered, truth, lines = 0, float(big.trace()), []
+    for seed in range(200):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = trace(MatrixOperator(big), method=method, rtol=0.001, max_hvps=budget, seed=seed)
+        covered += res.ci[0] <= truth <= res.ci[1]
+        assert res.stopped_by == "unreachable" and res.hvps <= budget // 8 and res.samples == 20
+        assert [w.category for w in caught] == [ConvergenceWarning]
+        lines.append(str(caught[0].message))
+    assert covered >= 180, f"{method}: 95% CI covered the trace in {covered}/200 trials"
+    assert all("\n" not in m for m in lines)
+    needs = [int(re.search(r"needs about (\d+) HVPs", m).group(1)) for m in lines]
+    assert min(needs) > budget  # the warning names the products the target would need
+    spent = trace(MatrixOperator(big), method=method, rtol=0.001, max_hvps=budget, seed=0, stop_early=False)
+    assert spent.stopped_by == "budget" and spent.hvps == budget
 
 
 @pytest.mark.parametrize("method", ["hutch++", "hutchinson"])
