@@ -91,3 +91,55 @@ def timed(fn, *args, **kwargs) -> tuple[object, float]:
     start = time.perf_counter()
     out = fn(*args, **kwargs)
     return out, time.perf_counter() - start
+
+
+def time_pass(model, loss_fn, batches, backward: bool) -> float:
+    """Seconds of one pass (forward, plus backward to the parameters if ``backward``) over ``batches``.
+
+    Eval mode, ``.grad`` untouched; timed twice, the second time counts
+    (the first warms up the allocator).
+    """
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    modes = [(m, m.training) for m in model.modules()]
+    model.eval()
+    try:
+        seconds = 0.0
+        for _ in range(2):
+            start = time.perf_counter()
+            for x, y in batches:
+                with torch.set_grad_enabled(backward):
+                    loss = loss_fn(model(x), y)
+                    if backward:
+                        torch.autograd.grad(loss, params, allow_unused=True)
+            seconds = time.perf_counter() - start
+        return seconds
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
+def sharpness_plan(model, loss_fn, batches, kind: str, n_rhos: int, steps: int, draws: int,
+                   measure: bool = True) -> Plan:
+    """Worst case: ``batches x (1 + rhos x (steps + 1))`` gradient passes of ``m`` images, at most (the ascent
+    seldom stops early, so that is also the expectation); average case: ``batches x (1 + 2 draws rhos)`` forward passes."""
+    n = len(batches)
+    if kind == "worst":
+        plan = Plan("sharpness", "gradient pass", {"sharpness": n * (1 + n_rhos * (steps + 1))})
+    else:
+        plan = Plan("sharpness", "forward pass", {"sharpness": n * (1 + 2 * draws * n_rhos)})
+    plan.cap = plan.planned
+    if measure:
+        plan.unit_seconds = time_pass(model, loss_fn, batches[:1], backward=kind == "worst")
+        plan.eta_seconds = plan.planned * plan.unit_seconds
+    return plan
+
+
+def surface_plan(model, loss_fn, data, points: int, measure: bool = True) -> Plan:
+    """``points`` grid points plus the model itself, each one forward pass over the evaluation ``data``."""
+    plan = Plan("surface", "forward pass", {"surface": points + 1}, cap=points + 1)
+    if measure:
+        plan.unit_seconds = time_pass(model, loss_fn, data, backward=False)
+        plan.eta_seconds = plan.planned * plan.unit_seconds
+    return plan

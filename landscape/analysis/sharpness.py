@@ -9,6 +9,7 @@ from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.checkpoint import Checkpoint
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
+from landscape.plan import announce, sharpness_plan
 from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
 from landscape.sharpness.balls import check_norm, check_rhos
 from landscape.sharpness.batches import sub_batches
@@ -75,11 +76,14 @@ def analyze(
     def compute(full: dict) -> tuple[dict, dict]:
         x, y = ck.tensors("train")
         batches = sub_batches(x, y, m=m, samples=samples, seed=seed)
+        plan = sharpness_plan(ck.model, ck.loss_fn, batches, kind, len(rhos), steps, draws)
+        announce(plan.line(), progress)
         common = {"adaptive": adaptive, "seed": seed, "batch_size": batch_size, "progress": progress}
         if kind == "worst":
             res = worst_case_sharpness(ck.model, ck.loss_fn, batches, rhos, norm=norm, steps=steps, **common)
         else:
             res = average_case_sharpness(ck.model, ck.loss_fn, batches, rhos, draws=draws, **common)
-        return res.to_dict(), {"split": "train", "bn_mode": "eval", **model_provenance(ck.model)}
+        return {**res.to_dict(), "plan": plan.to_dict()}, {"split": "train", "bn_mode": "eval",
+                                                          **model_provenance(ck.model)}
 
     return cached(ck, "sharpness", settings, compute)

@@ -20,11 +20,14 @@ def report_command(
     n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples for the 95% CIs of Kendall tau and Spearman rho."),
     m: Optional[int] = typer.Option(None, "--m", help="m-sharpness sub-batch size [default: 128, or all training images when fewer]."),
     set_: list[str] = typer.Option([], "--set", help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. hessian.top_k=3, sharpness.rhos=0.01,0.05, surface_2d.grid=11."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only print the plan of the missing analyses (runs x analyses x ETA); compute and write nothing."),
 ):
     """Write one self-contained HTML report (works offline) comparing runs: metrics, flatness, landscapes.
 
     Missing analyses (Hessian top-k, trace and density; m-sharpness; 1D and 2D
-    surfaces) are computed with each analyzer's defaults and cached.
+    surfaces) are computed with each analyzer's defaults and cached. Their
+    plan (runs x analyses x units x ETA, from one timed product per
+    architecture) is printed first; --dry-run prints only the plan.
 
     Examples:
 
@@ -35,10 +38,12 @@ def report_command(
       landscape report checkpoints/ -o report.html --no-compute --png figures/
 
       landscape report checkpoints/ --m 64 --set sharpness.samples=512 --set surface_2d.grid=15
+
+      landscape report checkpoints/ --dry-run
     """
     from landscape.cli.train_cmd import parse_value
     from landscape.report import build_report
     from landscape.report.overrides import parse_set
 
     build_report(runs, output, compute=compute, png_dir=png, progress=True, seed=seed, n_boot=n_boot, m=m,
-                 analyses=parse_set(set_, parse_value))
+                 analyses=parse_set(set_, parse_value), dry_run=dry_run)

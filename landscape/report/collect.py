@@ -28,10 +28,12 @@ QUANTITIES: dict[str, tuple[str, Callable[[dict], bool]]] = {
     "surface_1d": ("surface", lambda r: r["result"].get("dim") == 1 and r["result"].get("directions") == "random"),
     "surface_2d": ("surface", lambda r: r["result"].get("dim") == 2 and r["result"].get("directions") == "random"),
 }
-#: What the report needs from each analyzer on top of the analyzer's own defaults.
+#: What the report needs from each analyzer on top of the analyzer's own defaults.  Sharpness runs on 2
+#: sub-batches of 128 with 10 ascent steps (not 8 and 20) so one 64 px cnn-small run's analyses fit
+#: 10 minutes on 2 CPU cores (README, "Cost of the report's analyses").
 ANALYSES: dict[str, dict] = {
     "hessian": {"density": True},
-    "sharpness": {},
+    "sharpness": {"samples": 256, "steps": 10},
     "surface_1d": {"dim": 1, "directions": "random"},
     "surface_2d": {"dim": 2, "directions": "random"},
 }
@@ -105,7 +107,8 @@ def resolve_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, progress: bool = True,
-            analyses: dict[str, dict] | None = None, m: int | None = None) -> tuple[list[Run], list[dict]]:
+            analyses: dict[str, dict] | None = None, m: int | None = None,
+            dry_run: bool = False) -> tuple[list[Run], list[dict]]:
     """Load every run and find (or compute) each quantity of :data:`QUANTITIES`.
 
     ``analyses`` overrides keyword arguments per analysis (keys of
@@ -113,9 +116,17 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     each analyzer's own defaults with ``seed`` (see :func:`run_analysis`;
     ``m`` is the m-sharpness sub-batch size, adapted to the data when None).
     Returns the runs and the missing items ``[{"run", "quantity"}]``.
+    Before computing, the plan of the missing analyses (runs x analyses x
+    ETA, :mod:`landscape.report.plan`) is printed when ``progress``; with
+    ``dry_run`` it is printed and nothing is computed (the runs are returned
+    as found, with an empty missing list).
     """
     paths = resolve_inputs(inputs)
     runs = [Run(p, *_meta(p)) for p in paths]
+    if dry_run or (compute and progress):
+        _plan(runs, seed, analyses or {})
+        if dry_run:
+            return runs, []
     missing: list[dict] = []
     with progress_bar("report: analyses", total=len(runs), enabled=progress) as bar:
         for run in runs:
@@ -128,6 +139,21 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
             missing.extend({"run": run.name, "quantity": f"{s} metrics"} for s in METRIC_SPLITS if not run.metrics(s))
             bar.advance()
     return runs, missing
+
+
+def _plan(runs: list[Run], seed: int, analyses: dict[str, dict]) -> list[dict]:
+    """Print the plan of every analysis the runs lack (nothing is computed)."""
+    from landscape.report.overrides import analyzer
+    from landscape.report.plan import analysis_kwargs, build_plan, print_plan
+
+    todo = []
+    for run in runs:
+        _find_all(run)
+        todo.append((run, [name for name, qs in PROVIDES.items() if any(run.found[q] is None for q in qs)]))
+    rows = build_plan(todo, lambda name: analysis_kwargs(analyzer(name), name, seed, ANALYSES[name],
+                                                         analyses.get(name)))
+    print_plan(rows)
+    return rows
 
 
 def _meta(path: Path) -> tuple[dict, str]:
