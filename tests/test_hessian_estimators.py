@@ -14,7 +14,14 @@ from test_hessian_models import batches, one_thread, reference  # noqa: F401
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.hessian import ConvergenceWarning, MatrixOperator, hvp_operator, spectral_density, top_eigenvalues, trace
+from landscape.hessian import (
+    ConvergenceWarning,
+    MatrixOperator,
+    hvp_operator,
+    spectral_density,
+    top_eigenvalues,
+    trace,
+)
 from landscape.hessian.density import gauss_quadrature, smooth
 from landscape.hessian.krylov import Krylov, generator
 

@@ -57,7 +57,11 @@ from scipy import stats
 
 from landscape.errors import LandscapeError
 from landscape.hessian.krylov import Krylov, generator, rademacher
-from landscape.hessian.lanczos import LANCZOS_STREAM, ConvergenceWarning, check_positive_int
+from landscape.hessian.lanczos import (
+    LANCZOS_STREAM,
+    ConvergenceWarning,
+    check_positive_int,
+)
 from landscape.hessian.operator import as_operator
 
 PROBE_STREAM = 1
