@@ -75,8 +75,11 @@ def main() -> None:
     parser.add_argument("--data", default=str(DEFAULT_DATA))
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--today", choices=("measure", "estimate"), default="measure")
+    parser.add_argument("--today", choices=("measure", "hessian", "estimate"), default="measure",
+                        help="measure today's Hessian and density, only its top-5 + trace, or estimate both")
     parser.add_argument("--today-record", help="JSON of `landscape hessian --json` run with the old defaults")
+    parser.add_argument("--samples", type=int, default=512,
+                        help="images behind the Hessian (default: the command's 512; less only on a loaded machine)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ckpt = fresh_copy(trained_checkpoint(args.ckpt, args.data, args.epochs, 64, "report"))
@@ -87,31 +90,13 @@ def main() -> None:
     new: dict[str, dict] = {}
     for name in ANALYSES:
         start = time.perf_counter()
-        rec = run_analysis(ck, name, seed=0, progress=True)
+        overrides = {"samples": args.samples} if name == "hessian" else None
+        rec = run_analysis(ck, name, seed=0, overrides=overrides, progress=True)
         new[name] = {"seconds": time.perf_counter() - start, "result": rec["result"]}
     hess = new["hessian"]["result"]
     top, tr, dens = hess["top_k"], hess["trace"], hess["density"]
     hvp_s = hess["hvp_seconds"]
 
-    today_hess = None
-    if args.today_record and not Path(args.today_record).is_file():
-        print(f"no record at {args.today_record} (yet): today's Hessian is estimated", flush=True)
-    elif args.today_record:
-        today_hess = json.loads(Path(args.today_record).read_text())["result"]
-        today_hess["measured"] = "record"
-    elif args.today == "measure":
-        from landscape.hessian import analyze
-
-        start = time.perf_counter()
-        today_hess = analyze(ck, trace_settings=TODAY_TRACE, progress=True)["result"]
-        today_hess["wall"] = time.perf_counter() - start
-        today_hess["measured"] = "here"
-    today_density_hvps, today_density_s = 160, None
-    if args.today == "measure":
-        op = HessianOperator(ck.model, ck.loss_fn, ck.loader("train", batch_size=128, samples=512, seed=0))
-        start = time.perf_counter()
-        today_dens = spectral_density(op, runs=4, steps=40, seed=0)
-        today_density_hvps, today_density_s = today_dens.hvps, time.perf_counter() - start
     sharp = new["sharpness"]["result"]
     pass_s = new["sharpness"]["seconds"] / max(sharp["passes"], 1)
     today_sharp_passes = 8 * (1 + 4 * 21)
@@ -131,6 +116,25 @@ def main() -> None:
           f"stopped by {tr['stopped_by']}), density {dens['hvps']} (+{dens['shared_hvps']} shared, {dens['runs']} run(s))"
           f"; {hvp_s:.2f} s per HVP")
     print(f"  `landscape hessian RUN` (top-5 + trace): {hvps_hessian_cmd} HVPs, ~{cmd_seconds:.0f} s")
+    today_hess = None
+    if args.today_record and not Path(args.today_record).is_file():
+        print(f"no record at {args.today_record} (yet): today's Hessian is estimated", flush=True)
+    elif args.today_record:
+        today_hess = json.loads(Path(args.today_record).read_text())["result"]
+        today_hess["measured"] = "record"
+    elif args.today in ("measure", "hessian"):
+        from landscape.analysis.hessian import analyze
+
+        start = time.perf_counter()
+        today_hess = analyze(ck, trace_settings=TODAY_TRACE, samples=args.samples, progress=True)["result"]
+        today_hess["wall"] = time.perf_counter() - start
+        today_hess["measured"] = "here"
+    today_density_hvps, today_density_s = 160, None
+    if args.today == "measure":
+        op = HessianOperator(ck.model, ck.loss_fn, ck.loader("train", batch_size=128, samples=args.samples, seed=0))
+        start = time.perf_counter()
+        today_dens = spectral_density(op, runs=4, steps=40, seed=0)
+        today_density_hvps, today_density_s = today_dens.hvps, time.perf_counter() - start
     print("today's defaults:")
     if today_hess is not None:
         t_top, t_tr = today_hess["top_k"], today_hess["trace"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from landscape.hessian import analyze
+from landscape.analysis.hessian import analyze
 from landscape.hessian.operator import HessianOperator
 
 
@@ -64,4 +64,4 @@ def test_cli_budget_and_plan(cli, run_dir, tmp_path):
     record = json.loads(out.read_text())
     assert record["settings"]["budget_hvps"] == 30 and record["result"]["hvps"] <= 30
     bad = cli("hessian", run_dir, "--top-k", "3", "--budget-hvps", "2")
-    assert bad.code == 2 and "--budget-hvps 2 is below --top-k 3" in bad.out + bad.err
+    assert bad.code == 2 and "--budget-hvps must be >= top_k=3" in bad.out + bad.err

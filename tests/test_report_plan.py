@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from landscape.hessian.analyze import DENSITY, TRACE
+from landscape.analysis.hessian import DENSITY, TRACE
 from landscape.hessian.budget import expected_parts
 from landscape.plan import Plan, duration
 

@@ -13,8 +13,8 @@ per-layer blocks) and none is given more than is left.
 from __future__ import annotations
 
 from landscape.hessian.density import runs_needed
+from landscape.hessian.hutchpp import PILOT
 from landscape.hessian.lanczos import default_eigen_budget
-from landscape.hessian.trace import PILOT
 
 #: Basis growth the trace typically adds after the top-k run (its patience).
 TRACE_GROWTH = 3

@@ -70,7 +70,7 @@ def plan_run(ck, todo: list[str], kwargs: dict[str, dict], times: dict) -> list[
 
 
 def _hessian_plan(ck, kw: dict, measure: bool) -> Plan:
-    from landscape.hessian.analyze import DENSITY, TRACE
+    from landscape.analysis.hessian import DENSITY, TRACE
     from landscape.hessian.budget import expected_parts
 
     size = sum(p.numel() for p in ck.model.parameters() if p.requires_grad)
