@@ -27,6 +27,11 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
+def plural(unit: str, n: int) -> str:
+    """``"1 HVP"``, ``"2 HVPs"``, ``"2 forward passes"``."""
+    return f"{n} {unit}" if n == 1 else f"{n} {unit}{'es' if unit.endswith('s') else 's'}"
+
+
 @dataclass
 class Plan:
     """Expected units per output (``parts``), their ``unit``, an optional ``cap`` and the measured unit time."""
@@ -46,7 +51,7 @@ class Plan:
     def line(self) -> str:
         """One line: the parts, the total, the cap and (when measured) the ETA."""
         parts = " + ".join(f"{k} ~{v}" for k, v in self.parts.items()) if len(self.parts) > 1 else ""
-        total = f"~{self.planned} {self.unit}{'s' if self.planned != 1 else ''}"
+        total = "~" + plural(self.unit, self.planned)
         text = f"{self.analysis} plan: {parts + ' = ' if parts else ''}{total}"
         if self.cap is not None:
             text += f" (cap {self.cap})"

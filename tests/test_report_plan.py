@@ -72,4 +72,5 @@ def test_plan_line_and_durations():
     plan = Plan("Hessian", "HVP", {"top-5": 23, "trace": 27}, cap=80, unit_seconds=6.4, eta_seconds=320.0)
     assert plan.planned == 50
     assert plan.line() == "Hessian plan: top-5 ~23 + trace ~27 = ~50 HVPs (cap 80), 6.4 s each: ETA 5.3 min"
+    assert Plan("surface", "forward pass", {"surface": 2}).line() == "surface plan: ~2 forward passes"
     assert (duration(42), duration(600), duration(7200), duration(None)) == ("42 s", "10.0 min", "2.0 h", "?")

@@ -125,9 +125,9 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
     model = ck.model
     data = prepare_batches(ck.loader(split, batch_size=batch_size, samples=samples, seed=seed), model, batch_size)
     bn_data = ck.loader("train", batch_size=batch_size, samples=bn_samples, seed=seed) if bn == "recompute" else None
+    plan = make_plan(ck, kind, other, dim, float(span), seed, data, include_bias_bn)
     cost = surface_plan(model, ck.loss_fn, data, int(np.prod(sizes)))
     announce(cost.line(), progress)
-    plan = make_plan(ck, kind, other, dim, float(span), seed, data, include_bias_bn)
     ranges = list(plan.ranges)
     for i, override in enumerate((x_range, y_range)[:dim]):
         if override is not None:

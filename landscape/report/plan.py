@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from landscape.checkpoint import load_checkpoint
-from landscape.plan import Plan, duration, sharpness_plan, surface_plan, time_pass
+from landscape.plan import Plan, duration, plural, sharpness_plan, surface_plan, time_pass
 
 #: HVP time over gradient time on the same images (retained graph, first products included).
 HVP_PER_GRADIENT = 2.5
@@ -109,6 +109,6 @@ def print_plan(rows: list[dict]) -> None:
     for col in ("run", "analysis", "planned units", "s / unit", "ETA"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["run"], r["analysis"], f"{r['planned']} {r['unit']}s", f"{r['unit_seconds']:.3g}",
+        table.add_row(r["run"], r["analysis"], plural(r["unit"], r["planned"]), f"{r['unit_seconds']:.3g}",
                       duration(r["eta_seconds"]))
     console.print(table)
