@@ -28,11 +28,11 @@ QUANTITIES: dict[str, tuple[str, Callable[[dict], bool]]] = {
     "surface_1d": ("surface", lambda r: r["result"].get("dim") == 1 and r["result"].get("directions") == "random"),
     "surface_2d": ("surface", lambda r: r["result"].get("dim") == 2 and r["result"].get("directions") == "random"),
 }
-#: What the report needs from each analyzer on top of the analyzer's own defaults.  Sharpness runs on 2
-#: sub-batches of 128 with 10 ascent steps (not 8 and 20) so one 64 px cnn-small run's analyses fit
-#: 10 minutes on 2 CPU cores (README, "Cost of the report's analyses").
+#: What the report needs from each analyzer on top of the analyzer's own defaults.  The Hessian on 256
+#: images and sharpness on 2 sub-batches of 128 with 10 ascent steps (not 512; 8 and 20) so that one
+#: 64 px cnn-small run's analyses fit 10 minutes on 2 CPU cores (README, "Cost of the report's analyses").
 ANALYSES: dict[str, dict] = {
-    "hessian": {"density": True},
+    "hessian": {"density": True, "samples": 256},
     "sharpness": {"samples": 256, "steps": 10},
     "surface_1d": {"dim": 1, "directions": "random"},
     "surface_2d": {"dim": 2, "directions": "random"},
