@@ -88,11 +88,16 @@ def main() -> None:
           f"{torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()}", flush=True)
 
     new: dict[str, dict] = {}
+    header = f"{'analysis':34s}{'planned':>8s}{'used':>8s} {'unit':14s}{'ETA s':>8s}{'wall s':>9s}  ETA/wall"
     for name in ANALYSES:
         start = time.perf_counter()
         overrides = {"samples": args.samples} if name == "hessian" else None
         rec = run_analysis(ck, name, seed=0, overrides=overrides, progress=True)
         new[name] = {"seconds": time.perf_counter() - start, "result": rec["result"]}
+        plan = rec["result"]["plan"]
+        print(header + "\n" + f"{name} done, load average {os.getloadavg()}:", flush=True)
+        row(f"  {name}", plan["planned"], units_used(name, rec["result"]), plan["unit"], plan["eta_seconds"],
+            new[name]["seconds"])
     hess = new["hessian"]["result"]
     top, tr, dens = hess["top_k"], hess["trace"], hess["density"]
     hvp_s = hess["hvp_seconds"]
@@ -101,13 +106,13 @@ def main() -> None:
     pass_s = new["sharpness"]["seconds"] / max(sharp["passes"], 1)
     today_sharp_passes = 8 * (1 + 4 * 21)
 
-    print("\n" + f"{'analysis':34s}{'planned':>8s}{'used':>8s} {'unit':14s}{'ETA s':>8s}{'wall s':>9s}  ETA/wall")
+    print("\n" + header)
     print("new defaults (the report's analyses for one run):")
     hvps_hessian_cmd = top["hvps"] + tr["hvps"]
     cmd_seconds = hvps_hessian_cmd * hvp_s
     for name, m in new.items():
         plan = m["result"]["plan"]
-        row(f"  {name}", plan["planned"], units_used(name, m["result"]), plan["unit"] + "s", plan["eta_seconds"],
+        row(f"  {name}", plan["planned"], units_used(name, m["result"]), plan["unit"], plan["eta_seconds"],
             m["seconds"])
     total_new = sum(m["seconds"] for m in new.values())
     total_eta = sum(m["result"]["plan"]["eta_seconds"] or 0 for m in new.values())
@@ -140,13 +145,13 @@ def main() -> None:
         t_top, t_tr = today_hess["top_k"], today_hess["trace"]
         t_hvps = t_top["hvps"] + t_tr["hvps"]
         t_sec = today_hess.get("wall") or t_hvps * today_hess["hvp_seconds"]
-        row("  hessian top-5 + trace", "", t_hvps, "HVPs", None, t_sec, f"({today_hess['measured']})")
+        row("  hessian top-5 + trace", "", t_hvps, "HVP", None, t_sec, f"({today_hess['measured']})")
     else:
         t_top = t_tr = None
-        row("  hessian top-5 + trace", "", 223, "HVPs", None, 223 * hvp_s, "(estimated: 223 x HVP time)")
-    row("  density (4 x 40, unshared)", "", today_density_hvps, "HVPs", None,
+        row("  hessian top-5 + trace", "", 223, "HVP", None, 223 * hvp_s, "(estimated: 223 x HVP time)")
+    row("  density (4 x 40, unshared)", "", today_density_hvps, "HVP", None,
         today_density_s or today_density_hvps * hvp_s, "" if today_density_s else "(estimated)")
-    row("  sharpness (1024 images, 20 steps)", "", today_sharp_passes, "gradient passes", None,
+    row("  sharpness (1024 images, 20 steps)", "", today_sharp_passes, "gradient pass", None,
         today_sharp_passes * pass_s, "(estimated: passes x pass time)")
 
     same = t_top is not None and np.allclose(top["eigenvalues"], t_top["eigenvalues"], rtol=1e-6)
