@@ -81,9 +81,9 @@ class TraceResult:
 
     ``stderr`` is the standard error of ``estimate``; ``hvps`` counts the
     products this call made; ``shared_hvps`` those of a basis it reused
-    (made by an earlier output, e.g. the top-k eigenvalues); ``rank`` is the size of the exact (deflated)
-    part, ``low_rank`` its exact trace, ``samples`` the Hutchinson samples
-    behind the CI.
+    (made by an earlier output, e.g. the top-k eigenvalues); ``rank`` is
+    the size of the exact (deflated) part, ``low_rank`` its exact trace,
+    ``samples`` the Hutchinson samples behind the CI.
     """
 
     estimate: float
