@@ -244,7 +244,7 @@ def _unreachable(samples: _Samples, low_rank: float, rtol: float, used: int, max
     return int(min(math.ceil(used + max(0.0, central - n)), 10**12))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _chi2_95(dof: int) -> float:
     """The 0.95 quantile of chi-square with ``dof`` degrees of freedom."""
     return float(stats.chi2.ppf(0.95, dof))

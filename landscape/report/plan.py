@@ -17,7 +17,14 @@ from rich.console import Console
 from rich.table import Table
 
 from landscape.checkpoint import load_checkpoint
-from landscape.plan import Plan, duration, plural, sharpness_plan, surface_plan, time_pass
+from landscape.plan import (
+    Plan,
+    duration,
+    plural,
+    sharpness_plan,
+    surface_plan,
+    time_pass,
+)
 
 #: HVP time over gradient time on the same images (retained graph, first products included).
 HVP_PER_GRADIENT = 2.5
