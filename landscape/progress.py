@@ -34,11 +34,11 @@ class _Bar:
         if self._progress is not None:
             self._progress.advance(self._task, n)
 
-    def update(self, description: str | None = None, **fields) -> None:
-        """Change the description or the ``info`` text shown after the bar."""
+    def update(self, description: str | None = None, total: float | None = None, **fields) -> None:
+        """Change the description, the total, or the ``info`` text shown after the bar."""
         if self._progress is None:
             return
-        kwargs = {}
+        kwargs = {} if total is None else {"total": total}
         if description is not None:
             kwargs["description"] = description
         if fields:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -12,7 +14,14 @@ from test_hessian_models import batches, one_thread, reference  # noqa: F401
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.hessian import MatrixOperator, hvp_operator, spectral_density, top_eigenvalues, trace
+from landscape.hessian import (
+    ConvergenceWarning,
+    MatrixOperator,
+    hvp_operator,
+    spectral_density,
+    top_eigenvalues,
+    trace,
+)
 from landscape.hessian.density import gauss_quadrature, smooth
 from landscape.hessian.krylov import Krylov, generator
 
@@ -42,7 +51,27 @@ def test_ci_covers_the_true_trace_in_200_seeded_trials(method, rtol, budget):
         stops.add(res.stopped_by)
         assert res.hvps <= budget and res.ci[0] < res.estimate < res.ci[1]
     assert covered >= 180, f"{method}: 95% CI covered the trace in {covered}/200 trials"
-    assert stops <= {"rtol", "budget"}
+    assert stops <= {"rtol", "budget", "unreachable"}
+
+
+@pytest.mark.parametrize("method", ["hutch++", "hutchinson"])
+def test_an_unreachable_target_stops_after_the_pilot_with_one_warning_and_a_covering_ci(method):
+    big, budget = network_like(1000, seed=7), 400
+    covered, truth, lines = 0, float(big.trace()), []
+    for seed in range(200):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            res = trace(MatrixOperator(big), method=method, rtol=0.001, max_hvps=budget, seed=seed)
+        covered += res.ci[0] <= truth <= res.ci[1]
+        assert res.stopped_by == "unreachable" and res.hvps <= budget // 8 and res.samples == 20
+        assert [w.category for w in caught] == [ConvergenceWarning]
+        lines.append(str(caught[0].message))
+    assert covered >= 180, f"{method}: 95% CI covered the trace in {covered}/200 trials"
+    assert all("\n" not in m for m in lines)
+    needs = [int(re.search(r"needs about (\d+) HVPs", m).group(1)) for m in lines]
+    assert min(needs) > budget  # the warning names the products the target would need
+    spent = trace(MatrixOperator(big), method=method, rtol=0.001, max_hvps=budget, seed=0, stop_early=False)
+    assert spent.stopped_by == "budget" and spent.hvps == budget
 
 
 @pytest.mark.parametrize("method", ["hutch++", "hutchinson"])
@@ -57,7 +86,7 @@ def test_estimators_are_unbiased_within_their_own_ci(method):
 def test_hutchpp_beats_hutchinson_on_a_network_like_spectrum():
     big = network_like(400, seed=5)
     pp = trace(MatrixOperator(big), method="hutch++", rtol=0.02, max_hvps=200, seed=0)
-    plain = trace(MatrixOperator(big), method="hutchinson", rtol=0.02, max_hvps=200, seed=0)
+    plain = trace(MatrixOperator(big), method="hutchinson", rtol=0.02, max_hvps=200, seed=0, stop_early=False)
     assert pp.stopped_by == "rtol" and pp.hvps <= 100 and pp.rank >= 4
     assert plain.stopped_by == "budget" and plain.stderr > 2 * pp.stderr  # with 2x+ the products
     assert (pp.ci[1] - pp.ci[0]) / 2 <= 0.02 * abs(pp.estimate)
@@ -142,3 +171,43 @@ def test_slq_stops_at_an_invariant_space():
     assert res.hvps <= 16 and all(len(n) <= 8 for n in res.nodes)
     # with the full Krylov space the rule is exact for every moment: q^T H^2 q averages to tr(H^2)/P
     assert res.moment(0) == pytest.approx(1.0)
+
+
+def test_the_densitys_first_slq_run_is_the_top_k_lanczos_run():
+    op = MatrixOperator(A)
+    krylov = Krylov(op, generator(0, 0))
+    eig = top_eigenvalues(op, k=3, tol=1e-3, krylov=krylov)
+    tr = trace(op, rtol=0.05, max_hvps=60, krylov=krylov)
+    m, before = krylov.m, op.hvps
+    assert tr.shared_hvps == eig.hvps and op.hvps == eig.hvps + tr.hvps
+    # same basis: the first run's rule is the Gauss rule of the shared run's leading coefficients; no extra HVPs
+    one = spectral_density(op, runs=1, steps=m, krylov=krylov)
+    assert (one.hvps, one.shared_hvps, op.hvps) == (0, m, before)
+    np.testing.assert_array_equal(one.nodes[0], gauss_quadrature(*krylov.alpha_beta())[0])
+    # ... and the same rule as a fresh Lanczos run from the same random start
+    fresh = Krylov(MatrixOperator(A), generator(0, 0), restart=False)
+    for _ in range(m):
+        fresh.step()
+    np.testing.assert_allclose(one.nodes[0], gauss_quadrature(*fresh.alpha_beta())[0], rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(one.weights[0], gauss_quadrature(*fresh.alpha_beta())[1], rtol=1e-6, atol=1e-12)
+    # further runs cost exactly their own steps; a longer run extends the shared one and counts the extension
+    three = spectral_density(op, runs=3, steps=m, krylov=krylov)
+    assert (three.hvps, three.shared_hvps, op.hvps) == (2 * m, m, before + 2 * m)
+    longer = spectral_density(op, runs=1, steps=m + 5, krylov=krylov)
+    assert (longer.hvps, longer.shared_hvps, krylov.m) == (5, m, m + 5)
+    # a capped density never exceeds its budget, and a non-random start is refused
+    capped = spectral_density(op, runs=4, steps=m + 10, krylov=krylov, max_hvps=12)
+    assert capped.hvps <= 12 and capped.runs == 1
+    with pytest.raises(LandscapeError, match="random vector"):
+        spectral_density(op, krylov=Krylov(op, generator(0, 0), start=torch.ones(A.shape[0], dtype=A.dtype)))
+
+
+def test_shared_slq_runs_are_unbiased_and_runs_follow_the_beta_variance():
+    # the first moment of one shared run from a Gaussian start averages to tr(H)/P over seeds
+    moments = [spectral_density(MatrixOperator(A), runs=1, steps=6,
+                                krylov=Krylov(MatrixOperator(A), generator(s, 0))).moment(1) for s in range(300)]
+    assert abs(np.mean(moments) - TRUE / A.shape[0]) <= 4 * np.std(moments) / math.sqrt(300)
+    from landscape.hessian.density import runs_needed
+
+    assert runs_needed(389_000) == 1 and runs_needed(120) == 4 and runs_needed(5000) == 4
+    assert runs_needed(19_000) == 2  # ceil(2 * 0.99 / (19002 * 0.01 * 0.01)) = 2

@@ -11,8 +11,10 @@ from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint.load import SPLITS
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
-from landscape.hessian.blocks import per_block
-from landscape.hessian.density import spectral_density
+from landscape.hessian.blocks import module_blocks, per_block
+from landscape.hessian.budget import cap_for, expected_parts
+from landscape.hessian.density import runs_needed, spectral_density
+from landscape.hessian.hutchpp import PILOT
 from landscape.hessian.hutchpp import trace as estimate_trace
 from landscape.hessian.krylov import Krylov, generator
 from landscape.hessian.lanczos import (
@@ -24,17 +26,23 @@ from landscape.hessian.lanczos import (
 )
 from landscape.hessian.operator import HessianOperator
 from landscape.io import check_writable, write_json
+from landscape.plan import Meter, Plan, announce
 from landscape.progress import progress_bar
 
-# Engine settings recorded with every result (they change the numbers).
-TRACE = {"method": "hutch++", "rtol": 0.01, "max_hvps": 200}
-DENSITY = {"runs": 4, "steps": 40}
+# Engine settings recorded with every result (they change the numbers).  The density's runs=None:
+# as many as its Beta variance needs (see landscape.hessian.density), at most max_runs; shared: its
+# first run is the top-k/trace Krylov run.
+TRACE = {"method": "hutch++", "rtol": 0.05, "max_hvps": 100, "stop_early": True}
+DENSITY = {"runs": None, "max_runs": 4, "steps": 40, "shared": True}
 BLOCKS = {"rtol": 0.05, "max_hvps": 100}
 
 
-def _check(top_k, split, samples, batch_size, tol, seed) -> None:
+def _check(top_k, split, samples, batch_size, tol, seed, budget_hvps) -> None:
     check_seed(seed)
     check_positive_int(top_k, "top_k")
+    if budget_hvps is not None and check_positive_int(budget_hvps, "budget_hvps") < top_k:
+        raise LandscapeError(f"budget_hvps must be >= top_k={top_k} (one HVP per eigenvalue at least), "
+                             f"got {budget_hvps}")
     if split not in SPLITS:
         raise LandscapeError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
     if samples is not None:
@@ -49,7 +57,7 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
             seed: int = 0, progress: bool = True, json_path: str | Path | None = None,
             plot_path: str | Path | None = None, device: str | None = None,
             data_root: str | Path | None = None, trace_settings: dict | None = None,
-            density_settings: dict | None = None) -> dict:
+            density_settings: dict | None = None, budget_hvps: int | None = None) -> dict:
     """Top-k eigenvalues, trace, density and per-layer breakdown of a checkpoint's Hessian.
 
     ``ck`` is a loaded :class:`~landscape.checkpoint.Checkpoint` or a path
@@ -62,9 +70,13 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
     ``json_path`` writes a copy; ``plot_path`` writes the density PNG and
     implies ``density``.  ``trace_settings``/``density_settings`` override
     entries of :data:`TRACE`/:data:`DENSITY` (e.g. a smaller HVP budget for
-    quick studies).
+    quick studies).  ``budget_hvps`` caps the HVPs of the whole analysis
+    (never exceeded: outputs share it in order, top-k first).  Before
+    computing it states its plan (expected HVPs per output, see
+    :mod:`landscape.hessian.budget`) and, after two products, an ETA; the
+    plan is stored under ``result["plan"]``.
     """
-    _check(top_k, split, samples, batch_size, tol, seed)
+    _check(top_k, split, samples, batch_size, tol, seed, budget_hvps)
     check_writable(json_path, plot_path)
     density = bool(density or plot_path is not None)
     ck = as_checkpoint(ck, device, data_root)
@@ -73,7 +85,7 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
                 "seed": int(seed), "which": "largest", "max_hvps": default_eigen_budget(top_k),
                 "trace_settings": {**TRACE, **(trace_settings or {})} if trace else None,
                 "density_settings": {**DENSITY, **(density_settings or {})} if density else None,
-                "block_settings": BLOCKS if per_layer else None}
+                "block_settings": BLOCKS if per_layer else None, "budget_hvps": budget_hvps}
 
     def compute(full: dict) -> tuple[dict, dict]:
         result = _compute(ck, full, progress)
@@ -95,40 +107,69 @@ def _compute(ck, s: dict, progress: bool) -> dict:
     start = time.perf_counter()
     loader = ck.loader(s["split"], batch_size=s["batch_size"], samples=s["samples"], seed=s["seed"])
     op = HessianOperator(ck.model, ck.loss_fn, loader)
-    tr, dens = s["trace_settings"], s["density_settings"]
-    total = s["max_hvps"] + (tr["max_hvps"] if s["trace"] else 0)
-    total += dens["runs"] * dens["steps"] if s["density"] else 0
+    tr, dens, budget = s["trace_settings"], s["density_settings"], s["budget_hvps"]
+    if dens is not None:
+        dens = {**dens, "runs": dens["runs"] or runs_needed(op.size, max_runs=dens["max_runs"])}
+    plan = Plan("Hessian", "HVP", expected_parts(op.size, s["top_k"], tr, dens), cap=budget)
+    announce(plan.line(), progress)
     out: dict = {"top_k": None, "trace": None, "density": None, "per_layer": None}
-    with warnings.catch_warnings(record=True) as caught, progress_bar("Hessian", total, progress) as bar:
+    with warnings.catch_warnings(record=True) as caught, progress_bar("Hessian", plan.planned, progress) as bar:
         warnings.simplefilter("always", ConvergenceWarning)
-        op.callback = bar.advance
+        meter = Meter(plan, after=2, enabled=progress)
+        op.callback = lambda: (bar.advance(), meter.tick())
         krylov = Krylov(op, generator(s["seed"], LANCZOS_STREAM))
         bar.update(description=f"Hessian top-{s['top_k']}")
-        eig = top_eigenvalues(op, k=s["top_k"], tol=s["tol"], max_hvps=s["max_hvps"], seed=s["seed"], krylov=krylov)
-        out["top_k"] = eig.to_dict()
+        eig = top_eigenvalues(op, k=s["top_k"], tol=s["tol"], max_hvps=cap_for(s["max_hvps"], budget, 0),
+                              seed=s["seed"], krylov=krylov)
+        out["top_k"] = {**eig.to_dict(), "shared_hvps": 0}
+        _replan(bar, plan, op.hvps, ["trace", "density"])
         if s["trace"]:
-            bar.update(description="Hessian trace")
-            out["trace"] = estimate_trace(op, method=tr["method"], rtol=tr["rtol"], max_hvps=tr["max_hvps"],
-                                          seed=s["seed"], krylov=krylov).to_dict()
-        del krylov
-        if s["density"]:
+            trace_cap = cap_for(tr["max_hvps"], budget, op.hvps)
+            if trace_cap >= PILOT + 10:
+                bar.update(description="Hessian trace")
+                out["trace"] = estimate_trace(op, method=tr["method"], rtol=tr["rtol"], max_hvps=trace_cap,
+                                              seed=s["seed"], krylov=krylov, stop_early=tr["stop_early"]).to_dict()
+            else:
+                warnings.warn(f"trace skipped: {trace_cap} HVPs left of --budget-hvps {budget}", ConvergenceWarning,
+                              stacklevel=2)
+        _replan(bar, plan, op.hvps, ["density"])
+        if dens is not None:
             bar.update(description="Hessian density")
-            out["density"] = spectral_density(op, runs=dens["runs"], steps=dens["steps"], seed=s["seed"]).to_dict()
+            out["density"] = spectral_density(op, runs=dens["runs"], steps=dens["steps"], seed=s["seed"],
+                                              krylov=krylov if dens["shared"] else None,
+                                              max_hvps=cap_for(dens["runs"] * dens["steps"], budget, op.hvps)).to_dict()
+        del krylov
         op.release()
+        block_hvps = 0
         if s["per_layer"]:
-            bar.update(description="Hessian per layer")
-            blocks = per_block(ck.model, ck.loss_fn, op.batches, tol=s["tol"], rtol=BLOCKS["rtol"],
-                               max_hvps=BLOCKS["max_hvps"], seed=s["seed"], progress=bar.advance,
-                               num_samples=op.num_samples)
-            out["per_layer"] = [b.to_dict() for b in blocks]
-    block_hvps = sum(b["hvps"] for b in out["per_layer"] or [])
+            per = cap_for(BLOCKS["max_hvps"], None if budget is None else (budget - op.hvps) // (2 * _blocks(op)), 0)
+            if per >= PILOT + 10:
+                bar.update(description="Hessian per layer")
+                blocks = per_block(ck.model, ck.loss_fn, op.batches, tol=s["tol"], rtol=BLOCKS["rtol"],
+                                   max_hvps=per, seed=s["seed"], progress=bar.advance,
+                                   num_samples=op.num_samples)
+                out["per_layer"] = [b.to_dict() for b in blocks]
+                block_hvps = sum(b["hvps"] for b in out["per_layer"])
+            else:
+                warnings.warn(f"per-layer blocks skipped: {budget - op.hvps} HVPs left of --budget-hvps {budget}",
+                              ConvergenceWarning, stacklevel=2)
     out.update({
         "bn_mode": "eval", "n_samples": op.num_samples, "split": s["split"], "num_params": op.size,
         "hvps": op.hvps + block_hvps, "hvp_seconds": op.seconds / max(op.hvps, 1), "device": str(op.device),
         "dtype": str(op.dtype).replace("torch.", ""), "seconds": time.perf_counter() - start,
+        "plan": plan.to_dict(),
         "warnings": [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)],
     })
     return out
+
+
+def _replan(bar, plan: Plan, done: int, rest: list[str]) -> None:
+    """Set the bar's total to the products done plus the expected products of the outputs still to come."""
+    bar.update(total=done + sum(plan.parts.get(k, 0) for k in rest))
+
+
+def _blocks(op) -> int:
+    return len(module_blocks(op.names))
 
 
 register_analysis(AnalysisSpec(
@@ -138,7 +179,7 @@ register_analysis(AnalysisSpec(
         "trace": lambda r: r["result"].get("trace") is not None,
         "density": lambda r: r["result"].get("density") is not None,
     },
-    report_defaults={"density": True},
+    report_defaults={"density": True, "samples": 256},  # 256 images: one run fits 10 min on 2 cores
     quick_defaults={"top_k": 1, "samples": 64, "trace_settings": {"max_hvps": 24, "rtol": 0.05},
                     "density_settings": {"runs": 1, "steps": 16}},
     description="top Hessian eigenvalues (Lanczos), trace (Hutch++) and spectral density (SLQ)",

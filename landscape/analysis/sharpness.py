@@ -10,6 +10,7 @@ from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
+from landscape.plan import announce, sharpness_plan
 from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
 from landscape.sharpness.balls import check_norm, check_rhos
 from landscape.sharpness.batches import sub_batches
@@ -77,12 +78,15 @@ def analyze(
     def compute(full: dict) -> tuple[dict, dict]:
         x, y = ck.tensors("train")
         batches = sub_batches(x, y, m=m, samples=samples, seed=seed)
+        plan = sharpness_plan(ck.model, ck.loss_fn, batches, kind, len(rhos), steps, draws)
+        announce(plan.line(), progress)
         common = {"adaptive": adaptive, "seed": seed, "batch_size": batch_size, "progress": progress}
         if kind == "worst":
             res = worst_case_sharpness(ck.model, ck.loss_fn, batches, rhos, norm=norm, steps=steps, **common)
         else:
             res = average_case_sharpness(ck.model, ck.loss_fn, batches, rhos, draws=draws, **common)
-        return res.to_dict(), {"split": "train", "bn_mode": "eval", **model_provenance(ck.model)}
+        return {**res.to_dict(), "plan": plan.to_dict()}, {"split": "train", "bn_mode": "eval",
+                                                          **model_provenance(ck.model)}
 
     return cached(ck, "sharpness", settings, compute)
 
@@ -90,6 +94,7 @@ def analyze(
 register_analysis(AnalysisSpec(
     "sharpness", "sharpness", analyze,
     provides={"m_sharpness": lambda r: bool(r["result"].get("rhos"))},
+    report_defaults={"samples": 256, "steps": 10},  # 2 sub-batches of 128, 10 steps: one run fits 10 min on 2 cores
     quick_defaults={"rhos": (0.02, 0.05, 0.1), "m": 32, "samples": 64, "steps": 4},
     description="worst-case m-sharpness over a rho grid",
 ))

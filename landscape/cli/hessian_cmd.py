@@ -16,7 +16,8 @@ def hessian_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint .pt file, or a run folder (uses its final.pt)."),
     top_k: int = typer.Option(5, "--top-k", help="Number of largest eigenvalues, each certified to --tol."),
     trace: bool = typer.Option(True, "--trace/--no-trace",
-                               help="Estimate the trace (Hutch++ with a 95% CI; stops at +-1% or 200 HVPs)."),
+                               help="Estimate the trace (Hutch++ with a 95% CI; stops at +-5%, at 100 HVPs, or early "
+                                    "when the pilot shows +-5% is out of reach)."),
     density: bool = typer.Option(False, "--density", help="Spectral density by stochastic Lanczos quadrature."),
     per_layer: bool = typer.Option(False, "--per-layer",
                                    help="Top eigenvalue and trace of each module's diagonal block."),
@@ -26,6 +27,9 @@ def hessian_command(
     tol: float = typer.Option(1e-3,
                               help="Relative residual: stop when ||Hv - lambda v|| <= tol |lambda| for every pair."),
     seed: int = typer.Option(0, help="Seed of the image subset, the Lanczos start and the probes."),
+    budget_hvps: Optional[int] = typer.Option(None, "--budget-hvps",
+                                              help="Most HVPs the whole analysis may use (never exceeded; top-k "
+                                                   "first, then trace, density, per-layer)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder, if it moved since training."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the record to this JSON file."),
@@ -38,7 +42,10 @@ def hessian_command(
     residual ||Hv - lambda v|| (a certificate: an eigenvalue of H lies within
     it); the trace comes with a 95% confidence interval. The model runs in
     eval mode (BatchNorm running statistics). Cost is counted in
-    Hessian-vector products (HVPs). The record is cached in the run folder's
+    Hessian-vector products (HVPs): the plan (expected HVPs per output) is
+    printed first, then an ETA from the measured HVP time. One Krylov run
+    serves the top-k, the trace's deflation and the density's first SLQ
+    run. The record is cached in the run folder's
     analysis/ and reused when the settings match.
 
     Examples:
@@ -50,6 +57,8 @@ def hessian_command(
 
       torchrun --nproc-per-node 8 --no-python landscape hessian RUN_DIR --samples all   # data-parallel HVPs
 
+      landscape hessian RUN_DIR --density --budget-hvps 60
+
     """
     from landscape.analysis.hessian import analyze
     from landscape.errors import LandscapeError
@@ -60,7 +69,7 @@ def hessian_command(
         checkpoint, top_k=top_k, trace=trace, density=density, per_layer=per_layer, split=split,
         samples=None if samples == "all" else int(samples),
         batch_size=batch_size, tol=tol, seed=seed, progress=True, json_path=json_path, plot_path=plot,
-        device=None if device == "auto" else device, data_root=data,
+        device=None if device == "auto" else device, data_root=data, budget_hvps=budget_hvps,
     )
     res = record["result"]
     top = res["top_k"]
@@ -74,11 +83,13 @@ def hessian_command(
                 ["#", "eigenvalue", "residual ||Hv-lv||", "certified"], rows)
     if res["trace"] is not None:
         t = res["trace"]
-        print_table(f"trace ({t['method']}, {t['hvps']} HVPs, stopped by {t['stopped_by']})",
+        print_table(f"trace ({t['method']}, {t['hvps']} HVPs + {t.get('shared_hvps', 0)} shared, "
+                    f"stopped by {t['stopped_by']})",
                     ["estimate", "stderr", "95% CI low", "95% CI high"], [[t["estimate"], t["stderr"], *t["ci"]]])
     if res["density"] is not None:
         d = res["density"]
-        console.print(f"density: {d['runs']} runs x {d['steps']} Lanczos steps ({d['hvps']} HVPs), "
+        console.print(f"density: {d['runs']} runs x {d['steps']} Lanczos steps ({d['hvps']} HVPs + "
+                      f"{d.get('shared_hvps', 0)} shared), "
                       f"bandwidth {d['bandwidth']:.4g}", markup=False)
     if res["per_layer"] is not None:
         print_table("per-layer diagonal blocks", ["block", "params", "top eigenvalue", "certified", "trace",

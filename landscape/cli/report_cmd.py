@@ -27,11 +27,16 @@ def report_command(
     set_: list[str] = typer.Option([], "--set",
                                    help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. "
                                         "hessian.top_k=3, sharpness.rhos=0.01,0.05, surface_2d.grid=11."),
+    dry_run: bool = typer.Option(False, "--dry-run",
+                                 help="Only print the plan of the missing analyses (runs x analyses x ETA); compute "
+                                      "and write nothing."),
 ):
     """Write one self-contained HTML report (works offline) comparing runs: metrics, flatness, landscapes.
 
     Missing analyses (Hessian top-k, trace and density; m-sharpness; 1D and 2D
-    surfaces) are computed with each analyzer's defaults and cached.
+    surfaces) are computed with each analyzer's defaults and cached. Their
+    plan (runs x analyses x units x ETA, from one timed product per
+    architecture) is printed first; --dry-run prints only the plan.
 
     Examples:
       landscape report checkpoints/ -o report.html
@@ -43,10 +48,12 @@ def report_command(
 
       landscape report checkpoints/ --m 64 --set sharpness.samples=512 --set surface_2d.grid=15
 
+      landscape report checkpoints/ --dry-run
+
     """
     from landscape.cli.train_cmd import parse_value
     from landscape.report import build_report
     from landscape.report.overrides import parse_set
 
     build_report(runs, output, compute=compute, png_dir=png, progress=True, seed=seed, n_boot=n_boot, m=m,
-                 analyses=parse_set(set_, parse_value))
+                 analyses=parse_set(set_, parse_value), dry_run=dry_run)

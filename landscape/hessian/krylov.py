@@ -41,7 +41,9 @@ def gaussian(n: int, gen: torch.Generator, like) -> torch.Tensor:
 class Krylov:
     """Lanczos basis ``Q`` (rows, ``[m, n]``) of operator ``op`` from a start vector.
 
-    ``start`` defaults to a Gaussian vector from ``gen``.  ``steps`` counts
+    ``start`` defaults to a Gaussian vector from ``gen`` (``random_start`` is
+    then True: ``q = z / ||z||`` is uniform on the sphere, ``E[q q^T] = I/n``,
+    so the run is also an unbiased SLQ sample).  ``steps`` counts
     the products made; ``exhausted`` is True once no further vector exists
     (the basis spans the space, or it is invariant and ``restart`` is off).
     """
@@ -59,6 +61,7 @@ class Krylov:
         self.steps = 0
         self.block_start = 0  # index of the first vector after the last restart
         self.exhausted = False
+        self.random_start = start is None
         q = gaussian(self.n, gen, self._like) if start is None else start.to(op.device, op.dtype).clone()
         self._next = q / torch.linalg.vector_norm(q)
 
@@ -113,10 +116,20 @@ class Krylov:
         self._next = fresh / torch.linalg.vector_norm(fresh)
         self.block_start = self.m
 
-    def alpha_beta(self) -> tuple[np.ndarray, np.ndarray]:
-        """Diagonal ``[m]`` and sub-diagonal ``[m-1]`` of the (tridiagonal) projected matrix."""
+    def alpha_beta(self, upto: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Diagonal ``[m]`` and sub-diagonal ``[m-1]`` of the (tridiagonal) projected matrix.
+
+        ``upto`` keeps the leading ``upto`` steps: the Lanczos run had it stopped there.
+        """
+        m = self.m if upto is None else min(int(upto), self.m)
         h = self.hbar
-        return np.diag(h[: self.m, : self.m]).copy(), np.diag(h[1 : self.m, : self.m - 1]).copy()
+        return np.diag(h[:m, :m]).copy(), np.diag(h[1:m, : m - 1]).copy()
+
+    def first_block(self) -> int:
+        """Steps before the first restart (all of them without one): the Krylov space of the start vector."""
+        _, beta = self.alpha_beta()
+        zero = np.flatnonzero(beta == 0)
+        return int(zero[0]) + 1 if len(zero) else self.m
 
     def projected(self) -> np.ndarray:
         """``Q^T A Q`` (symmetrised), ``[m, m]`` float64."""

@@ -23,7 +23,7 @@ MAX_BYTES = 10 * 1024 * 1024
 
 def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", compute: bool = True,
                  png_dir: str | Path | None = None, progress: bool = True, seed: int = 0, n_boot: int = 2000,
-                 analyses: dict[str, dict] | None = None, m: int | None = None) -> Path:
+                 analyses: dict[str, dict] | None = None, m: int | None = None, dry_run: bool = False) -> Path | None:
     """Write the flatness report of ``inputs`` (run folders, checkpoints, or folders of runs) to ``out``.
 
     Missing analyses are computed with the analyzers' defaults (``analyses``
@@ -35,6 +35,8 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     ``m``: the m-sharpness sub-batch size; None adapts it to small data
     (:func:`landscape.report.overrides.sharpness_m`). Every setting and output
     location is checked before any run is loaded.
+    ``dry_run`` prints the plan of the missing analyses (runs x analyses x
+    ETA) and returns None without computing or writing anything.
     """
     from landscape.report.overrides import check_overrides
 
@@ -47,7 +49,10 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     analyses = check_overrides(analyses, m)
     check_writable(out, out.with_suffix(".json"))
     check_writable(png_dir, folder=True)
-    runs, missing = collect(inputs, compute=compute, seed=seed, progress=progress, analyses=analyses, m=m)
+    runs, missing = collect(inputs, compute=compute, seed=seed, progress=progress, analyses=analyses, m=m,
+                            dry_run=dry_run)
+    if dry_run:
+        return None
     document, numbers, data = render(runs, missing, seed=seed, n_boot=n_boot, compute=compute)
     atomic_write_text(out, document)
     write_json(out.with_suffix(".json"), numbers)

@@ -89,7 +89,8 @@ def resolve_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, progress: bool = True,
-            analyses: dict[str, dict] | None = None, m: int | None = None) -> tuple[list[Run], list[dict]]:
+            analyses: dict[str, dict] | None = None, m: int | None = None,
+            dry_run: bool = False) -> tuple[list[Run], list[dict]]:
     """Load every run and find (or compute) each quantity that a registered analysis provides.
 
     ``analyses`` overrides keyword arguments per analysis (names of
@@ -97,9 +98,17 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     computed; by default each spec's ``report_defaults`` with ``seed`` (see
     :func:`run_analysis`; ``m`` is the m-sharpness sub-batch size, adapted to the data when None).
     Returns the runs and the missing items ``[{"run", "quantity"}]``.
+    Before computing, the plan of the missing analyses (runs x analyses x
+    ETA, :mod:`landscape.report.plan`) is printed when ``progress``; with
+    ``dry_run`` it is printed and nothing is computed (the runs are returned
+    as found, with an empty missing list).
     """
     paths = resolve_inputs(inputs)
     runs = [Run(p, *_meta(p)) for p in paths]
+    if dry_run or (compute and progress):
+        _plan(runs, seed, analyses or {})
+        if dry_run:
+            return runs, []
     missing: list[dict] = []
     with progress_bar("report: analyses", total=len(runs), enabled=progress) as bar:
         for run in runs:
@@ -112,6 +121,21 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
             missing.extend({"run": run.name, "quantity": f"{s} metrics"} for s in METRIC_SPLITS if not run.metrics(s))
             bar.advance()
     return runs, missing
+
+
+def _plan(runs: list[Run], seed: int, analyses: dict[str, dict]) -> list[dict]:
+    """Print the plan of every analysis the runs lack (nothing is computed)."""
+    from landscape.report.plan import analysis_kwargs, build_plan, print_plan
+
+    todo = []
+    for run in runs:
+        _find_all(run)
+        todo.append((run, [name for name in list_analyses()
+                           if any(run.found[q] is None for q in get_analysis(name).provides)]))
+    rows = build_plan(todo, lambda name: analysis_kwargs(get_analysis(name).compute, name, seed,
+                                                         get_analysis(name).report_defaults, analyses.get(name)))
+    print_plan(rows)
+    return rows
 
 
 def _meta(path: Path) -> tuple[dict, str]:

@@ -1,0 +1,77 @@
+"""`landscape report --dry-run` and the plan of missing analyses: units and ETAs, nothing computed."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from landscape.analysis.hessian import DENSITY, TRACE
+from landscape.hessian.budget import expected_parts
+from landscape.plan import Plan, duration
+
+
+@pytest.fixture
+def fresh_runs(tiny_runs, tmp_path):
+    """Copies of the two tiny runs without any analysis record."""
+    out = []
+    for run in tiny_runs:
+        dst = tmp_path / "runs" / run.name
+        shutil.copytree(run, dst, ignore=shutil.ignore_patterns("analysis"))
+        out.append(dst)
+    return out
+
+
+def test_dry_run_prints_the_plan_and_computes_nothing(cli, fresh_runs, tmp_path, monkeypatch):
+    import landscape.report.collect
+    from landscape.hessian.operator import HessianOperator
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("an analysis ran during --dry-run")
+
+    monkeypatch.setattr(landscape.report.collect, "run_analysis", forbidden)
+    monkeypatch.setattr(landscape.report.collect, "_compute_missing", forbidden)
+    monkeypatch.setattr(HessianOperator, "matvec", forbidden)
+    out = tmp_path / "r.html"
+    res = cli("report", tmp_path / "runs", "-o", out, "--dry-run")
+    assert res.code == 0, res.err
+    assert not out.exists() and not out.with_suffix(".json").exists()
+    assert all(not (r / "analysis").exists() or not any((r / "analysis").iterdir()) for r in fresh_runs)
+    text = " ".join(res.err.split())
+    assert "report plan: 2 runs x 8 missing analyses" in text
+    for name in ("hessian", "sharpness", "surface_1d", "surface_2d"):
+        assert text.count(name) >= 2
+
+
+def test_plan_rows_count_the_analyzers_units(fresh_runs):
+    from landscape.checkpoint import load_checkpoint
+    from landscape.report.collect import ANALYSES
+    from landscape.report.overrides import analyzer as _analyzer
+    from landscape.report.plan import analysis_kwargs, plan_run
+    from landscape.sharpness.batches import sub_batches
+
+    ck = load_checkpoint(fresh_runs[0] / "final.pt")
+    names = ["hessian", "sharpness", "surface_1d", "surface_2d"]
+    kwargs = {n: analysis_kwargs(_analyzer(n), n, 0, ANALYSES[n], None) for n in names}
+    times: dict = {}
+    plans = {p.analysis: p for p in plan_run(ck, names, kwargs, times)}
+    size = sum(p.numel() for p in ck.model.parameters())
+    assert plans["hessian"].parts == expected_parts(size, 5, TRACE, {**DENSITY, "runs": None})
+    sharp = kwargs["sharpness"]
+    n_batches = len(sub_batches(*ck.tensors("train"), m=sharp["m"], samples=sharp["samples"], seed=0))
+    assert plans["sharpness"].planned == n_batches * (1 + len(sharp["rhos"]) * (sharp["steps"] + 1))
+    assert plans["surface_1d"].planned == kwargs["surface_1d"]["grid"] + 1
+    assert plans["surface_2d"].planned == kwargs["surface_2d"]["grid"] ** 2 + 1
+    assert all(p.unit_seconds > 0 and p.eta_seconds == pytest.approx(p.planned * p.unit_seconds)
+               for p in plans.values())
+    # a second run of the same architecture reuses the timed products
+    again = plan_run(load_checkpoint(fresh_runs[1] / "final.pt"), names, kwargs, times)
+    assert [p.unit_seconds for p in again] == [plans[n].unit_seconds for n in names]
+
+
+def test_plan_line_and_durations():
+    plan = Plan("Hessian", "HVP", {"top-5": 23, "trace": 27}, cap=80, unit_seconds=6.4, eta_seconds=320.0)
+    assert plan.planned == 50
+    assert plan.line() == "Hessian plan: top-5 ~23 + trace ~27 = ~50 HVPs (cap 80), 6.4 s each: ETA 5.3 min"
+    assert Plan("surface", "forward pass", {"surface": 2}).line() == "surface plan: ~2 forward passes"
+    assert (duration(42), duration(600), duration(7200), duration(None)) == ("42 s", "10.0 min", "2.0 h", "?")
