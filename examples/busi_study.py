@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="seconds-scale run on a subset of the real folders")
     parser.add_argument("--out", type=Path, default=None,
                         help="study folder [busi_study/, or a temp folder with --tiny]")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--optimizers", default=OPTIMIZERS)
     args = parser.parse_args(argv)

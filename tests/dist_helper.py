@@ -9,6 +9,7 @@ OUT (the comparison is the test's). Modes:
 * ``surface``: only the surface (resuming ``OUT/surface.partial.npz``);
 * ``surface-kill``: the surface, rank 0 killed (SIGKILL) once two rows are saved;
 * ``hvp-device``: one HVP on this rank's device (``cuda:LOCAL_RANK`` with CUDA);
+* ``stop-after-1``: train that adam run but stop once epoch 1 is saved (exit code 2);
 * ``resume``: continue the adam run of ``numbers`` under ``OUT/runs`` (``--resume``);
 * ``fail``: rank 1 raises while rank 0 waits in a collective.
 """
@@ -156,6 +157,16 @@ def main(mode: str, out: Path) -> None:
                                                                                                                y[5:])])
         hv = op.matvec(torch.linspace(-1, 1, op.size))
         result = {"device": str(op.device), "world_size": distributed.world_size(), "hv": hv.tolist()}
+    elif mode == "stop-after-1":  # train adam as in ``numbers`` but stop before epoch 2 is saved (an interruption)
+        from landscape.train import loop
+
+        def stop(self, epoch, check=loop._Trainer.check_finite):
+            if epoch == 2:
+                raise LandscapeError("stopped during epoch 2")
+            check(self, epoch)
+
+        loop._Trainer.check_finite = stop
+        loop.train(_train_config(out), progress=False)
     elif mode == "resume":  # continue OUT/runs/<adam run> from its last epoch file
         from landscape.train import train
 

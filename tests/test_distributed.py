@@ -113,12 +113,11 @@ def test_sam_local_is_per_replica_m_sharpness(numbers):
 
 
 def test_resume_with_another_world_size(numbers, tmp_path):
-    """Epoch 1 on 2 ranks, epoch 2 resumed in one process: the weights of 2 epochs in one process."""
-    run = Path(numbers[1]["train"]["adam"]).parent
-    copy = tmp_path / "runs" / run.name
-    shutil.copytree(run, copy)
-    for name in ("epoch_002.pt", "final.pt"):  # as if stopped during epoch 2
-        (copy / name).unlink()
+    """Epoch 1 on 2 ranks (then interrupted), epoch 2 resumed in one process: the weights of 2 epochs in one."""
+    stopped = _run([str(HELPER), "stop-after-1", str(tmp_path)], ranks=2)
+    assert stopped.returncode != 0 and "stopped during epoch 2" in stopped.stderr
+    run = next((tmp_path / "runs").iterdir())
+    assert (run / "epoch_001.pt").is_file() and not (run / "final.pt").exists()
     resumed = torch.load(_helper("resume", tmp_path, 1)["final"], weights_only=True)
     reference = torch.load(numbers[0]["train"]["adam"], weights_only=True)
     for name, w in reference["state_dict"].items():
