@@ -37,7 +37,7 @@ from landscape.progress import progress_bar
 from landscape.sharpness.balls import check_rhos
 from landscape.sharpness.batches import Batch, batch_size_of
 from landscape.sharpness.functional import PerturbedLoss, eval_mode
-from landscape.sharpness.result import SharpnessResult, run_settings
+from landscape.sharpness.result import SharpnessResult, run_settings, summed_over_ranks
 
 DEFAULT_DRAWS = 32
 
@@ -93,23 +93,15 @@ def average_case_sharpness(
                 passes += 2 * len(rhos)
                 bar.advance()
                 bar.update(batch=f"{b + 1}/{len(batches)}")
-    terms, base_losses = distributed.sum_array(terms), distributed.sum_array(base_losses).tolist()
-    passes = int(distributed.sum_array(np.array([passes]))[0])
+    terms, base_losses, passes = summed_over_ranks(terms, base_losses, passes)
     per_batch = terms.mean(axis=2)
     if draws > 1:
         batch_var = terms.var(axis=2, ddof=1) / draws  # [n_batches x R]
         mc_stderr = (np.sqrt(batch_var.sum(axis=0)) / len(batches)).tolist()
     else:
         mc_stderr = [math.nan] * len(rhos)
-    return SharpnessResult(
-        rhos=rhos,
-        per_batch=per_batch,
-        base_loss=base_losses,
-        settings=run_settings("average", None, adaptive, m, len(batches), seed, draws=draws),
-        passes=passes,
-        seconds=time.perf_counter() - start,
-        mc_stderr=mc_stderr,
-    )
+    settings = run_settings("average", None, adaptive, m, len(batches), seed, draws=draws)
+    return SharpnessResult(rhos, per_batch, base_losses, settings, passes, time.perf_counter() - start, mc_stderr)
 
 
 def _gaussian(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

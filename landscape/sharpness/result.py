@@ -68,6 +68,16 @@ class SharpnessResult:
         }
 
 
+def summed_over_ranks(values: np.ndarray, base_losses: np.ndarray, passes: int) -> tuple[np.ndarray, list[float], int]:
+    """Sub-batch values, base losses and passes summed over ``torchrun`` ranks (each filled only its own
+    sub-batches, zeros elsewhere); unchanged in one process.
+    """
+    from landscape import distributed
+
+    return (distributed.sum_array(values), distributed.sum_array(base_losses).tolist(),
+            int(distributed.sum_array(np.array([passes]))[0]))
+
+
 def run_settings(kind: str, norm: str | None, adaptive: bool, m: int, n_batches: int, seed: int, **extra) -> dict:
     """The settings a :class:`SharpnessResult` records: estimator, sub-batches, seed and ``steps``/``draws``."""
     return {"kind": kind, "norm": norm, "adaptive": bool(adaptive), "m": m, "n_batches": n_batches,

@@ -53,7 +53,7 @@ from landscape.sharpness.balls import (
 )
 from landscape.sharpness.batches import Batch, batch_size_of
 from landscape.sharpness.functional import PerturbedLoss, Vector, eval_mode
-from landscape.sharpness.result import SharpnessResult, run_settings
+from landscape.sharpness.result import SharpnessResult, run_settings, summed_over_ranks
 
 DEFAULT_STEPS = 20
 _ETA_START, _ETA_MAX, _GROW, _SHRINK, _MOMENTUM = 1.0, 4.0, 2.0, 0.5, 0.75
@@ -106,16 +106,9 @@ def worst_case_sharpness(
                 passes += used
                 bar.advance()
                 bar.update(batch=f"{b + 1}/{len(batches)}", rho=rho)
-    values, base_losses = distributed.sum_array(values), distributed.sum_array(base_losses).tolist()
-    passes = int(distributed.sum_array(np.array([passes]))[0])
-    return SharpnessResult(
-        rhos=rhos,
-        per_batch=values,
-        base_loss=base_losses,
-        settings=run_settings("worst", norm, adaptive, m, len(batches), seed, steps=steps),
-        passes=passes,
-        seconds=time.perf_counter() - start,
-    )
+    values, base_losses, passes = summed_over_ranks(values, base_losses, passes)
+    settings = run_settings("worst", norm, adaptive, m, len(batches), seed, steps=steps)
+    return SharpnessResult(rhos, values, base_losses, settings, passes, time.perf_counter() - start)
 
 
 def _ascend(f: PerturbedLoss, batch: Batch, u: Vector, rho: float, norm: str, steps: int) -> tuple[float, int]:
