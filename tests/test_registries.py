@@ -105,8 +105,8 @@ def test_user_model_registration():
     register_model("linear-test", lambda num_classes, in_chans, img_size, **kw: nn.Sequential(
         nn.Flatten(), nn.Linear(in_chans * img_size * img_size, num_classes)))
     try:
-        model = create("linear-test", num_classes=3, in_chans=1, img_size=4)
-        assert "linear-test" in list_models() and model(torch.zeros(2, 1, 4, 4)).shape == (2, 3)
+        model = create("linear-test", num_classes=3, in_chans=1, img_size=8)
+        assert "linear-test" in list_models() and model(torch.zeros(2, 1, 8, 8)).shape == (2, 3)
         with pytest.raises(LandscapeError, match="already registered"):
             register_model("linear-test", lambda *a, **k: None)
     finally:

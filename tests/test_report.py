@@ -225,7 +225,7 @@ def test_no_compute_lists_what_is_missing(tiny_runs, tmp_path):
     out = build_report([bare], tmp_path / "r.html", compute=False, progress=False)
     numbers = json.loads(out.with_suffix(".json").read_text())
     assert {m["quantity"] for m in numbers["missing"]} == {"lambda_max", "trace", "density", "m_sharpness",
-                                                            "surface_1d", "surface_2d"}
+                                                            "surface_1d", "surface_2d", "measures"}
     assert not (bare / "analysis").exists()
     html = out.read_text(encoding="utf-8")
     assert "Missing (not computed with --no-compute)" in html and 'id="flatness-plot"' in html
@@ -386,4 +386,4 @@ def test_records_of_other_weights_are_not_used(report, tmp_path):
     out = build_report([run], tmp_path / "r.html", compute=False, progress=False)
     numbers = json.loads(out.with_suffix(".json").read_text())
     assert {m["quantity"] for m in numbers["missing"]} == {"lambda_max", "trace", "density", "m_sharpness",
-                                                            "surface_1d", "surface_2d"}
+                                                            "surface_1d", "surface_2d", "measures"}

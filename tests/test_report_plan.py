@@ -38,21 +38,20 @@ def test_dry_run_prints_the_plan_and_computes_nothing(cli, fresh_runs, tmp_path,
     assert not out.exists() and not out.with_suffix(".json").exists()
     assert all(not (r / "analysis").exists() or not any((r / "analysis").iterdir()) for r in fresh_runs)
     text = " ".join(res.err.split())
-    assert "report plan: 2 runs x 8 missing analyses" in text
-    for name in ("hessian", "sharpness", "surface_1d", "surface_2d"):
+    assert "report plan: 2 runs x 10 missing analyses" in text
+    for name in ("hessian", "sharpness", "surface_1d", "surface_2d", "measures"):
         assert text.count(name) >= 2
 
 
 def test_plan_rows_count_the_analyzers_units(fresh_runs):
+    from landscape.analysis import get_analysis
     from landscape.checkpoint import load_checkpoint
-    from landscape.report.collect import ANALYSES
-    from landscape.report.overrides import analyzer as _analyzer
     from landscape.report.plan import analysis_kwargs, plan_run
     from landscape.sharpness.batches import sub_batches
 
     ck = load_checkpoint(fresh_runs[0] / "final.pt")
-    names = ["hessian", "sharpness", "surface_1d", "surface_2d"]
-    kwargs = {n: analysis_kwargs(_analyzer(n), n, 0, ANALYSES[n], None) for n in names}
+    names = ["hessian", "sharpness", "surface_1d", "surface_2d", "measures"]
+    kwargs = {n: analysis_kwargs(get_analysis(n).compute, n, 0, get_analysis(n).report_defaults, None) for n in names}
     times: dict = {}
     plans = {p.analysis: p for p in plan_run(ck, names, kwargs, times)}
     size = sum(p.numel() for p in ck.model.parameters())
@@ -62,6 +61,10 @@ def test_plan_rows_count_the_analyzers_units(fresh_runs):
     assert plans["sharpness"].planned == n_batches * (1 + len(sharp["rhos"]) * (sharp["steps"] + 1))
     assert plans["surface_1d"].planned == kwargs["surface_1d"]["grid"] + 1
     assert plans["surface_2d"].planned == kwargs["surface_2d"]["grid"] ** 2 + 1
+    meas, n_train = kwargs["measures"], len(ck.tensors("train")[1])
+    n = min(meas["samples"], n_train)
+    assert plans["measures"].parts == {"pacbayes": 2 * (meas["depth"] + 5) * meas["draws"], "outputs": 3,
+                                       "ggn": -(-3 * len(ck.classes) * min(meas["ggn_samples"], n_train) // n)}
     assert all(p.unit_seconds > 0 and p.eta_seconds == pytest.approx(p.planned * p.unit_seconds)
                for p in plans.values())
     # a second run of the same architecture reuses the timed products
