@@ -142,10 +142,14 @@ def sharpness_plan(model, loss_fn, batches, kind: str, n_rhos: int, steps: int, 
     return plan
 
 
-def surface_plan(model, loss_fn, data, points: int, measure: bool = True) -> Plan:
-    """``points`` grid points plus the model itself, each one forward pass over the evaluation ``data``."""
+def surface_plan(points: int, unit_seconds: float | None = None) -> Plan:
+    """``points`` grid points plus the model itself, each one forward pass over the evaluation data.
+
+    ``unit_seconds``: one such pass as the surface runs it (see
+    :func:`landscape.surface.evaluate.forward_seconds`); None leaves the ETA unknown.
+    """
     plan = Plan("surface", "forward pass", {"surface": points + 1}, cap=points + 1)
-    if measure:
-        plan.unit_seconds = time_pass(model, loss_fn, data, backward=False)
+    if unit_seconds is not None:
+        plan.unit_seconds = unit_seconds
         plan.eta_seconds = plan.planned * plan.unit_seconds
     return plan

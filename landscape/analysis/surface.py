@@ -27,7 +27,7 @@ from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_bytes, check_writable, stable_hash
 from landscape.plan import announce, surface_plan
-from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, prepare_batches
+from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, forward_seconds, prepare_batches
 from landscape.surface.grid import axis, center_index, check_grid_memory, interp_axis, parse_grid
 from landscape.surface.plot import plot_html, plot_png
 
@@ -135,7 +135,7 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
     data = prepare_batches(ck.loader(split, batch_size=batch_size, samples=samples, seed=seed), model, batch_size)
     bn_data = ck.loader("train", batch_size=batch_size, samples=bn_samples, seed=seed) if bn == "recompute" else None
     plan = make_plan(ck, kind, other, dim, float(span), seed, data, include_bias_bn)
-    cost = surface_plan(model, ck.loss_fn, data, int(np.prod(sizes)))
+    cost = surface_plan(int(np.prod(sizes)), forward_seconds(model, ck.loss_fn, data, fast))
     announce(cost.line(), progress)
     ranges = list(plan.ranges)
     for i, override in enumerate((x_range, y_range)[:dim]):

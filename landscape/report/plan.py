@@ -60,7 +60,7 @@ def plan_run(ck, todo: list[str], kwargs: dict[str, dict], times: dict) -> list[
         elif name == "measures":
             plan = _measures_plan(ck, kw, measure)
         else:
-            from landscape.surface.evaluate import prepare_batches
+            from landscape.surface.evaluate import forward_seconds, prepare_batches
             from landscape.surface.grid import parse_grid
 
             data = prepare_batches(ck.loader(kw["split"], batch_size=kw["batch_size"], samples=kw["samples"],
@@ -68,7 +68,7 @@ def plan_run(ck, todo: list[str], kwargs: dict[str, dict], times: dict) -> list[
             points = 1
             for n in parse_grid(kw["grid"], kw["dim"]):
                 points *= n
-            plan = surface_plan(ck.model, ck.loss_fn, data, points, measure=measure)
+            plan = surface_plan(points, forward_seconds(ck.model, ck.loss_fn, data, kw["fast"]) if measure else None)
         plan.analysis = name
         if measure:
             times[key] = plan.unit_seconds

@@ -181,6 +181,20 @@ class _Perturber:
             self.folded.refresh()
 
 
+def forward_seconds(model: nn.Module, loss_fn: Callable, batches: Batches, fast: bool = True) -> float:
+    """Seconds of one evaluation pass over ``batches`` as :func:`evaluate_surface` runs it: on the BN-folded,
+    channels_last twin when ``fast`` (about 2x faster on CPU), else on ``model``; the unit of a surface plan.
+    """
+    from landscape.plan import time_pass
+
+    if not fast:
+        return time_pass(model, loss_fn, batches, backward=False)
+    twin = copy.deepcopy(model).eval()
+    folded = Folded(twin, channels_last=uses_conv2d(model))
+    folded.refresh()
+    return time_pass(folded.module, loss_fn, [(folded.prepare_input(x), y) for x, y in batches], backward=False)
+
+
 def uses_conv2d(model: nn.Module) -> bool:
     """Whether channels_last memory can help: 2D convolutions and no 5D tensors (which it cannot hold)."""
     tensors = [*model.parameters(), *model.buffers()]
