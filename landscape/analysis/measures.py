@@ -102,6 +102,9 @@ analyze_measures = analyze
 register_analysis(AnalysisSpec(
     "measures", "measures", analyze,
     provides={"measures": lambda r: bool(r["result"].get("values"))},
+    # the report's measures on 256 images with 4 draws x 8 bisection steps (not 512; 8 x 12), so that all of
+    # one 64 px cnn-small run's default analyses fit 10 minutes on 2 CPU cores (README)
+    report_defaults={"samples": 256, "ggn_samples": 128, "draws": 4, "depth": 8},
     quick_defaults={"samples": 64, "ggn_samples": 32, "draws": 2, "depth": 6},
     description="generalization-measure suite (norms, GGN trace, Fisher-Rao, PAC-Bayes, outputs)",
 ))
