@@ -465,6 +465,9 @@ def _bad_values(run: Path, afile: Path, folder: Path) -> list[tuple[str, ...]]:
                 "--img-size": ["4"], "--out": [str(afile)], "--seed": seeds, "--batch-size": ["1"],
                 "--m": ["0"], "--set": ["bogus"]},
         ("data", "inspect"): {"--img-size": ["4"], "--seed": seeds, "--json": [str(folder), str(afile / "i.json")]},
+        ("measures", str(run)): {"--samples": ["0"], "--measures": ["bogus"], "--json": [str(afile / "m.json")]},
+        ("evaluate", str(run)): {"--data": [str(afile), str(folder / "nope")]},
+        ("correlate", str(run)): {"--json": [str(afile / "c.json")]},
     }
     cases = [(*base, option, value) for base, options in table.items() for option, values in options.items()
              for value in values]

@@ -9,7 +9,7 @@ import typer
 
 from landscape.cli.app import app
 from landscape.cli.render import console, print_table, saved
-from landscape.io import write_json
+from landscape.io import check_writable, write_json
 
 
 @app.command("correlate")
@@ -38,6 +38,8 @@ def correlate_command(
     """
     from landscape.report.correlate import correlate
     from landscape.report.granulated import TARGETS
+
+    check_writable(json_path)  # before any work: the JSON is written here, after it
 
     result = correlate(runs, n_boot=n_boot, seed=seed, source=external, progress=True)
     cells = {(c["measure"], c["target"]): c for c in result["cells"]}

@@ -9,7 +9,7 @@ import typer
 
 from landscape.cli.app import app
 from landscape.cli.render import console, print_table, saved
-from landscape.io import write_json
+from landscape.io import check_writable, write_json
 
 
 @app.command("evaluate")
@@ -50,6 +50,8 @@ def evaluate_command(
 
     """
     from landscape.analysis.external import evaluate_external
+
+    check_writable(json_path)  # before any work: the JSON is written here, after it
 
     record = evaluate_external(run, data, csv=csv, file_col=file_col, label_col=label_col,
                                group_col=group_col, env_col=env_col, positive=positive, n_boot=n_boot,

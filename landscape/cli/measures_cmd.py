@@ -9,7 +9,7 @@ import typer
 
 from landscape.cli.app import app
 from landscape.cli.render import console, print_table, saved
-from landscape.io import write_json
+from landscape.io import check_writable, write_json
 
 
 @app.command("measures")
@@ -48,6 +48,8 @@ def measures_command(
     from landscape.analysis.measures import analyze_measures, measure_values
     from landscape.checkpoint import load_checkpoint
     from landscape.measures import REGISTRY, select_measures
+
+    check_writable(json_path)  # before any work: the JSON is written here, after it
 
     specs = select_measures(measures)
     out = {}
