@@ -120,9 +120,12 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     # one step per training run, one per analysis stage of each run, one for the report
     with progress_bar("study", total=n_runs * (1 + n_stages) + 1, enabled=progress) as bar:
         def analyse(run_dir: Path, spent: dict) -> None:
-            _analyse(run_dir, analyses, seed, progress, spent, bar, m)
+            from landscape.checkpoint import load_checkpoint
+
+            ck = load_checkpoint(run_dir)  # once for every analysis of the run
+            _analyse(ck, analyses, seed, progress, spent, bar, m)
             if external is not None:
-                _evaluate(run_dir, external, external_options, seed, progress, spent, bar)
+                _evaluate(ck, external, external_options, seed, progress, spent, bar)
 
         if mode == "runs":
             def one_run(job):  # train and analyse one run; returns its folder and its seconds by stage
@@ -178,14 +181,11 @@ def _train(cfg, names: list[str], progress: bool, seconds: dict, bar) -> list[Pa
     return [r.run_dir for r in results]
 
 
-def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: dict, bar,
-             m: int | None = None) -> None:
-    """Every registered analysis of one run, as the report needs it (each cached), timed by stage."""
+def _analyse(ck, analyses: dict, seed: int, progress: bool, seconds: dict, bar, m: int | None = None) -> None:
+    """Every registered analysis of loaded checkpoint ``ck``, as the report needs it (each cached), timed by stage."""
     from landscape.analysis import get_analysis
-    from landscape.checkpoint import load_checkpoint
     from landscape.report.collect import run_analysis
 
-    ck = load_checkpoint(run_dir)
     by_stage: dict[str, list[str]] = {}
     for name in analyses:
         by_stage.setdefault(get_analysis(name).stage, []).append(name)
@@ -197,14 +197,12 @@ def _analyse(run_dir: Path, analyses: dict, seed: int, progress: bool, seconds: 
         bar.advance()
 
 
-def _evaluate(run_dir: Path, external, external_options: dict | None, seed: int, progress: bool,
-              seconds: dict, bar) -> None:
-    """The cross-site evaluation of one run on ``external`` (cached as a ``metrics`` record)."""
+def _evaluate(ck, external, external_options: dict | None, seed: int, progress: bool, seconds: dict, bar) -> None:
+    """The cross-site evaluation of loaded checkpoint ``ck`` on ``external`` (cached as a ``metrics`` record)."""
     from landscape.analysis.external import evaluate_external
-    from landscape.checkpoint import load_checkpoint
 
     t0 = time.perf_counter()
-    evaluate_external(load_checkpoint(run_dir), external, **(external_options or {}), seed=seed, progress=progress)
+    evaluate_external(ck, external, **(external_options or {}), seed=seed, progress=progress)
     seconds["evaluate"] += time.perf_counter() - t0
     bar.advance()
 
