@@ -21,3 +21,64 @@ def check_seed(seed, name: str = "seed") -> int:
         raise LandscapeError(f"{name} must be an integer from 0 to 2**32 - 1, got {seed!r}",
                              params=tuple(part for part in name.split() if part.isidentifier()))
     return int(seed)
+
+
+def check_finite(value, name: str):
+    """``value`` unchanged, or :class:`LandscapeError` naming ``name`` when it is a NaN or infinite float.
+
+    Every float option goes through it, so ``--lr inf`` is refused before any
+    work instead of failing at the first step.
+    """
+    try:
+        finite = isinstance(value, bool) or np.isfinite(value).all()
+    except TypeError:  # not a number: the caller's own type check words it
+        return value
+    if not finite:
+        raise LandscapeError(f"{name} must be a finite number, got {value!r}", params=(name,))
+    return value
+
+
+#: A schema for JSON data (see :func:`schema_problem`): any real number.
+NUMBER = (int, float)
+
+
+def schema_problem(value, schema, where: str = "") -> str | None:
+    """The first way ``value`` (parsed JSON) breaks ``schema``, worded with its path; None when it fits.
+
+    ``schema`` is a type (``float`` also takes an int; ``bool`` fits only
+    ``bool``), ``None`` (JSON null), a dict of key -> schema (the value must
+    be a dict with those keys; a key ending in ``?`` may be absent), a
+    one-item list ``[item]`` (a list whose items fit ``item``), or a tuple of
+    alternatives, one of which must fit.
+    """
+    here = where or "the top level"
+    if isinstance(schema, tuple):
+        problems = [schema_problem(value, alt, where) for alt in schema]
+        return None if any(p is None for p in problems) else next(p for p in problems if p)
+    if schema is None:
+        return None if value is None else f"{here} is {type(value).__name__}, not null"
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return f"{here} is {type(value).__name__}, not a dict"
+        for key, sub in schema.items():
+            name = key.removesuffix("?")
+            if name not in value:
+                if key.endswith("?"):
+                    continue
+                return f"{where + '.' if where else ''}{name} is missing"
+            problem = schema_problem(value[name], sub, f"{where + '.' if where else ''}{name}")
+            if problem:
+                return problem
+        return None
+    if isinstance(schema, list):
+        if not isinstance(value, list):
+            return f"{here} is {type(value).__name__}, not a list"
+        for i, item in enumerate(value):
+            problem = schema_problem(item, schema[0], f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    accepted = (int, float) if schema is float else (schema,)
+    if isinstance(value, bool) and schema is not bool or not isinstance(value, accepted):
+        return f"{here} is {type(value).__name__}, not {schema.__name__}"
+    return None

@@ -6,6 +6,7 @@ All writers go through a temporary file in the target folder followed by
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -43,20 +44,36 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     if not is_main():
         return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.chmod(tmp, _FILE_MODE)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+    except BaseException as exc:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.errno in DISK_ERRNOS:
+            raise disk_error(exc, path, len(data)) from None
         raise
     return path
+
+
+#: Errors of the disk rather than of the program: full, over quota, read-only file system.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def disk_error(exc: OSError, path: str | os.PathLike, size: int | None = None) -> LandscapeError:
+    """The one-line :class:`LandscapeError` for a failed write of ``path`` (``size`` bytes, when known)."""
+    need = f"; it needs {size / 2**20:.2f} MiB" if size is not None and exc.errno == errno.ENOSPC else ""
+    reason = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+              errno.EROFS: "read-only file system"}.get(exc.errno, exc.strerror or type(exc).__name__)
+    return LandscapeError(f"cannot write {path}: {reason}{need}; nothing was written (free space or choose "
+                          "another output location, then run again)")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from landscape import distributed
 from landscape.errors import LandscapeError
-from landscape.io import check_writable
+from landscape.io import check_writable, disk_error
 
 LOCK_NAME = ".lock"
 #: An empty or unreadable lock file younger than this may still be being written by its holder (seconds).
@@ -81,8 +81,14 @@ def _create(path: Path) -> bool:
         raise LandscapeError(f"cannot lock run folder {path.parent}: {exc.strerror} (read-only?)") from None
     info = {"pid": os.getpid(), "host": socket.gethostname(),
             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(json.dumps(info))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(json.dumps(info))
+    except BaseException as exc:  # disk full, or interrupted: never leave a lock nobody holds
+        path.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise disk_error(exc, path) from None
+        raise
     return True
 
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from landscape import load_checkpoint
-from landscape.checkpoint import cached, latest, store
+from landscape.checkpoint import find_record, latest, store
 from landscape.errors import LandscapeError
 from landscape.io import read_json
 from landscape.train import TrainConfig, predict, train
@@ -75,10 +75,10 @@ def test_bad_checkpoint_files(tmp_path):
 
 def test_analysis_cache(tmp_path):
     settings = {"k": 3, "seed": 0}
-    assert cached(tmp_path, "hessian", settings) is None
+    assert find_record(tmp_path, "hessian", settings) is None
     store(tmp_path, "hessian", settings, {"eigenvalues": [3.0, float("nan")]}, {"seed": 0})
-    record = cached(tmp_path, "hessian", {"seed": 0, "k": 3})
+    record = find_record(tmp_path, "hessian", {"seed": 0, "k": 3})
     assert record["result"]["eigenvalues"] == [3.0, None]
     assert record["provenance"]["versions"]["torch"] == torch.__version__
-    assert cached(tmp_path, "hessian", {"k": 4, "seed": 0}) is None
+    assert find_record(tmp_path, "hessian", {"k": 4, "seed": 0}) is None
     assert latest(tmp_path, "hessian")["settings"] == settings

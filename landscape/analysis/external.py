@@ -24,6 +24,7 @@ import numpy as np
 
 from landscape.analysis.cache import as_checkpoint, cached
 from landscape.checkpoint import Checkpoint
+from landscape.checkpoint.cache import register_schema
 from landscape.data import load_images, to_float
 from landscape.data.metadata import read_metadata
 from landscape.errors import LandscapeError
@@ -125,3 +126,8 @@ def _compute(ck, images, model_idx, pos, meta_csv, n_boot, seed, bar) -> dict:
 
 #: The driver under its descriptive name.
 evaluate_external = analyze
+
+#: What every stored ``metrics`` result must hold: in-site metrics (``test``, ``train``; the report's) or ``external``.
+SCHEMA = {"test?": dict, "train?": dict,
+          "external?": {"source": str, "overall": dict, "internal": dict, "environments": dict, "drop": dict}}
+register_schema("metrics", SCHEMA)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from landscape.analysis.cache import as_checkpoint, cached
 from landscape.analysis.registry import AnalysisSpec, register_analysis
+from landscape.checkpoint.cache import register_schema
 from landscape.checkpoint.load import SPLITS
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
@@ -171,6 +172,16 @@ def _replan(bar, plan: Plan, done: int, rest: list[str]) -> None:
 def _blocks(op) -> int:
     return len(module_blocks(op.names))
 
+
+#: What every stored ``hessian`` result must hold (the fields the CLI, the report and the measures read).
+SCHEMA = {
+    "top_k": {"eigenvalues": [float], "residuals": [(float, None)], "converged": [bool], "hvps": int},
+    "trace": (None, {"estimate": (float, None), "stderr": (float, None), "hvps": int}),
+    "density": (None, {"grid": [float], "density": [(float, None)]}),
+    "per_layer": (None, [{"name": str, "num_params": int}]),
+    "n_samples": int, "split": str, "num_params": int, "hvps": int, "warnings": [str],
+}
+register_schema("hessian", SCHEMA)
 
 register_analysis(AnalysisSpec(
     "hessian", "hessian", analyze,

@@ -9,7 +9,7 @@ from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.measure_context import MeasureContext
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
-from landscape.checkpoint.cache import newest_for
+from landscape.checkpoint.cache import newest_for, register_schema
 from landscape.errors import LandscapeError
 from landscape.measures import REGISTRY, MeasureSpec, select_measures
 from landscape.progress import progress_bar
@@ -98,6 +98,10 @@ def measure_values(path: str | Path, sha: str, specs: list[MeasureSpec] | None =
 
 #: The driver under its descriptive name.
 analyze_measures = analyze
+
+#: What every stored ``measures`` result must hold.
+SCHEMA = {"values": dict, "details": dict, "seconds": dict}
+register_schema("measures", SCHEMA)
 
 register_analysis(AnalysisSpec(
     "measures", "measures", analyze,

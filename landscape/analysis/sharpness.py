@@ -8,6 +8,7 @@ from pathlib import Path
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
+from landscape.checkpoint.cache import register_schema
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.plan import announce, sharpness_plan
@@ -90,6 +91,11 @@ def analyze(
 
     return cached(ck, "sharpness", settings, compute)
 
+
+#: What every stored ``sharpness`` result must hold.
+SCHEMA = {"kind": str, "norm": (str, None), "adaptive": bool, "m": int, "rhos": [float], "mean": [(float, None)],
+          "std": [(float, None)], "n_batches": int}
+register_schema("sharpness", SCHEMA)
 
 register_analysis(AnalysisSpec(
     "sharpness", "sharpness", analyze,

@@ -23,6 +23,7 @@ from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.plan import make_plan, parse_spec, spec_settings
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
+from landscape.checkpoint.cache import register_schema
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_bytes, check_writable, stable_hash
@@ -230,6 +231,12 @@ def _save_npz(path: Path, xs, ys, arrays, plan, described: list[dict], model_los
 def _random_plane(dim: int) -> Callable[[dict], bool]:
     return lambda r: r["result"].get("dim") == dim and r["result"].get("directions") == "random"
 
+
+_GRID = [(float, None, [(float, None)])]
+#: What every stored ``surface`` result must hold.
+SCHEMA = {"dim": int, "directions": str, "x": [float], "y": (None, [float]), "loss": _GRID, "accuracy": _GRID,
+          "center_loss": (float, None), "model_loss": (float, None), "bn": str, "split": str, "files": {"npz": str}}
+register_schema("surface", SCHEMA)
 
 register_analysis(AnalysisSpec(
     "surface_1d", "surface", analyze, provides={"surface_1d": _random_plane(1)},

@@ -5,15 +5,57 @@ one line, ``error: ...``, with exit code 2; under ``torchrun`` the line names
 the rank (``error: rank 1 of 2: ...``) and a rank whose collective broke
 because another rank failed exits with code 1 without a line of its own.
 Set ``LANDSCAPE_DEBUG=1`` to see the traceback of an unexpected error.
+SIGINT (Ctrl-C) and SIGTERM unwind the command (every lock is released,
+finished files stay) and print ``error: interrupted (resume with ...)``,
+exit code 130. Warnings are one line each, ``warning: ...``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
+import signal
 import sys
-from collections.abc import Callable
+import threading
+import warnings
+from collections.abc import Callable, Iterator
 
 from landscape.errors import LandscapeError
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived; unlike ``KeyboardInterrupt``, typer does not swallow it."""
+
+
+def resume_hint(args: list[str]) -> str:
+    """The command line that continues an interrupted ``landscape ARGS`` (``train`` needs ``--resume``)."""
+    again = list(args)
+    if again[:1] == ["train"] and "--resume" not in again:
+        again = [a for a in again if a != "--overwrite"] + ["--resume"]
+    return "landscape " + shlex.join(again)
+
+
+@contextlib.contextmanager
+def _signals() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`Interrupted` for the block (main thread only), then restore them."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
+def _one_line(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {' '.join(str(message).split())}\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,14 +70,16 @@ def main(argv: list[str] | None = None) -> int:
         code = app(args=args, prog_name="landscape", standalone_mode=False)
         return code if isinstance(code, int) else 0
 
-    return guarded(work, message=lambda exc: flag_message(exc, app, args))
+    return guarded(work, message=lambda exc: flag_message(exc, app, args), resume=resume_hint(args))
 
 
-def guarded(work: Callable[[], object], message: Callable[[LandscapeError], str] = str) -> int:
+def guarded(work: Callable[[], object], message: Callable[[LandscapeError], str] = str,
+            resume: str = "the same command") -> int:
     """Run ``work()`` and return the exit code, turning errors into one ``error:`` line (see the module doc).
 
     ``work`` may return an int exit code. ``message(exc)`` words a :class:`LandscapeError` (the CLI names flags
     instead of parameters). Usage errors of typer (a bad option value or name) are one line with exit code 2 too.
+    SIGINT/SIGTERM during ``work`` print ``error: interrupted (resume with RESUME)`` and return 130.
     """
     import typer
     from rich.console import Console
@@ -48,8 +92,10 @@ def guarded(work: Callable[[], object], message: Callable[[LandscapeError], str]
         from click.exceptions import NoArgsIsHelpError, UsageError
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    interrupted = f"error: {distributed.where()}interrupted (resume with {resume})"
     try:
-        code = work()
+        with _signals(), _warning_lines():
+            code = work()
         code = code if isinstance(code, int) else 0
         if code == 0:
             distributed.finish()
@@ -66,15 +112,12 @@ def guarded(work: Callable[[], object], message: Callable[[LandscapeError], str]
         where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
         err.print(f"error: {distributed.where()}{' '.join(exc.format_message().split())}{where}", markup=False)
         return 2
-    except typer.Abort:
-        err.print("error: interrupted")
+    except (typer.Abort, Interrupted, KeyboardInterrupt):
+        err.print(interrupted, markup=False)
         return 130
     except LandscapeError as exc:
         err.print(f"error: {distributed.where()}{message(exc)}", markup=False)
         return 2
-    except KeyboardInterrupt:
-        err.print("error: interrupted; finished work is saved and --resume continues it")
-        return 130
     except Exception as exc:  # an unexpected failure still gets one line
         if os.environ.get("LANDSCAPE_DEBUG") == "1":
             raise
@@ -84,6 +127,17 @@ def guarded(work: Callable[[], object], message: Callable[[LandscapeError], str]
         err.print(f"error: {distributed.where()}internal error {exc.__class__.__name__}: {msg} (LANDSCAPE_DEBUG=1 "
                   "shows the traceback)", markup=False)
         return 1
+
+
+@contextlib.contextmanager
+def _warning_lines() -> Iterator[None]:
+    """Show each warning as one ``warning: ...`` line for the block (recorded warnings are unaffected)."""
+    before = warnings.formatwarning
+    warnings.formatwarning = _one_line
+    try:
+        yield
+    finally:
+        warnings.formatwarning = before
 
 
 def entry_point() -> None:  # pragma: no cover - console script wrapper
