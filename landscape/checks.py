@@ -38,6 +38,16 @@ def check_finite(value, name: str):
     return value
 
 
+def check_positive(value, name: str) -> float:
+    """``value`` as a float, or :class:`LandscapeError` unless it is a finite number > 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise LandscapeError(f"{name} must be a number > 0, got {value!r}", params=(name,))
+    check_finite(value, name)
+    if value <= 0:
+        raise LandscapeError(f"{name} must be > 0, got {value!r}", params=(name,))
+    return float(value)
+
+
 #: A schema for JSON data (see :func:`schema_problem`): any real number.
 NUMBER = (int, float)
 
@@ -47,7 +57,8 @@ def schema_problem(value, schema, where: str = "") -> str | None:
 
     ``schema`` is a type (``float`` also takes an int; ``bool`` fits only
     ``bool``), ``None`` (JSON null), a dict of key -> schema (the value must
-    be a dict with those keys; a key ending in ``?`` may be absent), a
+    be a dict with those keys; a key ending in ``?`` may be absent; the
+    schema of key ``*`` applies to every other key of the value), a
     one-item list ``[item]`` (a list whose items fit ``item``), or a tuple of
     alternatives, one of which must fit.
     """
@@ -60,7 +71,11 @@ def schema_problem(value, schema, where: str = "") -> str | None:
     if isinstance(schema, dict):
         if not isinstance(value, dict):
             return f"{here} is {type(value).__name__}, not a dict"
-        for key, sub in schema.items():
+        rest = schema.get("*")
+        extra = {} if rest is None else {k: rest for k in value if k not in schema and f"{k}?" not in schema}
+        for key, sub in {**schema, **extra}.items():
+            if key == "*":
+                continue
             name = key.removesuffix("?")
             if name not in value:
                 if key.endswith("?"):
@@ -82,3 +97,41 @@ def schema_problem(value, schema, where: str = "") -> str | None:
     if isinstance(value, bool) and schema is not bool or not isinstance(value, accepted):
         return f"{here} is {type(value).__name__}, not {schema.__name__}"
     return None
+
+
+def gib(nbytes: float) -> str:
+    """``nbytes`` in GiB (or MiB below 1 GiB), for messages."""
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def available_memory(device=None) -> int:
+    """Bytes a new allocation may take on ``device``: free memory of a CUDA device, else the host's available RAM."""
+    import torch
+
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:  # not Linux
+        pass
+    import os
+
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def check_memory(need: float, what: str, budget_memory: float | None = None, device=None) -> None:
+    """:class:`LandscapeError` before work when ``what`` needs more than ``budget_memory`` GiB (default: available).
+
+    ``need`` is in bytes; the message gives both amounts.
+    """
+    if budget_memory is not None:
+        limit, whose = check_positive(budget_memory, "budget_memory") * 2**30, "of budget_memory"
+    else:
+        limit, whose = available_memory(device), "available"
+    if need > limit:
+        raise LandscapeError(f"{what} needs {gib(need)}, more than the {gib(limit)} {whose}; ask for less "
+                             "(or raise budget_memory)", params=("budget_memory",))

@@ -363,9 +363,19 @@ def test_8_study_rejects_a_model_typo_before_training_anything(cli, tmp_path):
 # -- 9. damaged checkpoints and impossible sizes: clean errors, exit 2 ----------------------------------------
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda p: p.pop("data"), "'data' entry is NoneType"),
-    (lambda p: p.update(data=[1, 2]), "'data' entry is list"),
-    (lambda p: p["data"].pop("split"), "lacks split"),
+    (lambda p: p.pop("data"), "is damaged: data is missing"),
+    (lambda p: p.update(data=[1, 2]), "is damaged: data is list, not a dict"),
+    (lambda p: p["data"].pop("split"), "is damaged: data.split is missing"),
+    # issue 22: every field by type and range, before any work
+    (lambda p: p.pop("optimizer"), "is damaged: optimizer is missing"),
+    (lambda p: p.pop("seed"), "is damaged: seed is missing"),
+    (lambda p: p.update(seed=1.5), "is damaged: seed is float, not int"),
+    (lambda p: p.update(seed=-3), "is damaged: seed is -3, not an integer from 0"),
+    (lambda p: p["data"].update(mean="0.5"), "is damaged: data.mean is str, not float"),
+    (lambda p: p["data"].update(std=0.0), "is damaged: data.std is 0.0, not a finite number > 0"),
+    (lambda p: p["data"].update(classes="benign"), "is damaged: data.classes is str, not a list"),
+    (lambda p: p.update(metrics=[1]), "is damaged: metrics is list, not a dict"),
+    (lambda p: p["model"]["kwargs"].update(channels=10**7), "needs"),
     (lambda p: p["model"]["kwargs"].update(num_classes=10**12), "num_classes must be an integer from 1 to 100000"),
     (lambda p: p.update(format_version=-1), "format_version -1"),
     (lambda p: p.update(format_version=True), "format_version True"),

@@ -10,7 +10,7 @@ from landscape.analysis.cache import as_checkpoint, cached
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint.cache import register_schema
 from landscape.checkpoint.load import SPLITS
-from landscape.checks import check_seed
+from landscape.checks import check_memory, check_positive, check_seed
 from landscape.errors import LandscapeError
 from landscape.hessian.blocks import module_blocks, per_block
 from landscape.hessian.budget import cap_for, expected_parts
@@ -58,7 +58,8 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
             seed: int = 0, progress: bool = True, json_path: str | Path | None = None,
             plot_path: str | Path | None = None, device: str | None = None,
             data_root: str | Path | None = None, trace_settings: dict | None = None,
-            density_settings: dict | None = None, budget_hvps: int | None = None) -> dict:
+            density_settings: dict | None = None, budget_hvps: int | None = None,
+            budget_memory: float | None = None) -> dict:
     """Top-k eigenvalues, trace, density and per-layer breakdown of a checkpoint's Hessian.
 
     ``ck`` is a loaded :class:`~landscape.checkpoint.Checkpoint` or a path
@@ -75,9 +76,13 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
     (never exceeded: outputs share it in order, top-k first).  Before
     computing it states its plan (expected HVPs per output, see
     :mod:`landscape.hessian.budget`) and, after two products, an ETA; the
-    plan is stored under ``result["plan"]``.
+    plan is stored under ``result["plan"]``. The Lanczos basis (at most
+    ``min(max_hvps, n)`` vectors of the ``n`` parameters) must fit in
+    ``budget_memory`` GiB (default: the memory available), checked before the plan.
     """
     _check(top_k, split, samples, batch_size, tol, seed, budget_hvps)
+    if budget_memory is not None:
+        check_positive(budget_memory, "budget_memory")
     check_writable(json_path, plot_path)
     density = bool(density or plot_path is not None)
     ck = as_checkpoint(ck, device, data_root)
@@ -87,6 +92,7 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
                 "trace_settings": {**TRACE, **(trace_settings or {})} if trace else None,
                 "density_settings": {**DENSITY, **(density_settings or {})} if density else None,
                 "block_settings": BLOCKS if per_layer else None, "budget_hvps": budget_hvps}
+    _check_basis(ck.model, int(top_k), settings["max_hvps"], budget_memory)
 
     def compute(full: dict) -> tuple[dict, dict]:
         result = _compute(ck, full, progress)
@@ -102,6 +108,18 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
                     title=f"{ck.run_dir.name}: Hessian spectral density ({split}, {record['result']['n_samples']} "
                           "images)")
     return record
+
+
+def _check_basis(model, top_k: int, max_hvps: int, budget_memory: float | None) -> None:
+    """Refuse, before any work, a ``top_k`` beyond the parameter count or a Lanczos basis that does not fit."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    n = sum(p.numel() for p in params)
+    if top_k > n:
+        raise LandscapeError(f"top_k must be at most the number of parameters ({n:,}), got {top_k:,}")
+    vectors = min(max_hvps, n)
+    check_memory(vectors * n * params[0].element_size(),
+                 f"the Lanczos basis of top_k={top_k:,} ({vectors:,} vectors of {n:,} parameters)",
+                 budget_memory, params[0].device)
 
 
 def _compute(ck, s: dict, progress: bool) -> dict:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from landscape.checkpoint.schema import check_metadata, check_model_size
 from landscape.data import load_images, select, to_float
 from landscape.errors import LandscapeError
 from landscape.io import nonfinite_entries, safe_torch_load, sha256_file
@@ -42,29 +43,8 @@ def read_payload(path: str | Path) -> dict:
     if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
         raise LandscapeError(f"checkpoint {path} has format_version {version!r}; "
                              f"this landscape reads 1 to {FORMAT_VERSION}")
-    _check_fields(path, payload)
+    check_metadata(path, payload)
     return payload
-
-
-#: Entries of a checkpoint's ``data`` dict that loading its split needs.
-DATA_KEYS = ("source", "kind", "classes", "img_size", "mean", "std", "split")
-
-
-def _check_fields(path: Path, payload: dict) -> None:
-    """LandscapeError naming the first missing or mistyped ``model``/``data`` entry."""
-    model, data = payload.get("model"), payload.get("data")
-    if (not isinstance(model, dict) or not isinstance(model.get("name"), str)
-            or not isinstance(model.get("kwargs"), dict)):
-        raise LandscapeError(f"checkpoint {path} is damaged: its 'model' entry is not a dict with a name and kwargs")
-    if not isinstance(data, dict):
-        raise LandscapeError(f"checkpoint {path} is damaged: its 'data' entry is {type(data).__name__}, not a dict")
-    missing = [k for k in DATA_KEYS if k not in data]
-    if missing:
-        raise LandscapeError(f"checkpoint {path} is damaged: its 'data' entry lacks {', '.join(missing)}")
-    if not isinstance(data["split"], dict) or "hash" not in data["split"] or data["kind"] not in ("phantom", "folder"):
-        raise LandscapeError(f"checkpoint {path} is damaged: its 'data' entry has no valid split or kind")
-    if not isinstance(payload["state_dict"], dict):
-        raise LandscapeError(f"checkpoint {path} is damaged: its 'state_dict' is not a dict")
 
 
 def architecture(payload: dict) -> tuple[str, dict]:
@@ -98,6 +78,7 @@ class Checkpoint:
             raise LandscapeError(f"{self.path} has non-finite weights or buffers ({bad[0]}{more}): a diverged run "
                                  "cannot be analysed")
         name, kwargs = architecture(payload)
+        check_model_size(self.path, name, kwargs, device=self.device)
         model = create(name, **kwargs)
         try:
             model.load_state_dict(state)

@@ -30,6 +30,9 @@ def hessian_command(
     budget_hvps: Optional[int] = typer.Option(None, "--budget-hvps",
                                               help="Most HVPs the whole analysis may use (never exceeded; top-k "
                                                    "first, then trace, density, per-layer)."),
+    budget_memory: Optional[float] = typer.Option(None, "--budget-memory", show_default="what is available",
+                                                  help="GiB the Lanczos basis may take; more is refused before "
+                                                       "work."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder, if it moved since training."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the record to this JSON file."),
@@ -70,6 +73,7 @@ def hessian_command(
         samples=None if samples == "all" else int(samples),
         batch_size=batch_size, tol=tol, seed=seed, progress=True, json_path=json_path, plot_path=plot,
         device=None if device == "auto" else device, data_root=data, budget_hvps=budget_hvps,
+        budget_memory=budget_memory,
     )
     res = record["result"]
     top = res["top_k"]
