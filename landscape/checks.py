@@ -38,6 +38,15 @@ def check_finite(value, name: str):
     return value
 
 
+def check_count(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int, or :class:`LandscapeError` unless it is an integer >= ``minimum`` (a count of 0 that
+    makes no sense, such as ``draws`` or ``n_boot``, is refused).
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise LandscapeError(f"{name} must be an integer >= {minimum}, got {value!r}", params=(name,))
+    return int(value)
+
+
 def check_positive(value, name: str) -> float:
     """``value`` as a float, or :class:`LandscapeError` unless it is a finite number > 0."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):

@@ -25,6 +25,7 @@ import numpy as np
 from landscape.analysis.cache import as_checkpoint, cached
 from landscape.checkpoint import Checkpoint
 from landscape.checkpoint.cache import register_schema
+from landscape.checks import check_count
 from landscape.data import load_images, to_float
 from landscape.data.metadata import read_metadata
 from landscape.errors import LandscapeError
@@ -60,6 +61,7 @@ def analyze(ck: Checkpoint | str | Path, data: str | Path, csv: str | Path | Non
     "drop": {"auroc", "balanced_accuracy"}, "scores": [...]}``.
     """
     check_options(data, csv, file_col, label_col, group_col, env_col)
+    check_count(n_boot, "n_boot")
     ck = as_checkpoint(ck, device, data_root)
     meta = ck.meta["data"]
     images = load_images(data, img_size=meta["img_size"])

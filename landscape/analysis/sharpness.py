@@ -9,7 +9,7 @@ from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checkpoint.cache import register_schema
-from landscape.checks import check_seed
+from landscape.checks import check_count, check_seed
 from landscape.errors import LandscapeError
 from landscape.plan import announce, sharpness_plan
 from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
@@ -59,6 +59,7 @@ def analyze(
                              params=("norm", "kind"))
     norm = check_norm(norm or "l2") if kind == "worst" else None
     rhos = check_rhos(rhos)
+    check_count(draws if kind == "average" else steps, "draws" if kind == "average" else "steps")
     if isinstance(m, bool) or not isinstance(m, int) or m < 1:
         raise LandscapeError(f"m (sub-batch size) must be a positive integer, got {m!r}")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < m:

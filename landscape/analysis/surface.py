@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from landscape import distributed
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
@@ -136,12 +137,13 @@ def _compute(ck, settings: dict, kind: str, other, sizes, out: Path, x_range, y_
     data = prepare_batches(ck.loader(split, batch_size=batch_size, samples=samples, seed=seed), model, batch_size)
     bn_data = ck.loader("train", batch_size=batch_size, samples=bn_samples, seed=seed) if bn == "recompute" else None
     plan = make_plan(ck, kind, other, dim, float(span), seed, data, include_bias_bn)
-    cost = surface_plan(int(np.prod(sizes)), forward_seconds(model, ck.loss_fn, data, fast))
-    announce(cost.line(), progress)
     ranges = list(plan.ranges)
     for i, override in enumerate((x_range, y_range)[:dim]):
         if override is not None:
             ranges[i] = (float(override[0]), float(override[1]))
+    check_reach(model, plan.directions, ranges[:dim])
+    cost = surface_plan(int(np.prod(sizes)), forward_seconds(model, ck.loss_fn, data, fast))
+    announce(cost.line(), progress)
     lo, hi = ranges[0]
     xs = interp_axis(sizes[0], lo, hi) if kind == "interp" and lo <= 0 and hi >= 1 else axis(sizes[0], lo, hi)
     ys = axis(sizes[1], *ranges[1]) if dim == 2 else None
@@ -226,6 +228,21 @@ def _save_npz(path: Path, xs, ys, arrays, plan, described: list[dict], model_los
              accuracy=arrays.accuracy, model_loss=np.float64(model_loss), key=np.array(arrays.key),
              direction_hashes=np.array([d["hash"] for d in described]), **extra)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def check_reach(model, directions, ranges) -> None:
+    """Refuse, before evaluating, a grid whose farthest point overflows the model's dtype (``--span 1e308``)."""
+    params = dict(model.named_parameters())
+    dtype = next(iter(params.values())).dtype
+    reach = max(float(p.detach().abs().max()) for p in params.values())
+    for d, (lo, hi) in zip(directions, ranges):
+        biggest = max((float(v.detach().abs().max()) for v in d.values()), default=0.0)
+        reach += max(abs(lo), abs(hi), abs(hi - lo)) * biggest
+    limit = torch.finfo(dtype).max
+    if not math.isfinite(reach) or reach >= limit:
+        raise LandscapeError(f"span overflows: the farthest grid point has weights of size {reach:.3g}, beyond "
+                             f"the {limit:.3g} of {str(dtype).removeprefix('torch.')}; use a smaller span",
+                             params=("span",))
 
 
 def _random_plane(dim: int) -> Callable[[dict], bool]:

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from landscape.checks import check_finite
 from landscape.errors import LandscapeError
 from landscape.optim.base import BASE_DEFAULTS, ClosureOptimizer, nonnegative, require
 
@@ -150,6 +151,8 @@ def resolve_hyper(name: str, given: dict[str, Any] | None = None, base: str | No
             raise LandscapeError(f"{key} does not apply to {spec.name}{on}; "
                                  f"it takes: {', '.join(sorted(defaults)) or 'nothing'}")
     hyper = {**defaults, **{k: _coerce(k, v, defaults[k]) for k, v in given.items()}}
+    for key in given:  # inf and NaN fail only at the first step otherwise
+        check_finite(hyper[key], key)
     _check_base(spec.name, hyper)
     return spec.cls.check_hyper(hyper, given)
 

@@ -28,8 +28,8 @@ def axis(n: int, lo: float, hi: float) -> np.ndarray:
     if n < 2:
         raise LandscapeError(f"a grid needs at least 2 points per axis, got {n}")
     lo, hi = float(lo), float(hi)
-    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
-        raise LandscapeError(f"an axis range must be finite with lo < hi, got [{lo}, {hi}]")
+    if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(hi - lo) and hi > lo):
+        raise LandscapeError(f"an axis range must be finite (also its width) with lo < hi, got [{lo}, {hi}]")
     xs = lo + (hi - lo) * (np.arange(n, dtype=np.float64) / (n - 1))
     xs[-1] = hi
     if lo == -hi:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from landscape.checks import check_seed
+from landscape.checks import check_finite, check_seed
 from landscape.errors import LandscapeError
 
 #: Learning rate used when ``lr`` is None, by base optimizer.
@@ -85,6 +85,8 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise LandscapeError(message)
+        check_finite(self.lr, "lr")
+        check_finite(self.weight_decay, "weight_decay")
         from landscape.models.registry import check_arguments
 
         check_arguments(self.model, self.model_kwargs)
