@@ -38,6 +38,15 @@ def check_finite(value, name: str):
     return value
 
 
+def check_unique(names, name: str) -> None:
+    """:class:`LandscapeError` naming the first repeated entry of ``names`` (each would be one run folder)."""
+    seen = set()
+    for item in names:
+        if item in seen:
+            raise LandscapeError(f"{name} lists {item!r} twice; give each once", params=(name,))
+        seen.add(item)
+
+
 def check_count(value, name: str, minimum: int = 1) -> int:
     """``value`` as an int, or :class:`LandscapeError` unless it is an integer >= ``minimum`` (a count of 0 that
     makes no sense, such as ``draws`` or ``n_boot``, is refused).

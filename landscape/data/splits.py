@@ -142,6 +142,18 @@ def manifest_hash(manifest: dict) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def _check_class_sizes(classes: list[str], strata, fractions) -> None:
+    """:class:`LandscapeError` with the counts when a class has fewer patients (groups) than splits to fill."""
+    needed = [s for s, f in zip(SPLITS, fractions) if f > 0]
+    counts = np.bincount(np.asarray(strata, dtype=np.int64), minlength=len(classes))
+    for cls, n in zip(classes, counts):
+        if n < len(needed):
+            raise LandscapeError(f"class {cls!r} has {n} image group(s), fewer than the {len(needed)} its split needs "
+                                 f"(one in each of {', '.join(needed)}; class sizes: "
+                                 f"{', '.join(f'{c} {k}' for c, k in zip(classes, counts))}); add images or drop "
+                                 "the class folder")
+
+
 def make_split(images: Images, fractions=(0.7, 0.1, 0.2), seed: int = 0, keep_conflicts: bool = False,
                threshold: float = THRESHOLD, duplicates: Duplicates | None = None) -> dict:
     """Group-aware stratified train/val/test manifest.
@@ -157,6 +169,7 @@ def make_split(images: Images, fractions=(0.7, 0.1, 0.2), seed: int = 0, keep_co
                              f"train > 0, got {fractions}")
     dups = _check_dups(images, duplicates, threshold)
     groups, strata, excluded = _groups(images, dups, keep_conflicts)
+    _check_class_sizes(images.classes, strata, fractions)
     bins = _stratified(groups, strata, len(images.classes), fractions, _rng(seed))
     members = {s: [k for g, b in zip(groups, bins) if b == i for k in g] for i, s in enumerate(SPLITS)}
     head = {"method": "holdout", "seed": seed, "fractions": list(fractions)}

@@ -106,7 +106,7 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     paths = resolve_inputs(inputs)
     runs = [Run(p, *_meta(p)) for p in paths]
     if dry_run or (compute and progress):
-        _plan(runs, seed, analyses or {})
+        _plan(runs, seed, analyses or {}, m)
         if dry_run:
             return runs, []
     missing: list[dict] = []
@@ -123,7 +123,7 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     return runs, missing
 
 
-def _plan(runs: list[Run], seed: int, analyses: dict[str, dict]) -> list[dict]:
+def _plan(runs: list[Run], seed: int, analyses: dict[str, dict], m: int | None = None) -> list[dict]:
     """Print the plan of every analysis the runs lack (nothing is computed)."""
     from landscape.report.plan import analysis_kwargs, build_plan, print_plan
 
@@ -133,7 +133,8 @@ def _plan(runs: list[Run], seed: int, analyses: dict[str, dict]) -> list[dict]:
         todo.append((run, [name for name in list_analyses()
                            if any(run.found[q] is None for q in get_analysis(name).provides)]))
     rows = build_plan(todo, lambda name: analysis_kwargs(get_analysis(name).compute, name, seed,
-                                                         get_analysis(name).report_defaults, analyses.get(name)))
+                                                         get_analysis(name).report_defaults, analyses.get(name)),
+                      m)
     print_plan(rows)
     return rows
 

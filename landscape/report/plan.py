@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from landscape.checkpoint import load_checkpoint
+from landscape.errors import LandscapeError
 from landscape.plan import (
     Plan,
     duration,
@@ -37,10 +38,11 @@ def analysis_kwargs(analyze, name: str, seed: int, needs: dict, overrides: dict 
     return {**defaults, "seed": seed, **needs, **(overrides or {})}
 
 
-def plan_run(ck, todo: list[str], kwargs: dict[str, dict], times: dict) -> list[Plan]:
+def plan_run(ck, todo: list[str], kwargs: dict[str, dict], times: dict, m: int | None = None) -> list[Plan]:
     """Plans of the analyses ``todo`` (keys of the report's ANALYSES) for loaded checkpoint ``ck``.
 
-    ``times`` caches unit seconds per (architecture, analysis) across runs.
+    ``times`` caches unit seconds per (architecture, analysis) across runs;
+    ``m`` is the report's ``--m`` (m-sharpness adapts to the data as the report does when it is None).
     """
     arch = (repr(ck.meta.get("model")), ck.data_name, ck.meta["data"].get("img_size"), ck.split_hash)
     plans = []
@@ -51,10 +53,11 @@ def plan_run(ck, todo: list[str], kwargs: dict[str, dict], times: dict) -> list[
         if name == "hessian":
             plan = _hessian_plan(ck, kw, measure)
         elif name == "sharpness":
+            from landscape.report.overrides import sharpness_m
             from landscape.sharpness.batches import sub_batches
 
             x, y = ck.tensors("train")
-            batches = sub_batches(x, y, m=kw["m"], samples=kw["samples"], seed=kw["seed"])
+            batches = sub_batches(x, y, m=sharpness_m(kw, m, len(y)), samples=kw["samples"], seed=kw["seed"])
             plan = sharpness_plan(ck.model, ck.loss_fn, batches, kw["kind"], len(kw["rhos"]), kw["steps"],
                                   kw["draws"], measure=measure)
         elif name == "measures":
@@ -114,19 +117,36 @@ def _measures_plan(ck, kw: dict, measure: bool) -> Plan:
     return plan
 
 
-def build_plan(todo: list[tuple], kwargs_for) -> list[dict]:
-    """Rows ``{"run", "analysis", "unit", "planned", "unit_seconds", "eta_seconds"}`` for ``todo``
-    (``(run, analysis names)`` pairs); ``kwargs_for(name)`` gives an analysis's keyword arguments.
+def build_plan(todo: list[tuple], kwargs_for, m: int | None = None) -> list[dict]:
+    """Rows ``{"run", "analysis", "unit", "planned", "unit_seconds", "eta_seconds", "problem"}`` for ``todo``
+    (``(run, analysis names)`` pairs); ``kwargs_for(name)`` gives an analysis's keyword arguments, ``m``
+    the report's ``--m``. An analysis that would fail (e.g. ``m`` larger than its images) is a row whose
+    ``problem`` is the error's message (else None), so a dry run lists every problem instead of stopping.
     """
     rows, times = [], {}
     for run, names in todo:
         if not names:
             continue
-        ck = load_checkpoint(run.path)
-        for plan in plan_run(ck, names, {n: kwargs_for(n) for n in names}, times):
-            rows.append({"run": run.name, "analysis": plan.analysis, "unit": plan.unit, "planned": plan.planned,
-                         "unit_seconds": plan.unit_seconds, "eta_seconds": plan.eta_seconds})
+        try:
+            ck = load_checkpoint(run.path)
+        except LandscapeError as exc:
+            rows.append(_problem(run.name, "(checkpoint)", exc))
+            continue
+        for name in names:
+            try:
+                plans = plan_run(ck, [name], {name: kwargs_for(name)}, times, m)
+            except LandscapeError as exc:
+                rows.append(_problem(run.name, name, exc))
+                continue
+            rows.extend({"run": run.name, "analysis": p.analysis, "unit": p.unit, "planned": p.planned,
+                         "unit_seconds": p.unit_seconds, "eta_seconds": p.eta_seconds, "problem": None}
+                        for p in plans)
     return rows
+
+
+def _problem(run: str, analysis: str, exc: LandscapeError) -> dict:
+    return {"run": run, "analysis": analysis, "unit": "", "planned": 0, "unit_seconds": 0.0, "eta_seconds": 0.0,
+            "problem": str(exc)}
 
 
 def print_plan(rows: list[dict]) -> None:
@@ -138,6 +158,9 @@ def print_plan(rows: list[dict]) -> None:
     for col in ("run", "analysis", "planned units", "s / unit", "ETA"):
         table.add_column(col)
     for r in rows:
-        table.add_row(r["run"], r["analysis"], plural(r["unit"], r["planned"]), f"{r['unit_seconds']:.3g}",
-                      duration(r["eta_seconds"]))
+        if r.get("problem"):
+            table.add_row(r["run"], r["analysis"], "problem:", r["problem"], "")
+        else:
+            table.add_row(r["run"], r["analysis"], plural(r["unit"], r["planned"]), f"{r['unit_seconds']:.3g}",
+                          duration(r["eta_seconds"]))
     console.print(table)

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from landscape import distributed
-from landscape.checks import check_seed
+from landscape.checks import check_seed, check_unique
 from landscape.errors import LandscapeError
 from landscape.io import check_writable, versions, write_json
 from landscape.progress import progress_bar
@@ -89,6 +89,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     img_size = preset.img_size if img_size is None else img_size
     if not models:
         raise LandscapeError("models is empty: pass at least one model name")
+    check_unique(models, "models")
     if isinstance(seeds, bool) or not isinstance(seeds, int) or seeds < 1:
         raise LandscapeError(f"seeds must be an integer >= 1, got {seeds!r}")
     check_seed(seed)

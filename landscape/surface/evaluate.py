@@ -126,6 +126,20 @@ def bn_layers(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
 
 
+def fold_singletons(batches: Batches) -> Batches:
+    """``batches`` with a last batch of one image joined to the one before (BatchNorm in train mode needs two).
+
+    One single image in all is a :class:`LandscapeError`.
+    """
+    batches = list(batches)
+    if len(batches[-1][1]) == 1:
+        if len(batches) == 1:
+            raise LandscapeError("bn_samples must be >= 2: recomputing BatchNorm statistics needs two images")
+        (xa, ya), (xb, yb) = batches[-2], batches[-1]
+        batches[-2:] = [(torch.cat([xa, xb]), torch.cat([ya, yb]))]
+    return batches
+
+
 def recompute_bn(model: nn.Module, batches: Batches) -> None:
     """Re-estimate BN running statistics in place like ``swa_utils.update_bn`` (BN layers only in train mode)."""
     layers = bn_layers(model)
@@ -266,7 +280,7 @@ def evaluate_surface(
     if bn == "recompute":
         if bn_data is None:
             raise LandscapeError('bn="recompute" needs bn_data (a fixed subset of the training split)')
-        bn_batches = prepare_batches(bn_data, model, batch_size, channels_last)
+        bn_batches = fold_singletons(prepare_batches(bn_data, model, batch_size, channels_last))
 
     shape = (len(xs),) if ys is None else (len(xs), len(ys))
     key = surface_key(model, directions, xs, ys, bn, batches, bn_batches, fast)

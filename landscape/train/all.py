@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from landscape.checks import check_unique
 from landscape.errors import LandscapeError
 from landscape.optim import list_optimizers, resolve_hyper
 from landscape.train.config import TrainConfig
@@ -34,6 +35,7 @@ def parse_optimizers(spec: str) -> list[str]:
     for name in names:
         if name not in known:
             raise LandscapeError(f"unknown optimizer {name!r}: use one of {', '.join(known)} or 'all'")
+    check_unique(names, "optimizers")
     return names
 
 
