@@ -51,11 +51,12 @@ def analyze(ck: Checkpoint | str | Path, data: str | Path, csv: str | Path | Non
                       file_col: str | None = None, label_col: str | None = None, group_col: str | None = None,
                       env_col: str | None = None, positive: str = "malignant", n_boot: int = 1000, seed: int = 0,
                       device: str | None = None, data_root: str | Path | None = None,
-                      progress: bool = True) -> dict:
+                      progress: bool = True, singleton_groups: bool = False) -> dict:
     """Evaluate a checkpoint on the external folder ``data``; returns its cached ``metrics`` record plus ``"path"``.
 
     ``csv`` with ``file_col`` (and optional label/group/environment columns)
-    is metadata beside the images (:func:`landscape.data.metadata.read_metadata`).
+    is metadata beside the images (:func:`landscape.data.metadata.read_metadata`; an empty group
+    ID is an error unless ``singleton_groups``).
     ``result["external"]`` = ``{"source", "content_hash", "classes", "positive",
     "overall": metrics, "environments": {env: metrics}, "internal": metrics,
     "drop": {"auroc", "balanced_accuracy"}, "scores": [...]}``.
@@ -66,7 +67,8 @@ def analyze(ck: Checkpoint | str | Path, data: str | Path, csv: str | Path | Non
     meta = ck.meta["data"]
     images = load_images(data, img_size=meta["img_size"])
     model_idx = shared_classes(ck.classes, images.classes)
-    meta_csv = read_metadata(images, csv, file_col, label_col, group_col, env_col) if csv is not None else None
+    meta_csv = (read_metadata(images, csv, file_col, label_col, group_col, env_col, singleton_groups)
+                if csv is not None else None)
     pos = next((i for i, c in enumerate(images.classes) if c.lower() == positive.lower()), None)
     if len(images.classes) == 2 and pos is None:
         raise LandscapeError(f"positive class {positive!r} is not a class of {data} ({', '.join(images.classes)})")

@@ -44,6 +44,8 @@ def _signals() -> Iterator[None]:
         return
 
     def interrupt(signum, frame):
+        for sig, handler in before.items():  # a second signal acts at once (e.g. if a thread is stuck)
+            signal.signal(sig, handler)
         raise Interrupted(signal.Signals(signum).name)
 
     before = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}

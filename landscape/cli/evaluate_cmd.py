@@ -23,6 +23,9 @@ def evaluate_command(
                                             help="CSV column with the label, checked against the class folder."),
     group_col: Optional[str] = typer.Option(None, "--csv-group-col",
                                             help="CSV column with the group (patient): CIs resample whole groups."),
+    singleton_groups: bool = typer.Option(False, "--singleton-groups",
+                                          help="Make each image with an empty group ID its own group (else an "
+                                               "error)."),
     env_col: Optional[str] = typer.Option(None, "--csv-env-col",
                                           help="CSV column with the environment (scanner, site): metrics per value."),
     positive: str = typer.Option("malignant", "--positive",
@@ -56,7 +59,7 @@ def evaluate_command(
     record = evaluate_external(run, data, csv=csv, file_col=file_col, label_col=label_col,
                                group_col=group_col, env_col=env_col, positive=positive, n_boot=n_boot,
                                seed=seed, device=None if device == "auto" else device, data_root=train_data,
-                               progress=True)
+                               progress=True, singleton_groups=singleton_groups)
     ext = record["result"]["external"]
     console.print(f"{record['provenance']['run']} on {ext['source']} (classes {', '.join(ext['classes'])}; "
                   f"score p({ext['positive']}) renormalised over them)", markup=False)

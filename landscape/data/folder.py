@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import stat
 import threading
 import warnings
 from collections import OrderedDict
@@ -109,17 +110,33 @@ def scan_folder(root: Path) -> tuple[list[str], list[tuple[str, int]], list[str]
         raise LandscapeError(f"only one class folder ({classes[0]}/) in {root}; need at least 2 classes")
     entries: list[tuple[str, int]] = []
     skipped: list[str] = []
+    special: list[str] = []
     for label, cls in enumerate(classes):
-        names = [f.name for f in (root / cls).iterdir()  # dangling links are kept, to be reported
-                 if (f.is_file() or f.is_symlink()) and f.suffix.lower() in IMAGE_EXTENSIONS
-                 and not f.name.startswith(".")]
+        candidates = [f for f in (root / cls).iterdir()
+                      if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith(".")]
+        kinds = {f.name: _regular(f) for f in candidates}
+        special += [f"{cls}/{n}" for n, regular in kinds.items() if regular is False]
+        names = [n for n, regular in kinds.items() if regular is not False]  # dangling links are kept, to be reported
         kept = sorted((n for n in names if not is_mask(n)), key=natural_key)
         skipped += sorted((f"{cls}/{n}" for n in names if is_mask(n)), key=natural_key)
         if not kept:
             raise LandscapeError(f"class folder {root / cls} holds no images ({', '.join(IMAGE_EXTENSIONS)}; masks do "
                                  "not count)")
         entries += [(f"{cls}/{n}", label) for n in kept]
+    if special:
+        warnings.warn(f"skipped {len(special)} image name(s) in {root} that are not regular files (FIFOs, devices "
+                      f"or folders; never opened), e.g. {sorted(special)[0]}", stacklevel=2)
     return classes, entries, skipped
+
+
+def _regular(path: Path) -> bool | None:
+    """Whether ``path`` (links followed) is a regular file, by ``stat`` alone (a FIFO is never opened);
+    None for a dangling link.
+    """
+    try:
+        return stat.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return None
 
 
 def _decode(data: bytes, img_size: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int], str]:
