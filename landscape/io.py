@@ -180,6 +180,21 @@ def check_writable(*paths: str | os.PathLike | None, folder: bool = False) -> No
             raise LandscapeError(f"cannot write {path}: folder {parent} is read-only")
 
 
+def check_inside(root: str | os.PathLike, *paths: str | os.PathLike) -> None:
+    """:class:`LandscapeError` naming the link when a path, symlinks resolved, leaves the folder ``root``.
+
+    Run folders are real folders: a symlinked ``analysis/`` (or lock, or
+    record) would write another folder's files.
+    """
+    base = Path(root).resolve()
+    for path in map(Path, paths):
+        target = path.resolve()
+        if target != base and base not in target.parents:
+            link = next((p for p in (path, *path.parents) if p.is_symlink()), path)
+            raise LandscapeError(f"{link} is a link to {link.resolve()}, outside the run folder {base}; writes stay "
+                                 "inside it: replace the link with a real folder")
+
+
 def nonfinite_entries(tensors: dict) -> list[str]:
     """Names of the floating-point tensors in ``tensors`` (a state dict) holding NaN or inf."""
     return [name for name, t in tensors.items()

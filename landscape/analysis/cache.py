@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 from landscape.checkpoint import cache
 from landscape.errors import LandscapeError
+from landscape.io import check_inside
 from landscape.runlock import run_lock
 
 
@@ -38,6 +39,7 @@ def cached(ck, kind: str, settings: dict, compute: Callable[[dict], tuple[dict, 
     if hit is not None and valid is not None and not valid(hit):
         hit = None
     if hit is None:
+        check_inside(ck.run_dir, ck.analysis_dir, path)
         with run_lock(ck.run_dir, outputs=(ck.analysis_dir, *outputs)):
             result, provenance = compute(full)
             path = cache.store(ck.run_dir, kind, full, result, {**ck.provenance(), **provenance})
