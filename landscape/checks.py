@@ -119,7 +119,7 @@ def schema_problem(value, schema, where: str = "") -> str | None:
 
 def gib(nbytes: float) -> str:
     """``nbytes`` in GiB (or MiB below 1 GiB), for messages."""
-    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+    return f"{nbytes / 2**30:.1f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.3g} MiB"
 
 
 def available_memory(device=None) -> int:
@@ -141,10 +141,11 @@ def available_memory(device=None) -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
-def check_memory(need: float, what: str, budget_memory: float | None = None, device=None) -> None:
+def check_memory(need: float, what: str, budget_memory: float | None = None, device=None,
+                 params: tuple[str, ...] = ()) -> None:
     """:class:`LandscapeError` before work when ``what`` needs more than ``budget_memory`` GiB (default: available).
 
-    ``need`` is in bytes; the message gives both amounts.
+    ``need`` is in bytes; the message gives both amounts; ``params``: the parameters ``what`` names.
     """
     if budget_memory is not None:
         limit, whose = check_positive(budget_memory, "budget_memory") * 2**30, "of budget_memory"
@@ -152,4 +153,4 @@ def check_memory(need: float, what: str, budget_memory: float | None = None, dev
         limit, whose = available_memory(device), "available"
     if need > limit:
         raise LandscapeError(f"{what} needs {gib(need)}, more than the {gib(limit)} {whose}; ask for less "
-                             "(or raise budget_memory)", params=("budget_memory",))
+                             "(or raise budget_memory)", params=("budget_memory", *params))

@@ -69,7 +69,9 @@ DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
 
 def disk_error(exc: OSError, path: str | os.PathLike, size: int | None = None) -> LandscapeError:
     """The one-line :class:`LandscapeError` for a failed write of ``path`` (``size`` bytes, when known)."""
-    need = f"; it needs {size / 2**20:.2f} MiB" if size is not None and exc.errno == errno.ENOSPC else ""
+    from landscape.checks import gib
+
+    need = f"; it needs {gib(size)}" if size is not None and exc.errno == errno.ENOSPC else ""
     reason = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
               errno.EROFS: "read-only file system"}.get(exc.errno, exc.strerror or type(exc).__name__)
     return LandscapeError(f"cannot write {path}: {reason}{need}; nothing was written (free space or choose "

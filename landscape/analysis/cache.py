@@ -51,8 +51,9 @@ def _sound(ck, kind: str, full: dict, path) -> dict | None:
     """The stored record at ``path`` if it passes every check, else None (with a warning naming why)."""
     try:
         hit = cache.find_record(ck.run_dir, kind, full)
-    except LandscapeError:  # not JSON
-        hit = []
+    except LandscapeError:
+        cache.warn_unused(path, f"{cache.MALFORMED} (not JSON)", "recomputing")
+        return None
     if hit is None:
         return None
     problem = cache.record_problem(hit, kind, ck.fingerprint, ck.split_hash, full)

@@ -119,7 +119,7 @@ def _check_basis(model, top_k: int, max_hvps: int, budget_memory: float | None) 
     vectors = min(max_hvps, n)
     check_memory(vectors * n * params[0].element_size(),
                  f"the Lanczos basis of top_k={top_k:,} ({vectors:,} vectors of {n:,} parameters)",
-                 budget_memory, params[0].device)
+                 budget_memory, params[0].device, params=("top_k",))
 
 
 def _compute(ck, s: dict, progress: bool) -> dict:

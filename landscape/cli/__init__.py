@@ -56,8 +56,9 @@ def _signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _one_line(message, category, filename, lineno, line=None) -> str:
-    return f"warning: {' '.join(str(message).split())}\n"
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Write a warning as one ``warning: ...`` line on stderr."""
+    sys.stderr.write(f"warning: {' '.join(str(message).split())}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,13 +134,10 @@ def guarded(work: Callable[[], object], message: Callable[[LandscapeError], str]
 
 @contextlib.contextmanager
 def _warning_lines() -> Iterator[None]:
-    """Show each warning as one ``warning: ...`` line for the block (recorded warnings are unaffected)."""
-    before = warnings.formatwarning
-    warnings.formatwarning = _one_line
-    try:
+    """Print each warning of the block as one ``warning: ...`` line on stderr (the user sees every one)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _print_warning
         yield
-    finally:
-        warnings.formatwarning = before
 
 
 def entry_point() -> None:  # pragma: no cover - console script wrapper

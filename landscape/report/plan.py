@@ -159,8 +159,11 @@ def print_plan(rows: list[dict]) -> None:
         table.add_column(col)
     for r in rows:
         if r.get("problem"):
-            table.add_row(r["run"], r["analysis"], "problem:", r["problem"], "")
+            table.add_row(r["run"], r["analysis"], "problem (below)", "-", "-")
         else:
             table.add_row(r["run"], r["analysis"], plural(r["unit"], r["planned"]), f"{r['unit_seconds']:.3g}",
                           duration(r["eta_seconds"]))
     console.print(table)
+    for r in rows:
+        if r.get("problem"):
+            console.print(f"problem: {r['run']} {r['analysis']}: {r['problem']}", markup=False, soft_wrap=True)

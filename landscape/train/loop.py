@@ -223,11 +223,11 @@ class _Trainer:
                 record = {"epoch": epoch, "train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"], "val": val,
                           "seconds": self.wall}
                 self.history.append(record)
-                self.save_epoch(epoch, {"val": val})
                 score = val.get("balanced_accuracy", -math.inf) if val.get("n") else -train_loss
-                if score > self.best_score:
+                if score > self.best_score:  # before the epoch file, the resume point: a failed write redoes both
                     self.best_score = score
                     atomic_torch_save(self.payload(epoch, {"val": val}, with_state=False), self.run_dir / "best.pt")
+                self.save_epoch(epoch, {"val": val})
                 bar.update(loss=f"{train_loss:.4f}", val_bacc=f"{val.get('balanced_accuracy', float('nan')):.3f}")
         return self.finish()
 
