@@ -46,12 +46,12 @@ def test_dry_run_prints_the_plan_and_computes_nothing(cli, fresh_runs, tmp_path,
 def test_plan_rows_count_the_analyzers_units(fresh_runs):
     from landscape.analysis import get_analysis
     from landscape.checkpoint import load_checkpoint
-    from landscape.report.plan import analysis_kwargs, plan_run
+    from landscape.report.plan import plan_run
     from landscape.sharpness.batches import sub_batches
 
     ck = load_checkpoint(fresh_runs[0] / "final.pt")
     names = ["hessian", "sharpness", "surface_1d", "surface_2d", "measures"]
-    kwargs = {n: analysis_kwargs(get_analysis(n).compute, n, 0, get_analysis(n).report_defaults, None) for n in names}
+    kwargs = {n: get_analysis(n).settings(ck, 0) for n in names}
     times: dict = {}
     plans = {p.analysis: p for p in plan_run(ck, names, kwargs, times)}
     size = sum(p.numel() for p in ck.model.parameters())
@@ -70,6 +70,21 @@ def test_plan_rows_count_the_analyzers_units(fresh_runs):
     # a second run of the same architecture reuses the timed products
     again = plan_run(load_checkpoint(fresh_runs[1] / "final.pt"), names, kwargs, times)
     assert [p.unit_seconds for p in again] == [plans[n].unit_seconds for n in names]
+
+
+def test_analysis_without_a_cost_is_planned_as_one_run_of_unknown_duration(fresh_runs):
+    from landscape.analysis import AnalysisSpec
+    from landscape.checkpoint import load_checkpoint
+    from landscape.report.plan import plan_run
+
+    spec = AnalysisSpec("costless", "costless", lambda ck, seed=0, progress=True: {}, provides={})
+    registry = __import__("landscape.analysis.registry", fromlist=["_REGISTRY"])._REGISTRY
+    registry["costless"] = spec
+    try:
+        (plan,) = plan_run(load_checkpoint(fresh_runs[0] / "final.pt"), ["costless"], {"costless": {}}, {})
+    finally:
+        registry.pop("costless")
+    assert (plan.unit, plan.planned, plan.unit_seconds, plan.eta_seconds) == ("run", 1, None, None)
 
 
 def test_plan_line_and_durations():

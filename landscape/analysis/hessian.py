@@ -26,7 +26,7 @@ from landscape.hessian.lanczos import (
 )
 from landscape.hessian.operator import HessianOperator
 from landscape.io import check_writable, write_json
-from landscape.plan import Meter, Plan, announce
+from landscape.plan import Meter, Plan, announce, time_pass
 from landscape.progress import progress_bar
 
 # Engine settings recorded with every result (they change the numbers).  The density's runs=None:
@@ -172,8 +172,29 @@ def _blocks(op) -> int:
     return len(module_blocks(op.names))
 
 
+#: HVP time over gradient time on the same images (retained graph, first products included).
+HVP_PER_GRADIENT = 2.5
+
+
+def cost(ck, kw: dict, measure: bool) -> Plan:
+    """HVPs of a run with settings ``kw`` on ``ck`` (see :func:`~landscape.hessian.budget.expected_parts`);
+    one HVP timed as ``HVP_PER_GRADIENT`` gradient passes over its images, the ratio the retained-graph
+    HVP was measured at.
+    """
+    size = sum(p.numel() for p in ck.model.parameters() if p.requires_grad)
+    tr = {**TRACE, **(kw.get("trace_settings") or {})} if kw["trace"] else None
+    dens = {**DENSITY, **(kw.get("density_settings") or {})} if kw["density"] else None
+    plan = Plan("hessian", "HVP", expected_parts(size, kw["top_k"], tr, dens), cap=kw.get("budget_hvps"))
+    if measure:
+        data = list(ck.loader(kw["split"], batch_size=kw["batch_size"], samples=kw["samples"], seed=kw["seed"]))
+        device = next(ck.model.parameters()).device
+        data = [(x.to(device), y.to(device)) for x, y in data]
+        plan.unit_seconds = HVP_PER_GRADIENT * time_pass(ck.model, ck.loss_fn, data, backward=True)
+    return plan
+
+
 register_analysis(AnalysisSpec(
-    "hessian", "hessian", analyze,
+    "hessian", "hessian", analyze, cost=cost,
     provides={
         "lambda_max": lambda r: bool((r["result"].get("top_k") or {}).get("eigenvalues")),
         "trace": lambda r: r["result"].get("trace") is not None,

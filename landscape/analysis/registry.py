@@ -1,14 +1,20 @@
 """The analysis registry: one :class:`AnalysisSpec` per analysis that the report and the study run.
 
-``landscape report`` finds (or computes) every quantity some spec provides;
-``landscape study`` runs every spec, grouped by ``stage``; ``landscape list
-analyses`` prints them. A new analysis is one driver module (an
-``analyze(ck, ..., seed, progress) -> record`` that goes through
-:func:`landscape.analysis.cache.cached`) plus one :func:`register_analysis`.
+``landscape report`` finds (or computes) every quantity some spec provides,
+plans the cost of what is missing with the spec's ``cost`` and adapts its
+settings to each run with ``adapt``; ``landscape study`` runs every spec,
+grouped by ``stage``; ``landscape list analyses`` prints them. A new analysis
+is one driver module (an ``analyze(ck, ..., seed, progress) -> record`` that
+goes through :func:`landscape.analysis.cache.cached`) plus one
+:func:`register_analysis`; its runs-table columns are measures
+(:func:`landscape.measures.register`) and its figures report panels
+(:func:`landscape.report.panels.register_panel`). Nothing else lists analysis
+names (see ``examples/custom_analysis.py``).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,7 +31,13 @@ class AnalysisSpec:
     * ``provides``: quantity -> test that a stored record of ``kind`` provides it;
     * ``report_defaults``: keyword arguments the report needs on top of the
       driver's defaults; ``quick_defaults``: what ``study --quick`` adds on top;
-    * ``stage``: the study's timing stage (default ``name``); ``description``: one line.
+    * ``stage``: the study's timing stage (default ``name``); ``description``: one line;
+    * ``cost(ck, kwargs, measure) -> CostPlan``: the units a run with ``kwargs`` will use on ``ck``,
+      with ``unit_seconds`` timed on ``ck`` when ``measure`` (None: the report plans one "run" of
+      unknown duration);
+    * ``adapt(ck, kwargs) -> kwargs``: the report's settings fitted to ``ck`` (e.g. a sub-batch size
+      capped at the training images); a setting the user fixed with a report option (``--m``) is
+      applied after it.
     """
 
     name: str
@@ -36,14 +48,34 @@ class AnalysisSpec:
     quick_defaults: dict = field(default_factory=dict)
     stage: str = ""
     description: str = ""
+    cost: Callable[..., object] | None = None
+    adapt: Callable[..., dict] | None = None
 
     def __post_init__(self) -> None:
         if not self.stage:
             object.__setattr__(self, "stage", self.name)
 
-    def run(self, ck, seed: int = 0, overrides: dict | None = None, progress: bool = True) -> dict:
-        """The (cached) record on ``ck``: driver defaults, then ``report_defaults``, then ``overrides``."""
-        return self.compute(ck, **{"seed": seed, **self.report_defaults, **(overrides or {})}, progress=progress)
+    def defaults(self) -> dict:
+        """The driver's keyword arguments with their defaults (``ck`` and ``progress`` left out)."""
+        params = inspect.signature(self.compute).parameters
+        return {k: p.default for k, p in params.items()
+                if p.default is not inspect.Parameter.empty and k not in ("ck", "progress")}
+
+    def settings(self, ck, seed: int = 0, overrides: dict | None = None, options: dict | None = None) -> dict:
+        """What the report runs the driver with on ``ck``: its defaults, ``seed``, ``report_defaults`` and
+        ``overrides``, fitted by ``adapt``; then each report option (``{"m": 32}``; None: not given) that
+        the driver takes.
+        """
+        kwargs = {**self.defaults(), "seed": seed, **self.report_defaults, **(overrides or {})}
+        if self.adapt is not None:
+            kwargs = self.adapt(ck, kwargs)
+        kwargs.update({k: v for k, v in (options or {}).items() if v is not None and k in kwargs})
+        return kwargs
+
+    def run(self, ck, seed: int = 0, overrides: dict | None = None, progress: bool = True,
+            options: dict | None = None) -> dict:
+        """The (cached) record on ``ck``, run with :meth:`settings`."""
+        return self.compute(ck, **self.settings(ck, seed, overrides, options), progress=progress)
 
 
 _REGISTRY: dict[str, AnalysisSpec] = {}

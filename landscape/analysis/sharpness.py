@@ -10,7 +10,7 @@ from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
-from landscape.plan import announce, sharpness_plan
+from landscape.plan import Plan, announce, sharpness_plan
 from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
 from landscape.sharpness.balls import check_norm, check_rhos
 from landscape.sharpness.batches import sub_batches
@@ -91,8 +91,20 @@ def analyze(
     return cached(ck, "sharpness", settings, compute)
 
 
+def cost(ck, kw: dict, measure: bool) -> Plan:
+    """Gradient (worst case) or forward (average case) passes of a run with settings ``kw`` on ``ck``."""
+    batches = sub_batches(*ck.tensors("train"), m=kw["m"], samples=kw["samples"], seed=kw["seed"])
+    return sharpness_plan(ck.model, ck.loss_fn, batches, kw["kind"], len(kw["rhos"]), kw["steps"], kw["draws"],
+                          measure=measure)
+
+
+def adapt(ck, kw: dict) -> dict:
+    """The sub-batch size ``m`` capped at the training images of ``ck``, so small data sets still work."""
+    return {**kw, "m": max(1, min(int(kw["m"]), len(ck.tensors("train")[1])))}
+
+
 register_analysis(AnalysisSpec(
-    "sharpness", "sharpness", analyze,
+    "sharpness", "sharpness", analyze, cost=cost, adapt=adapt,
     provides={"m_sharpness": lambda r: bool(r["result"].get("rhos"))},
     report_defaults={"samples": 256, "steps": 10},  # 2 sub-batches of 128, 10 steps: one run fits 10 min on 2 cores
     quick_defaults={"rhos": (0.02, 0.05, 0.1), "m": 32, "samples": 64, "steps": 4},

@@ -26,7 +26,7 @@ from landscape.checkpoint import Checkpoint
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_bytes, check_writable, stable_hash
-from landscape.plan import announce, surface_plan
+from landscape.plan import Plan, announce, surface_plan
 from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, forward_seconds, prepare_batches
 from landscape.surface.grid import axis, center_index, check_grid_memory, interp_axis, parse_grid
 from landscape.surface.plot import plot_html, plot_png
@@ -231,13 +231,24 @@ def _random_plane(dim: int) -> Callable[[dict], bool]:
     return lambda r: r["result"].get("dim") == dim and r["result"].get("directions") == "random"
 
 
+def cost(ck, kw: dict, measure: bool) -> Plan:
+    """Forward passes over the evaluation data of a run with settings ``kw`` on ``ck``: one per grid point."""
+    points = math.prod(parse_grid(kw["grid"], kw["dim"]))
+    seconds = None
+    if measure:
+        loader = ck.loader(kw["split"], batch_size=kw["batch_size"], samples=kw["samples"], seed=kw["seed"])
+        seconds = forward_seconds(ck.model, ck.loss_fn, prepare_batches(loader, ck.model, kw["batch_size"]),
+                                  kw["fast"])
+    return surface_plan(points, seconds)
+
+
 register_analysis(AnalysisSpec(
-    "surface_1d", "surface", analyze, provides={"surface_1d": _random_plane(1)},
+    "surface_1d", "surface", analyze, cost=cost, provides={"surface_1d": _random_plane(1)},
     report_defaults={"dim": 1, "directions": "random"}, quick_defaults={"grid": 21, "samples": 64},
     stage="surfaces", description="1D loss curve along a filter-normalised random direction",
 ))
 register_analysis(AnalysisSpec(
-    "surface_2d", "surface", analyze, provides={"surface_2d": _random_plane(2)},
+    "surface_2d", "surface", analyze, cost=cost, provides={"surface_2d": _random_plane(2)},
     report_defaults={"dim": 2, "directions": "random"}, quick_defaults={"grid": 11, "samples": 64},
     stage="surfaces", description="2D loss surface on two filter-normalised random directions",
 ))

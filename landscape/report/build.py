@@ -33,7 +33,7 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     provenance) and, with ``png_dir``, matplotlib PNGs of the figures.
     When ``progress`` is True, shows bars and prints the summary table.
     ``m``: the m-sharpness sub-batch size; None adapts it to small data
-    (:func:`landscape.report.overrides.sharpness_m`). Every setting and output
+    (each analysis spec's ``adapt``). Every setting and output
     location is checked before any run is loaded.
     ``dry_run`` prints the plan of the missing analyses (runs x analyses x
     ETA) and returns None without computing or writing anything.

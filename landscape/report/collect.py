@@ -106,7 +106,7 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     paths = resolve_inputs(inputs)
     runs = [Run(p, *_meta(p)) for p in paths]
     if dry_run or (compute and progress):
-        _plan(runs, seed, analyses or {})
+        _plan(runs, seed, analyses or {}, m)
         if dry_run:
             return runs, []
     missing: list[dict] = []
@@ -123,17 +123,16 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     return runs, missing
 
 
-def _plan(runs: list[Run], seed: int, analyses: dict[str, dict]) -> list[dict]:
+def _plan(runs: list[Run], seed: int, analyses: dict[str, dict], m: int | None = None) -> list[dict]:
     """Print the plan of every analysis the runs lack (nothing is computed)."""
-    from landscape.report.plan import analysis_kwargs, build_plan, print_plan
+    from landscape.report.plan import build_plan, print_plan
 
     todo = []
     for run in runs:
         _find_all(run)
         todo.append((run, [name for name in list_analyses()
                            if any(run.found[q] is None for q in get_analysis(name).provides)]))
-    rows = build_plan(todo, lambda name: analysis_kwargs(get_analysis(name).compute, name, seed,
-                                                         get_analysis(name).report_defaults, analyses.get(name)))
+    rows = build_plan(todo, lambda ck, name: get_analysis(name).settings(ck, seed, analyses.get(name), {"m": m}))
     print_plan(rows)
     return rows
 
@@ -167,18 +166,12 @@ def run_analysis(ck, name: str, seed: int = 0, overrides: dict | None = None, pr
                  m: int | None = None) -> dict:
     """Run analysis ``name`` (a registered :class:`~landscape.analysis.AnalysisSpec`) on a loaded checkpoint.
 
-    Keyword arguments: the driver's defaults, then what the report needs
-    (the spec's ``report_defaults``), then ``overrides``. m-sharpness uses ``m``,
-    or when it is None ``min(overrides' m or 128, training images)`` (recorded
-    in its settings). Returns the (cached) record.
+    Keyword arguments: :meth:`~landscape.analysis.AnalysisSpec.settings` (the driver's defaults, the
+    spec's ``report_defaults``, ``overrides``, fitted to ``ck``); the report option ``m`` (the
+    m-sharpness sub-batch size) goes to every driver that takes an ``m``, used as given. Returns the
+    (cached) record.
     """
-    from landscape.report.overrides import sharpness_m
-
-    spec = get_analysis(name)
-    overrides = dict(overrides or {})
-    if name == "sharpness":
-        overrides["m"] = sharpness_m({**spec.report_defaults, **overrides}, m, len(ck.tensors("train")[1]))
-    return spec.run(ck, seed, overrides, progress)
+    return get_analysis(name).run(ck, seed, overrides, progress, {"m": m})
 
 
 def _compute_missing(run: Run, seed: int, progress: bool, analyses: dict[str, dict], m: int | None = None) -> None:

@@ -32,8 +32,7 @@ class Panel:
     ``id``: anchor in the page; ``title`` and ``caption``: plain text;
     ``series``: the :data:`SERIES` it reads; ``plotly(data, rows, summary)`` and
     ``png(data, rows, summary)`` return a figure or None (no data; ``png`` None:
-    no PNG); ``png_name``: the PNG's file stem; ``section``: ``"correlations"``
-    or ``"landscapes"``.
+    no PNG); ``png_name``: the PNG's file stem; ``section``: one of :data:`SECTIONS`.
     """
 
     id: str
@@ -46,6 +45,9 @@ class Panel:
     section: str = "landscapes"
 
 
+#: The report sections a panel may go to (their figures are shown in this order of registration).
+SECTIONS = ("correlations", "landscapes")
+
 _PANELS: list[Panel] = []
 
 
@@ -53,6 +55,9 @@ def register_panel(panel: Panel, before: str | None = None) -> Panel:
     """Add ``panel`` at the end (or before the panel with id ``before``); ids are unique."""
     if any(p.id == panel.id for p in _PANELS):
         raise LandscapeError(f"report panel {panel.id!r} is already registered")
+    if panel.section not in SECTIONS:
+        raise LandscapeError(f"report panel {panel.id!r}: unknown section {panel.section!r}; use one of "
+                             f"{', '.join(SECTIONS)}")
     unknown = [s for s in panel.series if s not in SERIES]
     if unknown:
         raise LandscapeError(f"report panel {panel.id!r} needs unknown series {unknown}; register them first")

@@ -46,12 +46,18 @@ def common_rho(runs: Sequence[Run]) -> float | None:
 
 
 def group_name(run: Run, several_models: bool) -> str:
-    """Seeds of the same group are aggregated: optimizer, base if not Adam, model if several."""
+    """Seeds of the same group are aggregated: optimizer, its base if not the default one (a base optimizer
+    is its own), ``-cm`` when compute-matched, model if several.
+    """
+    from landscape.optim.base import DEFAULT_BASE
+    from landscape.optim.registry import get_optimizer, list_optimizers
+
     opt = run.meta["optimizer"]
     name = run.optimizer
-    if opt.get("base") not in (None, "adam") and name not in ("adam", "sgd"):
+    spec = get_optimizer(name) if name in list_optimizers() else None  # None: not registered in this session
+    if opt.get("base") not in (None, DEFAULT_BASE) and not (spec and spec.is_base):
         name += f"({opt['base']})"
-    if opt.get("compute_matched") and name in ("adam", "sgd"):
+    if opt.get("compute_matched") and spec and spec.passes == 1:
         name += "-cm"
     return f"{run.model}/{name}" if several_models else name
 
