@@ -121,7 +121,7 @@ def test_analysis_registry_drives_report_quantities_and_study_stages():
     from landscape.study.run import stages
 
     assert list_analyses() == ["hessian", "sharpness", "surface_1d", "surface_2d", "measures"]
-    assert list(quantities()) == ["lambda_max", "trace", "density", "m_sharpness", "surface_1d", "surface_2d",
+    assert list(quantities()) == ["lambda_max", "hessian_trace", "density", "m_sharpness", "surface_1d", "surface_2d",
                                   "measures"]
     assert stages() == ("train", "hessian", "sharpness", "surfaces", "measures", "report")
     assert stages(external=True) == ("train", "hessian", "sharpness", "surfaces", "measures", "evaluate", "report")
@@ -141,7 +141,7 @@ def test_analysis_registry_drives_report_quantities_and_study_stages():
         assert get_analysis("weights").run(None, seed=3, overrides={"scale": 4.0}) == spec.compute(None, scale=4.0)
         assert calls[0] == (3, 4.0)
         with pytest.raises(LandscapeError, match="already provided"):
-            register_analysis(AnalysisSpec("other", "other", norm_of_weights, provides={"trace": bool}))
+            register_analysis(AnalysisSpec("other", "other", norm_of_weights, provides={"hessian_trace": bool}))
         register_panel(Panel("weights", "Weight norms", "One bar per run.", (), lambda d, rows, s: None),
                        before="density")
         ids = [p.id for p in panels()]

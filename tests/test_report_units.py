@@ -165,14 +165,15 @@ def _synthetic_run(tmp_path, optimizer: str, seed: int, grid: int):
                                                      "density": {"grid": grid_d.tolist(),
                                                                  "density": np.exp(-grid_d ** 2).tolist()}}}
     sharp = {"settings": {"m": 128},
-             "result": {"rhos": [0.05, 0.1], "mean": [0.01 * lam, 0.04 * lam], "std": [0.001, 0.002]}}
+             "result": {"kind": "worst", "rhos": [0.05, 0.1], "mean": [0.01 * lam, 0.04 * lam], "std": [0.001, 0.002]}}
     surf1 = {"settings": {"dim": 1}, "result": {"dim": 1, "directions": "random", "x": xs.tolist(),
                                                 "loss": (xs ** 2).tolist()}}
     surf2 = {"settings": {"dim": 2}, "result": {"dim": 2, "directions": "random", "x": xs.tolist(), "y": xs.tolist(),
                                                 "loss": plane}}
-    found = {"lambda_max": hessian, "trace": hessian, "density": hessian, "m_sharpness": sharp,
+    found = {"lambda_max": hessian, "hessian_trace": hessian, "density": hessian, "m_sharpness": sharp,
              "surface_1d": surf1, "surface_2d": surf2}
-    return Run(tmp_path / f"busi-cnn-small-{optimizer}-s{seed}" / "final.pt", meta, "0" * 16, found)
+    measured = {"lambda_max": hessian, "hessian_trace": hessian, "sharpness_worst": sharp}
+    return Run(tmp_path / f"busi-cnn-small-{optimizer}-s{seed}" / "final.pt", meta, "0" * 16, found, measured)
 
 
 def test_page_of_seven_optimizers_with_large_surfaces_stays_under_10_mb(tmp_path):

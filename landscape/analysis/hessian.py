@@ -194,10 +194,10 @@ def cost(ck, kw: dict, measure: bool) -> Plan:
 
 
 register_analysis(AnalysisSpec(
-    "hessian", "hessian", analyze, cost=cost,
+    "hessian", "hessian", analyze, cost=cost, columns=("lambda_max", "hessian_trace"),
     provides={
         "lambda_max": lambda r: bool((r["result"].get("top_k") or {}).get("eigenvalues")),
-        "trace": lambda r: r["result"].get("trace") is not None,
+        "hessian_trace": lambda r: r["result"].get("trace") is not None,
         "density": lambda r: r["result"].get("density") is not None,
     },
     report_defaults={"density": True, "samples": 256},  # 256 images: one run fits 10 min on 2 cores

@@ -35,6 +35,8 @@ class AnalysisSpec:
     * ``cost(ck, kwargs, measure) -> CostPlan``: the units a run with ``kwargs`` will use on ``ck``,
       with ``unit_seconds`` timed on ``ck`` when ``measure`` (None: the report plans one "run" of
       unknown duration);
+    * ``columns``: measure names (:data:`landscape.measures.REGISTRY`, read from this analysis's records)
+      that the report shows in its runs table and correlates with generalization;
     * ``adapt(ck, kwargs) -> kwargs``: the report's settings fitted to ``ck`` (e.g. a sub-batch size
       capped at the training images); a setting the user fixed with a report option (``--m``) is
       applied after it.
@@ -48,6 +50,7 @@ class AnalysisSpec:
     quick_defaults: dict = field(default_factory=dict)
     stage: str = ""
     description: str = ""
+    columns: tuple[str, ...] = ()
     cost: Callable[..., object] | None = None
     adapt: Callable[..., dict] | None = None
 
@@ -85,6 +88,12 @@ def register_analysis(spec: AnalysisSpec, overwrite: bool = False) -> AnalysisSp
     """Add ``spec`` (``overwrite`` replaces one of that name); a quantity may be provided by one spec only."""
     if spec.name in _REGISTRY and not overwrite:
         raise LandscapeError(f"analysis {spec.name!r} is already registered (pass overwrite=True to replace it)")
+    from landscape.measures import REGISTRY
+
+    unknown = [c for c in spec.columns if c not in REGISTRY or REGISTRY[c].source != spec.kind]
+    if unknown:
+        raise LandscapeError(f"analysis {spec.name!r}: columns {unknown} are not measures read from {spec.kind!r} "
+                             "records; register them first (landscape.measures.register)")
     taken = {q: s.name for s in _REGISTRY.values() if s.name != spec.name for q in s.provides}
     clash = sorted(q for q in spec.provides if q in taken)
     if clash:
@@ -108,3 +117,8 @@ def get_analysis(name: str) -> AnalysisSpec:
 def quantities() -> dict[str, tuple[str, Callable[[dict], bool]]]:
     """Every quantity some analysis provides -> ``(record kind, test)``, in registration order."""
     return {q: (s.kind, test) for s in _REGISTRY.values() for q, test in s.provides.items()}
+
+
+def columns() -> list[str]:
+    """The measure names of every analysis's ``columns``, in registration order (the report's flatness measures)."""
+    return list(dict.fromkeys(c for s in _REGISTRY.values() for c in s.columns))

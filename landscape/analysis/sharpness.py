@@ -104,7 +104,7 @@ def adapt(ck, kw: dict) -> dict:
 
 
 register_analysis(AnalysisSpec(
-    "sharpness", "sharpness", analyze, cost=cost, adapt=adapt,
+    "sharpness", "sharpness", analyze, cost=cost, adapt=adapt, columns=("sharpness_worst", "sharpness_average"),
     provides={"m_sharpness": lambda r: bool(r["result"].get("rhos"))},
     report_defaults={"samples": 256, "steps": 10},  # 2 sub-batches of 128, 10 steps: one run fits 10 min on 2 cores
     quick_defaults={"rhos": (0.02, 0.05, 0.1), "m": 32, "samples": 64, "steps": 4},

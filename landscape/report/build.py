@@ -128,13 +128,13 @@ def _print_summary(numbers: dict, out: Path) -> None:
 
     from landscape.report.style import fmt_mean_std
 
+    measures = numbers["summary"]["measures"]
     table = Table(title=numbers["title"])
-    for col in ("group", "runs", "balanced acc.", "gap", "λ_max", "trace", "m-sharpness"):
+    for col in ("group", "runs", "balanced acc.", "gap", *measures.values()):
         table.add_column(col, justify="left" if col == "group" else "right")
     for g in numbers["summary"]["groups"]:
-        table.add_row(Text(g["group"]), str(g["n_runs"]), *(fmt_mean_std(g[k]) for k in
-                                                     ("balanced_accuracy", "gap", "lambda_max", "trace",
-                                                      "m_sharpness")))
+        table.add_row(Text(g["group"]), str(g["n_runs"]),
+                      *(fmt_mean_std(g[k]) for k in ("balanced_accuracy", "gap", *measures)))
     console = Console(highlight=False)
     console.print(table)
     if numbers["missing"]:

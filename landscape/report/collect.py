@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from landscape.analysis import cached, get_analysis, list_analyses, quantities
+from landscape.analysis import cached, columns, get_analysis, list_analyses, quantities
 from landscape.checkpoint import load_checkpoint, read_payload, resolve_checkpoint_path
 from landscape.checkpoint.cache import newest_for
 from landscape.errors import LandscapeError
 from landscape.io import sha256_bytes
+from landscape.measures import REGISTRY
 from landscape.progress import progress_bar
 
 METRIC_SPLITS = ("test", "train")
@@ -26,12 +27,15 @@ METRIC_SPLITS = ("test", "train")
 
 @dataclass
 class Run:
-    """One checkpoint with its metadata and the analysis record behind each quantity."""
+    """One checkpoint with its metadata, the analysis record behind each quantity (``found``) and behind each
+    flatness measure that an analysis shows as a column (``measured``; see :func:`landscape.analysis.columns`).
+    """
 
     path: Path
     meta: dict
     sha: str  # first 16 hex digits of the checkpoint file's SHA-256, as analyses record it
     found: dict[str, dict | None] = field(default_factory=dict)
+    measured: dict[str, dict | None] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
@@ -155,6 +159,9 @@ def _lacks_metrics(run: Run) -> bool:
 
 def _find_all(run: Run) -> None:
     run.found = {q: _newest(run.path, run.sha, kind, test) for q, (kind, test) in quantities().items()}
+    specs = {name: REGISTRY[name] for name in columns()}
+    run.measured = {name: _newest(run.path, run.sha, spec.source, lambda r, s=spec: s.extract(r) is not None)
+                    for name, spec in specs.items()}
 
 
 def _newest(path: Path, sha: str, kind: str, test: Callable[[dict], bool]) -> dict | None:
