@@ -26,8 +26,8 @@ import plotly.graph_objects as go
 import landscape
 from landscape.analysis import AnalysisSpec, cached, get_analysis, list_analyses, register_analysis
 from landscape.analysis.cache import as_checkpoint
+from landscape.cost import CostPlan
 from landscape.measures import MeasureSpec, register
-from landscape.plan import Plan
 from landscape.report.panels import Panel, register_panel, register_series
 
 KIND = "weight_norms"  # the record kind, stored as analysis/weight_norms-<hash>.json
@@ -44,9 +44,9 @@ def weight_norms(ck, seed: int = 0, progress: bool = True) -> dict:
     return cached(ck, KIND, {}, compute)  # deterministic: no setting changes the numbers
 
 
-def cost(ck, kwargs: dict, measure: bool) -> Plan:
+def cost(ck, kwargs: dict, measure: bool) -> CostPlan:
     """One norm per weight tensor; each takes microseconds, so the ETA is left out."""
-    return Plan("weight_norms", "norm", {"layers": sum(p.dim() > 1 for p in ck.model.parameters())})
+    return CostPlan("weight_norms", "norm", {"layers": sum(p.dim() > 1 for p in ck.model.parameters())})
 
 
 def per_layer_series(runs, rows) -> dict:

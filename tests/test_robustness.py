@@ -96,7 +96,7 @@ def test_1_unfinished_run_is_never_discarded_silently_and_pca_uses_only_this_run
 
     # an epoch file of another run in the folder is not part of this run's trajectory
     from landscape import load_checkpoint
-    from landscape.analysis.plan import _epoch_paths
+    from landscape.analysis.direction_plan import _epoch_paths
 
     stray = second.run_dir / "epoch_002.pt"  # as if left by another run
     shutil.copy(second.run_dir / "epoch_001.pt", stray)

@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
-
-Vector = dict[str, torch.Tensor]
+from landscape.tensors import Vector
 
 
 def trainable(model: nn.Module) -> Vector:

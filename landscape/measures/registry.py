@@ -1,7 +1,7 @@
 """The measure registry: one :class:`MeasureSpec` per generalization measure.
 
 A spec either computes its value from a loaded checkpoint (``compute``, run
-by :func:`landscape.analysis.measures.analyze_measures` and cached in a
+by :func:`landscape.analysis.measures.analyze` and cached in a
 ``measures`` record) or reads it from another analysis record (``source`` =
 ``"hessian"`` or ``"sharpness"``, ``extract``), so nothing is computed twice.
 Adding a measure is one :func:`register` call (see :mod:`landscape.measures.catalogue`).

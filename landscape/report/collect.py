@@ -103,7 +103,7 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     :func:`run_analysis`; ``m`` is the m-sharpness sub-batch size, adapted to the data when None).
     Returns the runs and the missing items ``[{"run", "quantity"}]``.
     Before computing, the plan of the missing analyses (runs x analyses x
-    ETA, :mod:`landscape.report.plan`) is printed when ``progress``; with
+    ETA, :mod:`landscape.report.costs`) is printed when ``progress``; with
     ``dry_run`` it is printed and nothing is computed (the runs are returned
     as found, with an empty missing list).
     """
@@ -129,7 +129,7 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
 
 def _plan(runs: list[Run], seed: int, analyses: dict[str, dict], m: int | None = None) -> list[dict]:
     """Print the plan of every analysis the runs lack (nothing is computed)."""
-    from landscape.report.plan import build_plan, print_plan
+    from landscape.report.costs import build_plan, print_plan
 
     todo = []
     for run in runs:

@@ -14,10 +14,10 @@ from rich.table import Table
 
 from landscape.analysis import get_analysis
 from landscape.checkpoint import load_checkpoint
-from landscape.plan import Plan, duration, plural
+from landscape.cost import CostPlan, duration, plural
 
 
-def plan_run(ck, todo: list[str], kwargs: dict[str, dict], times: dict) -> list[Plan]:
+def plan_run(ck, todo: list[str], kwargs: dict[str, dict], times: dict) -> list[CostPlan]:
     """Plans of the registered analyses ``todo`` for loaded checkpoint ``ck``, each run with ``kwargs[name]``.
 
     ``times`` caches unit seconds per (architecture, analysis) across runs.
@@ -28,7 +28,7 @@ def plan_run(ck, todo: list[str], kwargs: dict[str, dict], times: dict) -> list[
         key = (arch, name)
         measure = key not in times
         cost = get_analysis(name).cost
-        plan = Plan(name, "run", {name: 1}) if cost is None else cost(ck, kwargs[name], measure)
+        plan = CostPlan(name, "run", {name: 1}) if cost is None else cost(ck, kwargs[name], measure)
         plan.analysis = name
         if measure:
             times[key] = plan.unit_seconds

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from landscape.analysis.hessian import DENSITY, TRACE
+from landscape.cost import CostPlan, duration
 from landscape.hessian.budget import expected_parts
-from landscape.plan import Plan, duration
 
 
 @pytest.fixture
@@ -46,7 +46,7 @@ def test_dry_run_prints_the_plan_and_computes_nothing(cli, fresh_runs, tmp_path,
 def test_plan_rows_count_the_analyzers_units(fresh_runs):
     from landscape.analysis import get_analysis
     from landscape.checkpoint import load_checkpoint
-    from landscape.report.plan import plan_run
+    from landscape.report.costs import plan_run
     from landscape.sharpness.batches import sub_batches
 
     ck = load_checkpoint(fresh_runs[0] / "final.pt")
@@ -75,7 +75,7 @@ def test_plan_rows_count_the_analyzers_units(fresh_runs):
 def test_analysis_without_a_cost_is_planned_as_one_run_of_unknown_duration(fresh_runs):
     from landscape.analysis import AnalysisSpec
     from landscape.checkpoint import load_checkpoint
-    from landscape.report.plan import plan_run
+    from landscape.report.costs import plan_run
 
     spec = AnalysisSpec("costless", "costless", lambda ck, seed=0, progress=True: {}, provides={})
     registry = __import__("landscape.analysis.registry", fromlist=["_REGISTRY"])._REGISTRY
@@ -88,8 +88,8 @@ def test_analysis_without_a_cost_is_planned_as_one_run_of_unknown_duration(fresh
 
 
 def test_plan_line_and_durations():
-    plan = Plan("Hessian", "HVP", {"top-5": 23, "trace": 27}, cap=80, unit_seconds=6.4, eta_seconds=320.0)
+    plan = CostPlan("Hessian", "HVP", {"top-5": 23, "trace": 27}, cap=80, unit_seconds=6.4, eta_seconds=320.0)
     assert plan.planned == 50
     assert plan.line() == "Hessian plan: top-5 ~23 + trace ~27 = ~50 HVPs (cap 80), 6.4 s each: ETA 5.3 min"
-    assert Plan("surface", "forward pass", {"surface": 2}).line() == "surface plan: ~2 forward passes"
+    assert CostPlan("surface", "forward pass", {"surface": 2}).line() == "surface plan: ~2 forward passes"
     assert (duration(42), duration(600), duration(7200), duration(None)) == ("42 s", "10.0 min", "2.0 h", "?")
