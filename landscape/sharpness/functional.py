@@ -1,7 +1,7 @@
 """The sub-batch loss at perturbed weights, evaluated without touching the model.
 
 Weights are perturbed as ``w + c * u`` where ``u`` is a parameter-shaped
-``dict[str, Tensor]`` (DESIGN.md) over the parameters with ``requires_grad``
+``dict[str, Tensor]`` (docs/architecture.md) over the parameters with ``requires_grad``
 and ``c`` is the scaling: ``c = 1`` (standard) or ``c = |w|`` elementwise
 (adaptive). The loss is computed with :func:`torch.func.functional_call`, so
 the model's own parameters and buffers are never written. The model runs in

@@ -1,4 +1,4 @@
-"""The checkpoint dictionary written by the trainer (format in docs/DESIGN.md)."""
+"""The checkpoint dictionary written by the trainer (format in docs/records.md)."""
 
 from __future__ import annotations
 
