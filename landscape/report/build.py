@@ -9,7 +9,7 @@ from pathlib import Path
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_text, check_writable, to_jsonable, versions, write_json
-from landscape.report import content, panels, series
+from landscape.report import content, panel_specs, panels  # noqa: F401  (panel_specs registers the panels)
 from landscape.report.collect import Run, collect
 from landscape.report.correlate import correlate_runs
 from landscape.report.html import Figure, figure_block, page
@@ -85,7 +85,7 @@ def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0, n_boot: 
                "predictors": correlate_runs(runs, n_boot=n_boot, seed=seed)}
     document = _document(runs, rows, summary, missing, data, numbers)
     if len(document.encode("utf-8")) > MAX_BYTES:
-        data["planes_2d"] = series.planes_2d(runs, rows, max_points=21)
+        data["planes_2d"] = panels.SERIES["planes_2d"](runs, rows, max_points=21)
         document = _document(runs, rows, summary, missing, data, numbers)
     return document, numbers, data
 

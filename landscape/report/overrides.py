@@ -1,8 +1,8 @@
 """Settings of the analyses a report or study runs, checked before any work starts.
 
 ``analyses`` maps a registered analysis name (:func:`~landscape.analysis.list_analyses`)
-to keyword arguments of its analyzer, e.g. ``{"sharpness": {"rhos": [0.01, 0.05]}}``;
-the CLI spells them ``--set sharpness.rhos=0.01,0.05``. The report option ``m``
+to keyword arguments of its analyzer, ``{ANALYSIS: {KEY: VALUE}}``; the CLI spells
+them ``--set ANALYSIS.KEY=VALUE``. The report option ``m``
 (the m-sharpness sub-batch size) goes, used as given, to every analyzer that
 takes an ``m``; without it each spec's ``adapt`` fits its settings to the run.
 """
@@ -63,7 +63,7 @@ def _check_values(name: str, kwargs: dict) -> None:
 
 
 def parse_set(pairs: list[str], parse_value) -> dict[str, dict]:
-    """``["sharpness.samples=256", "surface_2d.grid=11"]`` -> ``{"sharpness": {"samples": 256}, ...}``."""
+    """``["A.samples=256", "B.grid=11"]`` -> ``{"A": {"samples": 256}, "B": {"grid": 11}}``."""
     out: dict[str, dict] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")

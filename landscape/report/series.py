@@ -1,6 +1,7 @@
 """Plot-ready data per run, shared by the plotly figures and the matplotlib PNGs.
 
-Every function takes the collected runs and their rows (same order) and
+Every function takes the collected runs, their rows (same order) and the
+quantity whose record it reads (see :mod:`landscape.report.panel_specs`), and
 returns plain dicts with numpy arrays; runs lacking the quantity are skipped.
 """
 
@@ -24,11 +25,11 @@ def _describe(records: list[dict], keys: Sequence[str]) -> dict:
     return out
 
 
-def curves_1d(runs: Sequence[Run], rows: Sequence[dict]) -> dict:
-    """``{"series": [{label, group, x, loss, accuracy}], "settings": {...}}`` of the 1D surfaces."""
+def curves_1d(runs: Sequence[Run], rows: Sequence[dict], quantity: str) -> dict:
+    """``{"series": [{label, group, x, loss, accuracy}], "settings": {...}}`` of the 1D surface records."""
     series, used = [], []
     for run, row in zip(runs, rows):
-        rec = run.found.get("surface_1d")
+        rec = run.found.get(quantity)
         if rec is None:
             continue
         x, loss = curve_arrays(rec["result"])
@@ -38,11 +39,11 @@ def curves_1d(runs: Sequence[Run], rows: Sequence[dict]) -> dict:
     return {"series": series, "settings": _describe(used, ("directions", "split", "bn")) if used else {}}
 
 
-def planes_2d(runs: Sequence[Run], rows: Sequence[dict], max_points: int = MAX_POINTS) -> dict:
+def planes_2d(runs: Sequence[Run], rows: Sequence[dict], quantity: str, max_points: int = MAX_POINTS) -> dict:
     """Downsampled 2D surfaces ``{label, group, seed, x, y, z [M, N]}`` and their shared colour range."""
     series, used = [], []
     for run, row in zip(runs, rows):
-        rec = run.found.get("surface_2d")
+        rec = run.found.get(quantity)
         if rec is None:
             continue
         x, y, z = downsample(*surface_arrays(rec["result"]), max_points)
@@ -56,11 +57,11 @@ def planes_2d(runs: Sequence[Run], rows: Sequence[dict], max_points: int = MAX_P
     }
 
 
-def densities(runs: Sequence[Run], rows: Sequence[dict]) -> dict:
+def densities(runs: Sequence[Run], rows: Sequence[dict], quantity: str) -> dict:
     """Spectral densities ``{label, group, grid, density, bandwidth}`` of the Hessian records."""
     series = []
     for run, row in zip(runs, rows):
-        rec = run.found.get("density")
+        rec = run.found.get(quantity)
         if rec is None:
             continue
         d = rec["result"]["density"]
@@ -69,11 +70,11 @@ def densities(runs: Sequence[Run], rows: Sequence[dict]) -> dict:
     return {"series": series}
 
 
-def sharpness_curves(runs: Sequence[Run], rows: Sequence[dict]) -> dict:
+def sharpness_curves(runs: Sequence[Run], rows: Sequence[dict], quantity: str) -> dict:
     """m-sharpness against the radius ``{label, group, rhos, mean, std}`` and the shared settings."""
     series, used = [], []
     for run, row in zip(runs, rows):
-        rec = run.found.get("m_sharpness")
+        rec = run.found.get(quantity)
         if rec is None:
             continue
         res = rec["result"]

@@ -65,7 +65,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     unless ``data`` is given); otherwise :data:`~landscape.study.presets.FULL`.
     Explicit ``seeds``/``epochs``/``img_size``/``batch_size`` override the
     preset; ``analyses`` overrides analyzer settings on top of the preset's
-    (as ``build_report``'s; ``"measures"`` too), and ``m`` the m-sharpness
+    (as ``build_report``'s), and ``m`` the m-sharpness
     sub-batch size (None: the preset's or 128, capped at the training images).
     ``external`` (a folder) is evaluated by every run with
     :func:`landscape.analysis.external.analyze`, ``external_options``
