@@ -5,7 +5,6 @@ from __future__ import annotations
 from landscape.errors import LandscapeError
 from landscape.optim import list_optimizers, resolve_hyper
 from landscape.optim.base import DEFAULT_BASE
-from landscape.optim.base import DEFAULT_BASE
 from landscape.train.config import TrainConfig
 from landscape.train.loop import TrainResult, train
 from landscape.train.prepare import prepare_data
