@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from landscape.report.grids import above_floor
 from landscape.report.rows import TARGETS
-from landscape.report.style import corr_text, group_colours
+from landscape.report.style import corr_text, group_colours, scatter_parts
 
 TEMPLATE = "plotly_white"
 
@@ -157,12 +157,10 @@ def sharpness_vs_rho(data: dict) -> go.Figure | None:
 
 def flatness_scatter(rows: Sequence[dict], summary: dict) -> go.Figure | None:
     """Each flatness measure against each generalization target: runs, group means ± std, tau/rho."""
-    measures = summary["measures"]
-    if not rows or not measures:
+    parts = scatter_parts(rows, summary)
+    if parts is None:
         return None
-    colours = group_colours([r["group"] for r in rows])
-    corr = {(c["measure"], c["target"]): c for c in summary["correlations"]}
-    groups = {g["group"]: g for g in summary["groups"]}
+    measures, colours, corr, groups = parts
     targets = list(TARGETS)
     fig = make_subplots(rows=len(measures), cols=len(targets), horizontal_spacing=0.1, vertical_spacing=0.09)
     shown: set[str] = set()

@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 from landscape.io import atomic_write_bytes  # noqa: E402
 from landscape.report.grids import above_floor  # noqa: E402
 from landscape.report.rows import TARGETS  # noqa: E402
-from landscape.report.style import corr_text, group_colours  # noqa: E402
+from landscape.report.style import corr_text, group_colours, scatter_parts  # noqa: E402
 
 DPI = 200
 
@@ -96,12 +96,10 @@ def contours(planes: dict, max_cols: int = 4):
 
 def flatness(rows: Sequence[dict], summary: dict):
     """3 x 2 panels: each flatness measure against test balanced accuracy and the gap, with tau/rho."""
-    measures = summary["measures"]
-    if not rows or not measures:
+    parts = scatter_parts(rows, summary)
+    if parts is None:
         return None
-    colours = group_colours([r["group"] for r in rows])
-    corr = {(c["measure"], c["target"]): c for c in summary["correlations"]}
-    groups = {g["group"]: g for g in summary["groups"]}
+    measures, colours, corr, groups = parts
     fig, axes = plt.subplots(len(measures), len(TARGETS), figsize=(10, 3.2 * len(measures)), squeeze=False,
                              constrained_layout=True)
     for i, measure in enumerate(measures):
