@@ -24,6 +24,7 @@ def fresh_runs(tiny_runs, tmp_path):
 
 def test_dry_run_prints_the_plan_and_computes_nothing(cli, fresh_runs, tmp_path, monkeypatch):
     import landscape.report.collect
+    from landscape.analysis import list_analyses
     from landscape.hessian.operator import HessianOperator
 
     def forbidden(*args, **kwargs):
@@ -38,19 +39,19 @@ def test_dry_run_prints_the_plan_and_computes_nothing(cli, fresh_runs, tmp_path,
     assert not out.exists() and not out.with_suffix(".json").exists()
     assert all(not (r / "analysis").exists() or not any((r / "analysis").iterdir()) for r in fresh_runs)
     text = " ".join(res.err.split())
-    assert "report plan: 2 runs x 10 missing analyses" in text
-    for name in ("hessian", "sharpness", "surface_1d", "surface_2d", "measures"):
+    assert f"report plan: 2 runs x {2 * len(list_analyses())} missing analyses" in text
+    for name in list_analyses():
         assert text.count(name) >= 2
 
 
 def test_plan_rows_count_the_analyzers_units(fresh_runs):
-    from landscape.analysis import get_analysis
+    from landscape.analysis import get_analysis, list_analyses
     from landscape.checkpoint import load_checkpoint
     from landscape.report.costs import plan_run
     from landscape.sharpness.batches import sub_batches
 
     ck = load_checkpoint(fresh_runs[0] / "final.pt")
-    names = ["hessian", "sharpness", "surface_1d", "surface_2d", "measures"]
+    names = list_analyses()
     kwargs = {n: get_analysis(n).settings(ck, 0) for n in names}
     times: dict = {}
     plans = {p.analysis: p for p in plan_run(ck, names, kwargs, times)}
