@@ -101,14 +101,17 @@ def timed(fn, *args, **kwargs) -> tuple[object, float]:
 def time_pass(model, loss_fn, batches, backward: bool) -> float:
     """Seconds of one pass (forward, plus backward to the parameters if ``backward``) over ``batches``.
 
-    Eval mode, ``.grad`` untouched; timed twice, the second time counts
-    (the first warms up the allocator).
+    Eval mode, ``.grad`` untouched; the batches go to the model's device
+    first (not timed); timed twice, the second time counts (the first warms
+    up the allocator).
     """
     import torch
 
     from landscape.tensors import eval_mode
 
     params = [p for p in model.parameters() if p.requires_grad]
+    device = next(model.parameters()).device
+    batches = [(x.to(device), y.to(device)) for x, y in batches]
     seconds = 0.0
     with eval_mode(model):
         for _ in range(2):
