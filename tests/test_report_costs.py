@@ -94,3 +94,16 @@ def test_plan_line_and_durations():
     assert plan.line() == "Hessian plan: top-5 ~23 + trace ~27 = ~50 HVPs (cap 80), 6.4 s each: ETA 5.3 min"
     assert CostPlan("surface", "forward pass", {"surface": 2}).line() == "surface plan: ~2 forward passes"
     assert (duration(42), duration(600), duration(7200), duration(None)) == ("42 s", "10.0 min", "2.0 h", "?")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_time_pass_times_cpu_batches_on_a_cuda_model():
+    import torch
+
+    from landscape.cost import time_pass
+
+    model = torch.nn.Linear(4, 2).cuda()
+    batches = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]  # on the CPU, as sub_batches cuts them
+    assert time_pass(model, torch.nn.CrossEntropyLoss(), batches, backward=True) > 0
+    assert model.weight.grad is None
