@@ -1,4 +1,4 @@
-"""Validators shared by every command, so that one option is checked the same way everywhere."""
+"""Validators shared by every layer, so that one option is checked the same way everywhere."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ def check_seed(seed, name: str = "seed") -> int:
     return int(seed)
 
 
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, else :class:`LandscapeError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise LandscapeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
 def check_finite(value, name: str):
     """``value`` unchanged, or :class:`LandscapeError` naming ``name`` when it is a NaN or infinite float.
 
@@ -45,15 +52,6 @@ def check_unique(names, name: str) -> None:
         if item in seen:
             raise LandscapeError(f"{name} lists {item!r} twice; give each once", params=(name,))
         seen.add(item)
-
-
-def check_count(value, name: str, minimum: int = 1) -> int:
-    """``value`` as an int, or :class:`LandscapeError` unless it is an integer >= ``minimum`` (a count of 0 that
-    makes no sense, such as ``draws`` or ``n_boot``, is refused).
-    """
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise LandscapeError(f"{name} must be an integer >= {minimum}, got {value!r}", params=(name,))
-    return int(value)
 
 
 def check_positive(value, name: str) -> float:

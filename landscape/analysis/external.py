@@ -25,7 +25,7 @@ import numpy as np
 from landscape.analysis.cache import as_checkpoint, cached
 from landscape.checkpoint import Checkpoint
 from landscape.checkpoint.cache import register_schema
-from landscape.checks import check_count
+from landscape.checks import check_positive_int
 from landscape.data import load_images, to_float
 from landscape.data.metadata import read_metadata
 from landscape.errors import LandscapeError
@@ -62,7 +62,7 @@ def analyze(ck: Checkpoint | str | Path, data: str | Path, csv: str | Path | Non
     "drop": {"auroc", "balanced_accuracy"}, "scores": [...]}``.
     """
     check_options(data, csv, file_col, label_col, group_col, env_col)
-    check_count(n_boot, "n_boot")
+    check_positive_int(n_boot, "n_boot")
     ck = as_checkpoint(ck, device, data_root)
     meta = ck.meta["data"]
     images = load_images(data, img_size=meta["img_size"])
@@ -127,9 +127,6 @@ def _compute(ck, images, model_idx, pos, meta_csv, n_boot, seed, bar) -> dict:
                    for i, (f, y, s) in enumerate(zip(images.files, labels, score))],
         "seconds": time.perf_counter() - start}}
 
-
-#: The driver under its descriptive name.
-evaluate_external = analyze
 
 #: What every stored ``metrics`` result must hold: in-site metrics (``test``, ``train``; the report's) or ``external``.
 SCHEMA = {"test?": dict, "train?": dict,

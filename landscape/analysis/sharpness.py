@@ -9,9 +9,9 @@ from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checkpoint.cache import register_schema
-from landscape.checks import check_count, check_seed
+from landscape.checks import check_positive_int, check_seed
+from landscape.cost import CostPlan, announce, time_pass
 from landscape.errors import LandscapeError
-from landscape.plan import announce, sharpness_plan
 from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
 from landscape.sharpness.balls import check_norm, check_rhos
 from landscape.sharpness.batches import sub_batches
@@ -59,7 +59,7 @@ def analyze(
                              params=("norm", "kind"))
     norm = check_norm(norm or "l2") if kind == "worst" else None
     rhos = check_rhos(rhos)
-    check_count(draws if kind == "average" else steps, "draws" if kind == "average" else "steps")
+    check_positive_int(draws if kind == "average" else steps, "draws" if kind == "average" else "steps")
     if isinstance(m, bool) or not isinstance(m, int) or m < 1:
         raise LandscapeError(f"m (sub-batch size) must be a positive integer, got {m!r}")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < m:
@@ -93,13 +93,42 @@ def analyze(
     return cached(ck, "sharpness", settings, compute)
 
 
+def sharpness_plan(model, loss_fn, batches, kind: str, n_rhos: int, steps: int, draws: int,
+                   measure: bool = True) -> CostPlan:
+    """Worst case: ``batches x (1 + rhos x (steps + 1))`` gradient passes of ``m`` images, at most (the ascent
+    seldom stops early, so that is also the expectation); average case: ``batches x (1 + 2 draws rhos)`` forward passes.
+    """
+    n = len(batches)
+    if kind == "worst":
+        plan = CostPlan("sharpness", "gradient pass", {"sharpness": n * (1 + n_rhos * (steps + 1))})
+    else:
+        plan = CostPlan("sharpness", "forward pass", {"sharpness": n * (1 + 2 * draws * n_rhos)})
+    plan.cap = plan.planned
+    if measure:
+        plan.unit_seconds = time_pass(model, loss_fn, batches[:1], backward=kind == "worst")
+        plan.eta_seconds = plan.planned * plan.unit_seconds
+    return plan
+
+
+def cost(ck, kw: dict, measure: bool) -> CostPlan:
+    """Gradient (worst case) or forward (average case) passes of a run with settings ``kw`` on ``ck``."""
+    batches = sub_batches(*ck.tensors("train"), m=kw["m"], samples=kw["samples"], seed=kw["seed"])
+    return sharpness_plan(ck.model, ck.loss_fn, batches, kw["kind"], len(kw["rhos"]), kw["steps"], kw["draws"],
+                          measure=measure)
+
+
+def adapt(ck, kw: dict) -> dict:
+    """The sub-batch size ``m`` capped at the training images of ``ck``, so small data sets still work."""
+    return {**kw, "m": max(1, min(int(kw["m"]), len(ck.tensors("train")[1])))}
+
+
 #: What every stored ``sharpness`` result must hold.
 SCHEMA = {"kind": str, "norm": (str, None), "adaptive": bool, "m": int, "rhos": [float], "mean": [(float, None)],
           "std": [(float, None)], "n_batches": int}
 register_schema("sharpness", SCHEMA)
 
 register_analysis(AnalysisSpec(
-    "sharpness", "sharpness", analyze,
+    "sharpness", "sharpness", analyze, cost=cost, adapt=adapt, columns=("sharpness_worst", "sharpness_average"),
     provides={"m_sharpness": lambda r: bool(r["result"].get("rhos"))},
     report_defaults={"samples": 256, "steps": 10},  # 2 sub-batches of 128, 10 steps: one run fits 10 min on 2 cores
     quick_defaults={"rhos": (0.02, 0.05, 0.1), "m": 32, "samples": 64, "steps": 4},
