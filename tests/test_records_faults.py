@@ -69,6 +69,8 @@ def test_tampered_records_are_recomputed_with_one_warning_naming_why(cli, two_ru
     own, err = _lambda(cli, a)
     other, _ = _lambda(cli, b)
     assert own != other and "warning" not in err
+    again, err = _lambda(cli, a)  # a sound record is a cache hit: no warning, no plan, the same number
+    assert again == own and "warning" not in err and "plan" not in err
     record = _record(a)
     stored = json.loads(record.read_text())
     assert stored["digest"] == digest(stored) and len(stored["digest"]) == 64
