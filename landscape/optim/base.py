@@ -179,10 +179,13 @@ class ClosureOptimizer(torch.optim.Optimizer):
         return hyper
 
     def group_settings(self) -> list[dict[str, Any]]:
-        """Each parameter group's settings (plain data, ``params`` replaced by their count), for checkpoints."""
+        """Each parameter group's settings for checkpoints: plain data, ``lr`` the peak (:attr:`lr_max`, not the
+        scheduled value), ``params`` replaced by ``num_params``.
+        """
         return [{**{k: list(v) if isinstance(v, tuple) else v for k, v in g.items()
                     if k != "params" and isinstance(v, (bool, int, float, str, tuple, type(None)))},
-                 "num_params": sum(p.numel() for p in g["params"])} for g in self.param_groups]
+                 "lr": peak, "num_params": sum(p.numel() for p in g["params"])}
+                for g, peak in zip(self.param_groups, self.lr_max)]
 
     # --- mixed precision -------------------------------------------------------------------
     def autocast(self):

@@ -11,7 +11,7 @@ from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 
 #: Learning rate used when ``lr`` is None, by base optimizer.
-DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
+DEFAULT_LR = {"adam": 1e-3, "adamw": 1e-3, "sgd": 0.05}
 #: A run name is one path component of these characters (no separators, no "..").
 RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
 #: Optimizers that need a single forward/backward pass per step.
@@ -29,12 +29,19 @@ class TrainConfig:
     doubles the epochs of one-pass optimizers so they get as many gradient
     evaluations as the two-pass SAM family. ``sync_bn`` and ``sam_local``
     apply under ``torchrun`` only (see :mod:`landscape.train.parallel`).
+    ``weights``: a local weights file or timm / Hugging Face cache folder
+    (:mod:`landscape.models.weights`); ``in_chans`` 3 replicates grey images to
+    RGB. ``no_decay_norm_bias`` puts normalisation weights and biases in a
+    parameter group without weight decay. ``amp``: None, "bf16" or "fp16"
+    (:mod:`landscape.optim.amp`).
     """
 
     data: str | None = None
     model: str = "cnn-small"
     model_kwargs: dict = field(default_factory=dict)
     pretrained: bool = False
+    weights: str | None = None
+    in_chans: int = 1
     optimizer: str = "adam"
     base: str = "adam"
     lr: float | None = None
@@ -58,6 +65,8 @@ class TrainConfig:
     device: str = "auto"
     sync_bn: bool = False
     sam_local: bool = False
+    no_decay_norm_bias: bool = False
+    amp: str | None = None
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`LandscapeError` for values that cannot work; return self."""
@@ -74,7 +83,11 @@ class TrainConfig:
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
             (self.schedule in ("cosine", "constant"), f"schedule must be cosine or constant, got {self.schedule!r}"),
             (self.keep in ("all", "last"), f"keep must be all or last, got {self.keep!r}"),
-            (self.base in DEFAULT_LR, f"base must be adam or sgd, got {self.base!r}"),
+            (self.base in DEFAULT_LR, f"base must be {', '.join(DEFAULT_LR)}, got {self.base!r}"),
+            (self.in_chans in (1, 3), f"in_chans must be 1 (grey) or 3 (grey replicated to RGB), got {self.in_chans}"),
+            (not (self.pretrained and self.weights), "weights (a local file) and pretrained (timm's hub) exclude "
+                                                     "each other"),
+            (self.amp in (None, "bf16", "fp16"), f"amp must be bf16 or fp16, got {self.amp!r}"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
              f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (len(self.fractions) == 3 and abs(sum(self.fractions) - 1) < 1e-6 and min(self.fractions) >= 0,
@@ -88,6 +101,10 @@ class TrainConfig:
         from landscape.models.registry import check_arguments
 
         check_arguments(self.model, self.model_kwargs)
+        if self.weights is not None:
+            from landscape.models.weights import find_weight_file
+
+            find_weight_file(Path(self.weights))
         return self
 
     @property

@@ -86,7 +86,7 @@ class DataParallel:
         def closure() -> torch.Tensor:
             model.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
-            (loss if self.sam_local else loss * weight).backward()
+            self.opt.backward(loss if self.sam_local else loss * weight)
             grads = [] if self.sam_local else [p.grad for p in self.params if p.grad is not None]
             total = (loss.detach() * weight).reshape(1)
             sum_over_ranks([*grads, total])
