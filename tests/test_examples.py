@@ -19,7 +19,8 @@ OWN_TESTS = {"busi_study.py": "tests/test_busi_study_example.py"}
 
 
 def test_there_are_examples():
-    assert {"hessian_of_your_model.py", "sam_in_your_loop.py", "timm_surface.py"} <= {p.name for p in EXAMPLES}
+    names = {p.name for p in EXAMPLES}
+    assert {"hessian_of_your_model.py", "sam_in_your_loop.py", "timm_surface.py", "finetune.py"} <= names
 
 
 @pytest.mark.slow

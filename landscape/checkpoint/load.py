@@ -131,7 +131,7 @@ class Checkpoint:
         return nn.CrossEntropyLoss()
 
     def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x float32 [N,1,S,S] normalised, y int64 [N])`` on CPU, in manifest order."""
+        """``(x float32 [N,C,S,S] normalised as in training, y int64 [N])`` on CPU, in manifest order."""
         if split not in SPLITS:
             raise LandscapeError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
         if split not in self._tensors:
