@@ -109,14 +109,15 @@ class Batches:
             del batch
             if pair is not None:
                 local += 1
-                if local > skip:
-                    yield pair
+                if local > skip:  # kept batches are on the device already: only their fingerprints are read
+                    yield tuple(t.to(self.device, self.dtype) if t.is_floating_point() else t.to(self.device)
+                                for t in pair)
             del pair
         if check and count != len(self._prints):
             raise LandscapeError("data yielded a different number of batches than on the first pass")
 
     def _prepare(self, i: int, batch, check: bool) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Batch ``i`` as this rank's ``(inputs, targets)`` on the device (None if its part is empty)."""
+        """Batch ``i`` as this rank's ``(inputs, targets)``, where ``data`` has them (None if its part is empty)."""
         x, y = self.batch_fn(batch)
         if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
             raise LandscapeError("batch_fn must return (inputs, targets) tensors")
@@ -132,9 +133,7 @@ class Batches:
         if self.shard:
             part = distributed.shard(len(y))
             x, y = x[part.start:part.stop], y[part.start:part.stop]
-        if len(y) == 0:
-            return None
-        return tuple(t.to(self.device, self.dtype) if t.is_floating_point() else t.to(self.device) for t in (x, y))
+        return None if len(y) == 0 else (x, y)
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """The kept batches, then the others read from ``data`` (one on the device at a time)."""
