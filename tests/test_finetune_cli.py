@@ -11,19 +11,11 @@ import json
 
 import pytest
 import torch
-from test_model_families_cli import small_phantom_folder
+from test_model_families_cli import one_thread, small_phantom_folder  # noqa: F401 (one_thread: autouse)
 
 from landscape.checkpoint import load_checkpoint
 from landscape.io import safe_torch_load
 from landscape.models import create
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
