@@ -136,8 +136,9 @@ def train_command(
 
       landscape train --model vit_tiny_patch16_224 --img-size 32 --model-arg patch_size=8 --model-arg depth=4
 
-      landscape train --model resnet18 --pretrained resnet18.safetensors \
-        --optimizer sam --base adamw --no-decay-norm-bias --amp bf16
+      landscape train --model resnet18 --pretrained r18.safetensors --amp bf16
+
+      landscape train -o sam --base adamw --no-decay-norm-bias --weight-decay 0.05
 
       torchrun --nproc-per-node 4 --no-python landscape train --optimizer sam --batch-size 128
 
