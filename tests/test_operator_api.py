@@ -115,7 +115,7 @@ def test_data_past_the_budget_streams_one_batch_at_a_time():
     assert nothing.batches.kept == [] and nothing.batches.kept_bytes == 0
     torch.testing.assert_close(nothing @ v, h @ v, rtol=1e-10, atol=1e-12)
     loader.x = x.flip(0)
-    with pytest.raises(LandscapeError, match="must not shuffle"):
+    with pytest.raises(LandscapeError, match="shuffle=False, no random augmentation"):
         nothing @ v
     # a one-shot generator is fine when it fits, refused when it would have to be re-read
     fits = landscape.hessian_operator(model, CE, iter(batches(x, y, 8)))

@@ -126,7 +126,8 @@ class Batches:
         if check:
             if i >= len(self._prints) or _fingerprint(x, y) != self._prints[i]:
                 raise LandscapeError("data yielded different batches than on the first pass: a curvature "
-                                     "operator re-reads its data, so it must not shuffle (shuffle=False)")
+                                     "operator re-reads its data, so it must give the same batches every time "
+                                     "(shuffle=False, no random augmentation)")
         else:
             self._prints.append(_fingerprint(x, y))
         self._total = len(y)
