@@ -19,6 +19,7 @@ from torch import nn
 from landscape.errors import LandscapeError
 from landscape.optim.base import (
     BASE_DEFAULTS,
+    DEFAULT_BASE,
     Base,
     ClosureOptimizer,
     base_class,
@@ -99,7 +100,7 @@ def base_of(name: str, base: Base | None = "adam") -> Base:
     if spec.is_base:
         return spec.name
     if base is None:
-        return "adam"
+        return DEFAULT_BASE
     if isinstance(base, str):
         base = base.lower()
     base_class(base)  # LandscapeError for an unknown base
