@@ -90,9 +90,16 @@ def test_cache_folder_with_rgb_stem_uses_the_weights_normalisation(cli, folder, 
     torch.testing.assert_close(x[:, 2] * 0.225 + 0.406, grey)
 
 
-def test_a_wrong_architecture_file_is_one_error_line_before_training(cli, folder, tmp_path):
-    file = tmp_path / "linear.safetensors"
+def test_a_wrong_architecture_file_is_one_error_line_before_any_work(cli, folder, tmp_path, monkeypatch):
     from safetensors.torch import save_file
+
+    import landscape.train.loop
+
+    def no_data(cfg):
+        raise AssertionError("the data were loaded before the weights were checked")
+
+    monkeypatch.setattr(landscape.train.loop, "prepare_data", no_data)
+    file = tmp_path / "linear.safetensors"
 
     save_file(torch.nn.Linear(3, 2).state_dict(), file)
     res = _train(cli, folder, tmp_path / "out", "--model", "cnn-tiny", "--pretrained", file)

@@ -129,19 +129,18 @@ def _names(value) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def load_weights(model: nn.Module, path: str | Path) -> dict:
-    """Load local pretrained weights into ``model`` (timm's rules, see the module doc); returns what was done.
+def fit_state(model: nn.Module, state: dict[str, torch.Tensor], file: Path) -> tuple[dict, list[str], list[str]]:
+    """``(state to load, adapted first-conv keys, fresh head keys)``: ``state`` matched to ``model``.
 
-    Returns ``{"path", "file", "sha256", "adapted": [first-conv keys], "head": [keys left fresh],
-    "normalization": {"mean", "std"} | None}``.
+    Only ``model``'s shapes are read, so a model on the meta device checks a
+    file without memory. Raises one :class:`LandscapeError` listing missing,
+    unexpected and wrongly shaped keys (the head excepted).
     """
-    path = Path(path)
-    file = find_weight_file(path)
-    state = read_state_dict(file)
     cfg = getattr(model, "pretrained_cfg", None) or {}
     own = model.state_dict()
-    head = [k for k in own for c in _names(cfg.get("classifier")) if k.startswith(c + ".")]
-    adapted = []
+    classifier = _names(cfg.get("classifier"))
+    head = [k for k in own if any(k.startswith(c + ".") for c in classifier)]
+    state, adapted = dict(state), []
     for conv in _names(cfg.get("first_conv")):
         key = conv + ".weight"
         if key in state and key in own and state[key].ndim == 4 and state[key].shape[1] != own[key].shape[1]:
@@ -153,16 +152,34 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
                 raise LandscapeError(f"weights {file}: cannot adapt {key} to {own[key].shape[1]} input channels "
                                      f"({exc})", params=("weights",)) from None
             adapted.append(key)
-    head_set = set(head) | {k for k in state for c in _names(cfg.get("classifier")) if k.startswith(c + ".")}
-    missing = [k for k in own if k not in state and k not in head_set]
-    unexpected = [k for k in state if k not in own and k not in head_set]
-    wrong = [k for k in own if k in state and k not in head_set and state[k].shape != own[k].shape]
+    skip = set(head) | {k for k in state if any(k.startswith(c + ".") for c in classifier)}
+    missing = [k for k in own if k not in state and k not in skip]
+    unexpected = [k for k in state if k not in own and k not in skip]
+    wrong = [k for k in own if k in state and k not in skip and state[k].shape != own[k].shape]
     if missing or unexpected or wrong:
         arch = cfg.get("architecture") or type(model).__name__
         parts = [f"{label} {len(keys)} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
                  for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys]
         raise LandscapeError(f"weights {file} do not fit {arch}: {'; '.join(parts)}", params=("weights",))
+    return {k: v for k, v in state.items() if k not in skip}, adapted, head
+
+
+def check_weights(model: nn.Module, path: str | Path) -> None:
+    """Raise what :func:`load_weights` would raise for ``path`` and ``model`` (e.g. built on the meta device)."""
+    file = find_weight_file(Path(path))
+    fit_state(model, read_state_dict(file), file)
+
+
+def load_weights(model: nn.Module, path: str | Path) -> dict:
+    """Load local pretrained weights into ``model`` (timm's rules, see the module doc); returns what was done.
+
+    Returns ``{"path", "file", "sha256", "adapted": [first-conv keys], "head": [keys left fresh],
+    "normalization": {"mean", "std"} | None}``.
+    """
+    path = Path(path)
+    file = find_weight_file(path)
+    state, adapted, head = fit_state(model, read_state_dict(file), file)
     with torch.no_grad():
-        model.load_state_dict({k: v for k, v in state.items() if k not in head_set}, strict=False)
+        model.load_state_dict(state, strict=False)
     return {"path": str(path), "file": str(file), "sha256": sha256_of(file), "adapted": adapted, "head": head,
             "normalization": weights_normalization(file)}

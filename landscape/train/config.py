@@ -98,10 +98,16 @@ class TrainConfig:
         from landscape.models.registry import check_arguments
 
         check_arguments(self.model, self.model_kwargs)
-        if self.weights is not None:
-            from landscape.models.weights import find_weight_file
+        if self.weights is not None:  # a file of another architecture fails here, before the data are loaded
+            import torch
 
-            find_weight_file(Path(self.weights))
+            from landscape.models import create
+            from landscape.models.weights import check_weights
+
+            with torch.device("meta"):
+                model = create(self.model, num_classes=2, in_chans=self.in_chans, img_size=self.img_size,
+                               **self.model_kwargs)
+            check_weights(model, self.weights)
         return self
 
     @property
