@@ -20,23 +20,19 @@ forward and a create-graph backward more).
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
+from bench_hessian import best_of
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 import landscape
 
 
-def best_of(fn, repeats: int) -> float:
+def warm_best_of(fn, repeats: int) -> float:
+    """Best of ``repeats`` timed calls after one warm-up call (which builds the retained graphs)."""
     fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+    return best_of(fn, repeats)
 
 
 def main() -> None:
@@ -65,12 +61,12 @@ def main() -> None:
                                                                       graph_memory=batch_bytes * n_batches),
            "streamed": landscape.hessian_operator(model, loss_fn, loader, graph_memory=0)}
     v = torch.randn(ops["kept"].size)
-    grad_s = best_of(gradient, args.repeats)
+    grad_s = warm_best_of(gradient, args.repeats)
     print(f"cnn-small 64 px, {args.samples} images in {n_batches} batches, {ops['kept'].size} parameters, "
           f"{args.threads} thread(s); one gradient: {grad_s:.3f} s")
     times = {}
     for name, op in ops.items():
-        times[name] = best_of(lambda op=op: op @ v, args.repeats)
+        times[name] = warm_best_of(lambda op=op: op @ v, args.repeats)
         kept = len(op.batches.kept)
         print(f"{name:30s} {times[name]:.3f} s per HVP  ({times[name] / grad_s:.2f} x gradient; "
               f"{kept} of {n_batches} batches on the device)")
