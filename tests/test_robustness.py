@@ -369,7 +369,7 @@ def test_study_rejects_a_model_typo_before_training_anything(cli, tmp_path):
     (lambda p: p.update(seed=1.5), "is damaged: seed is float, not int"),
     (lambda p: p.update(seed=-3), "is damaged: seed is -3, not an integer from 0"),
     (lambda p: p["data"].update(mean="0.5"), "is damaged: data.mean is str, not float"),
-    (lambda p: p["data"].update(std=0.0), "is damaged: data.std is 0.0, not a finite number > 0"),
+    (lambda p: p["data"].update(std=0.0), "is damaged: data.std is 0.0, not finite and > 0"),
     (lambda p: p["data"].update(classes="benign"), "is damaged: data.classes is str, not a list"),
     (lambda p: p.update(metrics=[1]), "is damaged: metrics is list, not a dict"),
     (lambda p: p["model"]["kwargs"].update(channels=10**7), "needs"),

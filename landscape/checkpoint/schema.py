@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from landscape.checks import SEED_LIMIT, check_memory, schema_problem
@@ -27,7 +28,7 @@ SCHEMA = {
     "model": {"name": str, "kwargs": dict, "num_params?": int},
     "optimizer": {"name": str, "base?": (str, None), "lr": float, "hyper?": dict},
     "data": {"source": str, "kind": str, "root?": (str, None), "classes": [str], "img_size": int,
-             "mean": float, "std": float, "split": {"hash": str}},
+             "mean": (float, [float]), "std": (float, [float]), "channels?": int, "split": {"hash": str}},
     "seed": int,
     "epoch?": int,
     "metrics?": {"*": (None, _NUMBERS)},
@@ -40,8 +41,10 @@ RANGES = {
     "data.kind": (lambda v: v in ("phantom", "folder"), "'phantom' or 'folder'"),
     "data.classes": (lambda v: len(v) >= 1 and len(set(v)) == len(v), "a non-empty list of distinct names"),
     "data.img_size": (lambda v: v >= 1, "a positive integer"),
-    "data.mean": (math.isfinite, "a finite number"),
-    "data.std": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
+    "data.mean": (lambda v: np.size(v) >= 1 and bool(np.all(np.isfinite(v))), "finite (one per channel)"),
+    "data.std": (lambda v: np.size(v) >= 1 and bool(np.all(np.isfinite(v)) and np.all(np.asarray(v) > 0)),
+                 "finite and > 0 (one per channel)"),
+    "data.channels": (lambda v: v >= 1, "a positive integer"),
     "optimizer.lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     "seed": (lambda v: 0 <= v < SEED_LIMIT, "an integer from 0 to 2**32 - 1"),
     "epoch": (lambda v: v >= 0, "an integer >= 0"),
