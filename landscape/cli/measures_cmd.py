@@ -24,7 +24,8 @@ def measures_command(
     depth: int = typer.Option(12, "--depth", help="Bisection steps of the PAC-Bayes sigma search."),
     target: float = typer.Option(
         0.1, "--target", help="Degradation the PAC-Bayes sigma allows (loss increase in nats, or accuracy drop)."),
-    metric: str = typer.Option("loss", "--metric", help="PAC-Bayes degradation: loss or accuracy."),
+    metric: str = typer.Option("accuracy", "--metric",
+                               help="PAC-Bayes degradation: accuracy (Jiang's drop) or loss (variant)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the image subsets and the noise draws."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder, if it moved since training."),
@@ -42,7 +43,7 @@ def measures_command(
 
       landscape measures checkpoints/*/ --samples 256 --draws 4 --json measures.json
 
-      landscape measures RUN --measures pacbayes_sigma,ggn_trace --metric accuracy --target 0.1
+      landscape measures RUN --measures pacbayes_sigma,ggn_trace --metric loss
 
     """
     from landscape.analysis.measures import analyze_measures, measure_values

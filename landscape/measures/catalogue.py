@@ -14,12 +14,12 @@ ANDRIUSHCHENKO = ("Andriushchenko et al., A Modern Look at the Relationship betw
 # -- group computations (each runs once per analysis, however many of its measures are asked for) --------------
 
 def _norms(ctx) -> dict:
-    m = ctx.model
+    m = ctx.folded.model
     spec = norms.spectral_measures(m)
     return {**{k: spec[k] for k in ("log_prod_spec", "log_sum_spec", "log_prod_frob")},
-            "dist_init": norms.distance_to_init(m, ctx.init_state), "num_params": norms.num_params(m),
+            "dist_init": norms.distance_to_init(m, ctx.folded_init.model), "num_params": norms.num_params(m),
             "path_norm": norms.path_norm(m, tuple(ctx.train_data[0].shape[1:])),
-            "details": {"n_layers": spec["n_layers"]}}
+            "details": {"n_layers": spec["n_layers"], **ctx.folded.summary()}}
 
 
 def _outputs(ctx) -> dict:
@@ -38,7 +38,7 @@ def _ggn(ctx) -> dict:
 
 
 def _fisher_rao(ctx) -> dict:
-    res = curvature.fisher_rao_norm(ctx.model, *ctx.train_data)
+    res = curvature.fisher_rao_norm(ctx.folded.model, *ctx.train_data)
     return {"fisher_rao": res["fisher_rao"], "details": res}
 
 
@@ -46,21 +46,28 @@ def _search(ctx, magnitude: bool) -> pacbayes.SigmaSearch:
     s = ctx.settings
     x, y = ctx.train_data
     batches = [(x[i:i + 256], y[i:i + 256]) for i in range(0, len(y), 256)]
-    return pacbayes.flatness_sigma(ctx.model, ctx.ck.loss_fn, batches, target=s["target"], metric=s["metric"],
-                                   magnitude_eps=pacbayes.MAG_EPS if magnitude else None, draws=s["draws"],
-                                   depth=s["depth"], seed=s["seed"], progress=ctx.progress)
+    return pacbayes.flatness_sigma(ctx.folded.model, ctx.ck.loss_fn, batches, target=s["target"],
+                                   metric=s["metric"], magnitude_eps=pacbayes.MAG_EPS if magnitude else None,
+                                   draws=s["draws"], depth=s["depth"], seed=s["seed"], progress=ctx.progress)
+
+
+def _sigma_terms(res: pacbayes.SigmaSearch, terms) -> dict:
+    """The search's values, or None for each when the bracket did not contain the target (details say why)."""
+    return terms(res.sigma) if res.bracketed else dict.fromkeys(terms(1.0))
 
 
 def _pacbayes(ctx) -> dict:
     res = _search(ctx, magnitude=False)
-    terms = pacbayes.bound_terms(res.sigma, ctx.n_train, ctx.flat(), ctx.flat(ctx.init_state))
-    return {"pacbayes_sigma": res.sigma, **terms, "details": res.to_dict()}
+    w, w0 = ctx.weights(), ctx.weights(init=True)
+    out = _sigma_terms(res, lambda s: {"pacbayes_sigma": s, **pacbayes.bound_terms(s, ctx.n_train, w, w0)})
+    return {**out, "details": res.to_dict()}
 
 
 def _pacbayes_mag(ctx) -> dict:
     res = _search(ctx, magnitude=True)
-    terms = pacbayes.mag_bound_terms(res.sigma, ctx.n_train, ctx.flat(), ctx.flat(ctx.init_state))
-    return {"pacbayes_mag_sigma": res.sigma, **terms, "details": res.to_dict()}
+    w, w0 = ctx.weights(), ctx.weights(init=True)
+    out = _sigma_terms(res, lambda s: {"pacbayes_mag_sigma": s, **pacbayes.mag_bound_terms(s, ctx.n_train, w, w0)})
+    return {**out, "details": res.to_dict()}
 
 
 def _steps(ctx) -> dict:
