@@ -16,34 +16,48 @@ TEMPLATE = "plotly_white"
 
 def _cell(c: dict) -> str:
     tau = "τ —" if c["kendall_tau"] is None else f"τ {c['kendall_tau']:.2f} {fmt_ci(c['kendall_ci'])}"
+    if c["p_holm"] is not None:
+        tau += f" p {fmt(c['p'], 2)}, Holm {fmt(c['p_holm'], 2)}{' ✓' if c['p_holm'] < 0.05 else ''}"
     psi = f"Ψ {c['psi']:.2f}" if c["psi"] is not None else f"Ψ: {c['note']}"
     return f"{tau} · {psi}"
 
 
+def _robust_text(rse: dict, wdt: dict) -> str:
+    site = rse["in_site"]
+    out = (f"sign error {site['worst']:.2f} ({site['worst_environment']})" if site["worst"] is not None
+           else site["note"])
+    if wdt["worst"] is not None:
+        out += f"; worst-domain τ {wdt['worst']:.2f} ({wdt['worst_domain']}, expected sign {wdt['expected_sign']:+d})"
+    return out
+
+
 def predictors_table(result: dict) -> str:
-    """Measures (rows, sorted by |Psi|) by targets (columns) plus the robust view; escaped HTML."""
+    """Measures (rows, sorted by |Psi|) by targets (columns) plus the robust views; escaped HTML."""
     cells = {(c["measure"], c["target"]): c for c in result["cells"]}
-    headers = ["measure", "units", *TARGETS.values(), "robust: worst τ over environments"]
+    headers = ["measure", "units", *TARGETS.values(), "robust sign error (worst axis) · worst-domain τ"]
     body = []
     for m in result["measures"]:
-        rob = result["robust"][m]
-        rob_text = (f"{rob['worst']:.2f} ("
-                    + ", ".join(f"{e}: {fmt(t, 2)}" for e, t in rob["environments"].items()) + ")"
-                    if rob["worst"] is not None else rob["note"])
+        rse, wdt = result["robust_sign_error"][m], result["worst_domain_tau"][m]
+        label = m + (f" (= {', '.join(result['equivalent'][m])})" if result["equivalent"][m] else "")
         psi_key = cells[(m, result["sorted_by"])]["psi"] if result["sorted_by"] else None
-        body.append([(m, m), (result["units"].get(m, ""), None),
+        body.append([(label, m), (result["units"].get(m, ""), None),
                      *[(_cell(cells[(m, t)]), cells[(m, t)]["psi"] if t != result["sorted_by"] else psi_key)
-                       for t in TARGETS], (rob_text, rob["worst"])])
+                       for t in TARGETS], (_robust_text(rse, wdt), rse["in_site"]["worst"])])
     numeric = [False, False] + [True] * (len(TARGETS) + 1)
     axes = ", ".join(result["axes"]) or "none"
     primary = TARGETS.get(result["sorted_by"], "—")
-    caption = (f"Kendall τ over {result['n_runs']} runs with a percentile-bootstrap 95% CI ({result['n_boot']} "
-               f"resamples, seed {result['seed']}), and Jiang's granulated Ψ: the mean over the hyper-parameter "
-               f"axes that vary ({axes}) of the mean τ within groups of runs that differ only along that axis "
-               f"(groups need ≥ 3 runs). Rows are sorted by |Ψ| against {primary}. Robust view (Dziugaite et "
-               "al.): τ against the benign-vs-malignant AUROC in each environment (in-site test split, each "
-               "external scanner), worst in the direction of their mean sign. Complexity measures that predict "
-               "generalization have τ < 0 against accuracy/AUROC and τ > 0 against the gap and the drop.")
+    caption = (f"Kendall τ over {result['n_runs']} runs with a 95% cluster-bootstrap CI (seeds or optimizer "
+               f"groups resampled, {result['n_boot']} resamples, seed {result['seed']}), a permutation p-value "
+               f"stratified by seed and its Holm adjustment ({result['multiple_comparisons']}; ✓ = Holm p < 0.05). "
+               f"Jiang's granulated Ψ: the mean over the hyper-parameter axes that vary ({axes}; never the seed) "
+               "of the mean τ within groups of runs that differ only along that axis (groups need ≥ 3 runs). "
+               f"Rows are sorted by |Ψ| against {primary}; monotone transforms are listed beside the measure they "
+               "transform. Robust sign error (Dziugaite et al.): over pairs of settings differing in one "
+               "hyper-parameter (same seeds, noisy pairs dropped), the share ordered against the gap, direction "
+               "fixed in advance; worst axis shown (0.5 = chance). Worst-domain τ: τ against AUROC per domain "
+               f"(≥ {result['min_domain_size']} images), the one least in the expected sign. Complexity measures "
+               "that predict generalization have τ < 0 against accuracy/AUROC and τ > 0 against the gap and the "
+               "drop.")
     if not result["measures"]:
         return ("<p>No measure records yet: run <code>landscape measures RUN...</code> (and "
                 "<code>landscape evaluate</code> for the external targets).</p>")
