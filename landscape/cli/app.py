@@ -46,6 +46,7 @@ def register() -> typer.Typer:
     """Import every command module (each adds itself to ``app``) and return the app."""
     # Each import registers its commands on ``app`` as a side effect.
     from landscape.cli import (  # noqa: F401  # noqa: F401
+        compare_cmd,
         correlate_cmd,
         data_cmd,
         evaluate_cmd,

@@ -9,7 +9,12 @@ from pathlib import Path
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_text, check_writable, to_jsonable, versions, write_json
-from landscape.report import content, panels, series
+from landscape.report import (
+    compare_panel,  # noqa: F401  (registers the paired-differences panel)
+    content,
+    panels,
+    series,
+)
 from landscape.report.collect import Run, collect
 from landscape.report.correlate import correlate_runs
 from landscape.report.html import Figure, figure_block, page
