@@ -27,6 +27,8 @@ def evaluate_command(
                                           help="CSV column with the environment (scanner, site): metrics per value."),
     positive: str = typer.Option("malignant", "--positive",
                                  help="Class whose score p(pos)/(p(pos)+p(other)) is ranked for the AUROC."),
+    classes: Optional[str] = typer.Option(None, "--classes",
+                                          help="Score only these classes of the external set, e.g. benign,malignant."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -54,7 +56,8 @@ def evaluate_command(
     check_writable(json_path)  # before any work: the JSON is written here, after it
 
     record = evaluate_external(run, data, csv=csv, file_col=file_col, label_col=label_col,
-                               group_col=group_col, env_col=env_col, positive=positive, n_boot=n_boot,
+                               group_col=group_col, env_col=env_col, positive=positive, classes=classes,
+                               n_boot=n_boot,
                                seed=seed, device=None if device == "auto" else device, data_root=train_data,
                                progress=True)
     ext = record["result"]["external"]

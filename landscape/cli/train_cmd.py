@@ -95,6 +95,11 @@ def train_command(
     compute_matched: bool = typer.Option(False,
                                          help="Give adam/sgd twice the epochs: as many gradient evaluations as "
                                               "two-pass optimizers."),
+    stop_train_loss: Optional[float] = typer.Option(
+        None, "--stop-train-loss", help="Stop at the first epoch whose mean training cross-entropy is at most this "
+                                        "(nats); --epochs is the cap."),
+    classes: Optional[str] = typer.Option(None, "--classes",
+                                          help="Train on these classes of the folder only, e.g. benign,malignant."),
     keep: str = typer.Option("all", help="Per-epoch checkpoints to keep: all (for PCA trajectories) or last."),
     out: Path = typer.Option(Path("checkpoints"), help="Folder that receives the run folders."),
     run_name: Optional[str] = typer.Option(None, help="Run folder name (default <data>-<model>-<optimizer>-s<seed>)."),
@@ -123,6 +128,8 @@ def train_command(
 
       landscape train --resume                          # continue an interrupted run
 
+      landscape train --data ../shared/data/busi --classes benign,malignant --stop-train-loss 0.01 --epochs 60
+
       landscape train --model vit_tiny_patch16_224 --img-size 32 --model-arg patch_size=8 --model-arg depth=4
 
       torchrun --nproc-per-node 4 --no-python landscape train --optimizer sam --batch-size 128
@@ -142,8 +149,9 @@ def train_command(
         weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,
         img_size=img_size, seed=seed, split_seed=split_seed, kfold=kfold, fold=fold, keep_conflicts=keep_conflicts,
         augment=augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,
-        pretrained=pretrained, device=device, sync_bn=sync_bn, sam_local=sam_local,
-    )
+        pretrained=pretrained, device=device, sync_bn=sync_bn, sam_local=sam_local, classes=classes,
+        stop_train_loss=stop_train_loss,
+    ).validate()
     if len(names) == 1:
         results = [train(cfg, resume=resume, overwrite=overwrite)]
     else:

@@ -29,6 +29,11 @@ class TrainConfig:
     doubles the epochs of one-pass optimizers so they get as many gradient
     evaluations as the two-pass SAM family. ``sync_bn`` and ``sam_local``
     apply under ``torchrun`` only (see :mod:`landscape.train.parallel`).
+    ``classes`` trains on those classes of the folder only (e.g. ``["benign",
+    "malignant"]``; None: all). ``stop_train_loss`` stops at the first epoch
+    whose mean training cross-entropy is at most the target (Jiang et al.'s
+    equal-fit rule), ``epochs`` being the cap; the checkpoint records the
+    stopped epoch and whether the target was reached (``stopping``).
     """
 
     data: str | None = None
@@ -58,6 +63,8 @@ class TrainConfig:
     device: str = "auto"
     sync_bn: bool = False
     sam_local: bool = False
+    classes: list[str] | None = None
+    stop_train_loss: float | None = None
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`LandscapeError` for values that cannot work; return self."""
@@ -81,11 +88,17 @@ class TrainConfig:
              f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}"),
             (self.kfold is None or (self.kfold >= 2 and 0 <= self.fold < self.kfold),
              f"kfold must be >= 2 and fold in [0, kfold), got kfold={self.kfold} fold={self.fold}"),
+            (self.stop_train_loss is None or (isinstance(self.stop_train_loss, (int, float))
+                                              and 0 < self.stop_train_loss < float("inf")),
+             f"stop_train_loss must be a positive number of nats, got {self.stop_train_loss!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise LandscapeError(message)
+        from landscape.data.subset import parse_classes
         from landscape.models.registry import check_arguments
+
+        self.classes = parse_classes(self.classes)
 
         check_arguments(self.model, self.model_kwargs)
         return self

@@ -164,7 +164,18 @@ class _Trainer:
             self.model, model_meta=self.model_meta, optimizer_meta=self.optimizer_meta(), data_meta=self.prep.data_meta,
             config=self.cfg.to_dict(), epoch=epoch, metrics=metrics, wall_time_s=self.wall,
             optimizer_state=self.opt.state_dict() if with_state else None, history=self.history, run_id=self.run_id,
+            stopping=self.stopping(),
         )
+
+    def stopping(self) -> dict | None:
+        """``{"target", "epoch", "reached", "cap"}`` under ``stop_train_loss`` (None without it)."""
+        target = self.cfg.stop_train_loss
+        if target is None:
+            return None
+        hit = next((h["epoch"] for h in self.history if h["train_loss"] <= target), None)
+        return {"target": target, "epoch": hit if hit is not None else (self.history[-1]["epoch"] if self.history
+                                                                         else 0),
+                "reached": hit is not None, "cap": self.cfg.effective_epochs}
 
     def save_epoch(self, epoch: int, metrics: dict) -> None:
         """Write ``epoch_NNN.pt``; only the newest epoch file keeps the optimizer state (``--resume`` reads it)."""
@@ -214,6 +225,8 @@ class _Trainer:
                           enabled=self.progress) as bar:
             bar.advance(start * self.steps_per_epoch)
             for epoch in range(start + 1, epochs + 1):
+                if (self.stopping() or {}).get("reached"):  # resumed after the target was reached
+                    break
                 t0 = time.perf_counter()
                 train_loss = self.train_epoch(epoch, x_train, y_train, bar)
                 self.dp.sync_buffers()
@@ -284,7 +297,7 @@ class _Trainer:
     def finish(self) -> TrainResult:
         classes = self.prep.classes
         metrics = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
-        epoch = self.cfg.effective_epochs
+        epoch = self.history[-1]["epoch"] if self.history else self.cfg.effective_epochs
         atomic_torch_save(self.payload(epoch, metrics, with_state=False), self.run_dir / "final.pt")
         if distributed.is_main():  # the resume point is now obsolete: final.pt holds its weights
             newest = epoch_files(self.run_dir)[-1]
