@@ -44,6 +44,18 @@ def study_command(
     group_col: Optional[str] = typer.Option(None, "--csv-group-col",
                                             help="CSV column with the patient (bootstrap unit)."),
     env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner)."),
+    grid: list[str] = typer.Option([], "--grid", help="Train every value and keep the best on validation: "
+                                                      "PARAM=V1,V2 or OPTIMIZER:PARAM=V1,V2 (repeatable; lr too)."),
+    select_by: str = typer.Option("balanced_accuracy", "--select-by",
+                                  help="Validation metric that picks each optimizer's setting from --grid."),
+    compute_matched: bool = typer.Option(False, "--compute-matched",
+                                         help="Also train adam/sgd with twice the epochs (as many gradient "
+                                              "evaluations as the SAM family), reported as adam-cm."),
+    stop_train_loss: Optional[float] = typer.Option(
+        None, "--stop-train-loss", help="Stop each run at the first epoch whose mean training cross-entropy is at "
+                                        "most this (nats); --epochs is the cap."),
+    classes: Optional[str] = typer.Option(None, "--classes",
+                                          help="Train on these classes of the folder only, e.g. benign,malignant."),
 ):
     """Train every (model, optimizer, seed), run the Hessian, sharpness, surface and measure analyses, write the report.
 
@@ -54,12 +66,20 @@ def study_command(
     Re-running the same command resumes: finished runs and cached analyses are
     reused, interrupted runs continue from their last epoch.
 
+    With --grid every setting is trained; each optimizer keeps the one with the
+    best validation score (never test or external data), recorded in
+    study.json; only the selected runs are analysed and reported.
+
     Examples:
       landscape study --quick                                  # phantom, a few minutes on 2 CPU cores
 
       landscape study --data ../shared/data/busi --seeds 3 --epochs 30 --out busi_study/
 
       landscape study --data ../shared/data/busi --optimizers adam,sam,asam --models cnn-small,resnet18
+
+      landscape study --data ../shared/data/busi --optimizers adam,sam \
+        --grid rho=0.01,0.02,0.05,0.1 --compute-matched --stop-train-loss 0.01 \
+        --classes benign,malignant --seeds 5
 
       torchrun --nproc-per-node 8 --no-python landscape study --data ../shared/data/busi --parallel runs
 
@@ -71,9 +91,12 @@ def study_command(
     from landscape.cli.train_cmd import parse_value
     from landscape.report.overrides import parse_set
     from landscape.study import run_study
+    from landscape.study.grid import parse_grid
 
     run_study(data=data, models=models.split(","), optimizers=optimizers, seeds=seeds, epochs=epochs, out=out,
               quick=quick, progress=True, seed=seed, img_size=img_size, batch_size=batch_size, m=m,
               analyses=parse_set(set_, parse_value), parallel=parallel, external=external,
               external_options={"csv": csv, "file_col": file_col, "label_col": label_col,
-                                "group_col": group_col, "env_col": env_col})
+                                "group_col": group_col, "env_col": env_col},
+              grid=parse_grid(grid, parse_value), select_by=select_by, compute_matched=compute_matched,
+              stop_train_loss=stop_train_loss, classes=classes)
