@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiny", action="store_true", help="minutes-scale run on a subset of the real folders")
     parser.add_argument("--out", type=Path, default=None,
                         help="study folder [busi_study/, or a temp folder with --tiny]")
-    parser.add_argument("--epochs", type=int, default=20, help="cap on epochs (runs stop at --stop-train-loss)")
+    parser.add_argument("--epochs", type=int, default=12, help="cap on epochs (runs stop at --stop-train-loss)")
     parser.add_argument("--stop-train-loss", type=float, default=0.01)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--img-size", type=int, default=32)

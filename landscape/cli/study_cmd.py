@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
+from landscape.cli.train_cmd import CLASSES_HELP, STOP_HELP
 from landscape.optim.registry import list_optimizers
 
 
@@ -51,11 +52,8 @@ def study_command(
     compute_matched: bool = typer.Option(False, "--compute-matched",
                                          help="Also train adam/sgd with twice the epochs (as many gradient "
                                               "evaluations as the SAM family), reported as adam-cm."),
-    stop_train_loss: Optional[float] = typer.Option(
-        None, "--stop-train-loss", help="Stop each run at the first epoch whose mean training cross-entropy is at "
-                                        "most this (nats); --epochs is the cap."),
-    classes: Optional[str] = typer.Option(None, "--classes",
-                                          help="Train on these classes of the folder only, e.g. benign,malignant."),
+    stop_train_loss: Optional[float] = typer.Option(None, "--stop-train-loss", help=STOP_HELP),
+    classes: Optional[str] = typer.Option(None, "--classes", help=CLASSES_HELP),
 ):
     """Train every (model, optimizer, seed), run the Hessian, sharpness, surface and measure analyses, write the report.
 

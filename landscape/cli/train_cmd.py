@@ -22,6 +22,11 @@ OWN_FLAGS = {"num_classes": "(from the data)", "in_chans": "(always 1)", "img_si
              "pretrained": "--pretrained"}
 
 
+#: Help of the options train and study share.
+STOP_HELP = "Stop at the first epoch whose mean training cross-entropy is at most this (nats); --epochs is the cap."
+CLASSES_HELP = "Train on these classes of the folder only, e.g. benign,malignant."
+
+
 def parse_opt_args(pairs: list[str], flag: str = "--opt-arg") -> dict:
     """``["rho=0.1", "adaptive=true", "depths=1,1"]`` -> ``{"rho": 0.1, "adaptive": True, "depths": [1, 1]}``.
 
@@ -95,11 +100,8 @@ def train_command(
     compute_matched: bool = typer.Option(False,
                                          help="Give adam/sgd twice the epochs: as many gradient evaluations as "
                                               "two-pass optimizers."),
-    stop_train_loss: Optional[float] = typer.Option(
-        None, "--stop-train-loss", help="Stop at the first epoch whose mean training cross-entropy is at most this "
-                                        "(nats); --epochs is the cap."),
-    classes: Optional[str] = typer.Option(None, "--classes",
-                                          help="Train on these classes of the folder only, e.g. benign,malignant."),
+    stop_train_loss: Optional[float] = typer.Option(None, "--stop-train-loss", help=STOP_HELP),
+    classes: Optional[str] = typer.Option(None, "--classes", help=CLASSES_HELP),
     keep: str = typer.Option("all", help="Per-epoch checkpoints to keep: all (for PCA trajectories) or last."),
     out: Path = typer.Option(Path("checkpoints"), help="Folder that receives the run folders."),
     run_name: Optional[str] = typer.Option(None, help="Run folder name (default <data>-<model>-<optimizer>-s<seed>)."),

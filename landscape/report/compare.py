@@ -39,6 +39,7 @@ from landscape.report.collect import Run, collect
 from landscape.report.correlate import predictor_row
 from landscape.report.inference import holm
 from landscape.report.rows import group_name
+from landscape.report.stats import percentile_interval
 
 TARGETS = {
     "test_balanced_accuracy": "in-site test balanced accuracy",
@@ -133,12 +134,8 @@ def pairs(runs: Sequence[Run], baseline: str) -> tuple[dict[str, list[tuple[Run,
 
 def _bootstrap(values_of, n: int, n_boot: int, seed: int) -> list[float] | None:
     rng = np.random.default_rng(seed)
-    draws = [values_of(rng.integers(0, n, size=n)) for _ in range(n_boot)]
-    draws = [v for v in draws if v is not None]
-    if len(draws) < n_boot / 2:
-        return None
-    lo, hi = np.quantile(draws, [0.025, 0.975])
-    return [float(lo), float(hi)]
+    lo, hi, _ = percentile_interval([values_of(rng.integers(0, n, size=n)) for _ in range(n_boot)], n_boot)
+    return None if lo is None else [lo, hi]
 
 
 def run_uncertainty(run: Run, n_boot: int = 1000, seed: int = 0, source: str | None = None) -> dict:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from landscape.report.stats import MIN_POINTS, _finite, kendall_tau_rows
+from landscape.report.stats import MIN_POINTS, _finite, kendall_tau_rows, percentile_interval
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
@@ -91,10 +91,4 @@ def cluster_bootstrap_ci(x: Sequence, y: Sequence, clusters: Sequence, n_boot: i
     for draw in rng.integers(0, len(blocks), size=(n_boot, len(blocks))):
         idx = np.concatenate([blocks[j] for j in draw])
         values.append(_tau(xs[idx], ys[idx]))
-    v = np.array(values)
-    v = v[np.isfinite(v)]
-    if len(v) < n_boot / 2:
-        return None, None, len(v)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(v, [alpha, 1.0 - alpha])
-    return float(low), float(high), len(v)
+    return percentile_interval(values, n_boot, level)
