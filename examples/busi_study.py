@@ -119,6 +119,8 @@ def claims(result: dict) -> list[str]:
         head = f"{c['group']} − {result['baseline']} on {c['target']}: {c['mean_difference']:+.3f}"
         if c["p_holm"] is not None and c["p_holm"] < 0.05:
             out.append(f"{head} (Holm p {c['p_holm']:.3f}, {c['n_pairs']} pairs): a difference.")
+        elif c["mdd"] is None:
+            out.append(f"{head}, untested ({c['n_pairs']} pair(s), no spread between them).")
         else:
             out.append(f"{head}, not significant after Holm ({_num(c['p_holm'])}); only differences larger than "
                        f"{_num(c['mdd'])} were detectable with {c['n_pairs']} pairs.")
