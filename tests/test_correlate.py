@@ -190,3 +190,19 @@ def test_panel_escapes_user_strings():
     page = predictors_section(result)
     assert "<script>alert" not in page and "<b>scanner" not in page and "<i>u" not in page
     assert "&lt;b&gt;scanner&lt;/b&gt;" in page and "Ψ" in page
+
+
+def test_monotone_transforms_are_shown_once():
+    from landscape.report.granulated import equivalents
+
+    rows = _table()
+    for r in rows:
+        r["measures"].update(pacbayes_sigma=r["measures"]["m"], pacbayes_flatness=1 / r["measures"]["m"] ** 2
+                             if r["measures"]["m"] else None, log_prod_spec=1.0, log_sum_spec=2.0)
+    out = predictors(rows, ["pacbayes_sigma", "pacbayes_flatness", "m"], n_boot=50)
+    assert set(out["measures"]) == {"pacbayes_sigma", "m"} and out["equivalent"]["pacbayes_sigma"] == [
+        "pacbayes_flatness"]
+    assert out["multiple_comparisons"].startswith("Holm over")
+    assert equivalents(["log_prod_spec", "log_sum_spec"], rows) == {"log_prod_spec": ["log_sum_spec"]}
+    rows[0]["axes"]["model"] = "other"  # with two architectures the layer count differs: not a transform
+    assert equivalents(["log_prod_spec", "log_sum_spec"], rows) == {"log_prod_spec": [], "log_sum_spec": []}
