@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev
 
-from landscape.analysis.measures import analyze_measures, measure_values
+from landscape.analysis.measures import analyze, measure_values
 from landscape.measures import REGISTRY, curvature, norms, outputs, pacbayes
 from landscape.models import create
 
@@ -222,13 +222,13 @@ def test_every_measure_is_documented():
         assert spec.units and spec.reference and spec.definition
 
 
-def test_analyze_measures_caches_and_merges(tiny_run, cli):
+def test_measures_analysis_caches_and_merges(tiny_run, cli):
     from landscape.checkpoint import load_checkpoint
     from landscape.errors import LandscapeError
 
     ck = load_checkpoint(tiny_run, device="cpu")
     kw = {"samples": 32, "ggn_samples": 8, "draws": 2, "depth": 3, "progress": False}
-    rec = analyze_measures(ck, **kw)
+    rec = analyze(ck, **kw)
     values = rec["result"]["values"]
     assert values["num_params"] == sum(p.numel() for p in ck.model.parameters() if p.dim() >= 2)
     assert rec["provenance"]["weights"]["folded"] == 2 and "folded" in rec["provenance"]["weights"]["convention"]
@@ -238,11 +238,11 @@ def test_analyze_measures_caches_and_merges(tiny_run, cli):
         assert values["pacbayes_flatness"] == pytest.approx(1 / values["pacbayes_sigma"] ** 2)
     else:  # a 2-epoch phantom run may never lose 0.1 accuracy: no value, and the record says why
         assert values["pacbayes_sigma"] is None and search["note"]
-    assert analyze_measures(ck, **kw)["provenance"]["created"] == rec["provenance"]["created"]  # cached
+    assert analyze(ck, **kw)["provenance"]["created"] == rec["provenance"]["created"]  # cached
     merged = measure_values(ck.path, ck.fingerprint[:16])
     assert merged["ggn_trace"] == values["ggn_trace"] and set(merged) == set(REGISTRY)
     with pytest.raises(LandscapeError, match="unknown measure"):
-        analyze_measures(ck, measures="nope", progress=False)
+        analyze(ck, measures="nope", progress=False)
     res = cli("measures", str(tiny_run), "--samples", "32", "--ggn-samples", "8", "--draws", "2", "--depth", "3",
               "--measures", "norms")
     assert res.code == 2 and "unknown measure" in res.err

@@ -35,6 +35,7 @@ import numpy as np
 from scipy import integrate, optimize, stats
 
 from landscape.errors import LandscapeError
+from landscape.optim.base import DEFAULT_BASE
 from landscape.report.collect import Run, collect
 from landscape.report.correlate import predictor_row
 from landscape.report.inference import holm
@@ -171,7 +172,7 @@ def run_uncertainty(run: Run, n_boot: int = 1000, seed: int = 0, source: str | N
                                    else "images" if ext else None)}
 
 
-def compare_runs(runs: Sequence[Run], baseline: str = "adam", source: str | None = None, n_boot: int = 1000,
+def compare_runs(runs: Sequence[Run], baseline: str = DEFAULT_BASE, source: str | None = None, n_boot: int = 1000,
                  seed: int = 0, uncertainty: bool = True) -> dict:
     """Paired differences of every group against ``baseline`` on every target (see module docstring)."""
     matched, unpaired = pairs(runs, baseline)
@@ -202,7 +203,7 @@ def compare_runs(runs: Sequence[Run], baseline: str = "adam", source: str | None
             "method": "paired t over seeds (same model, seed and split); mdd from the noncentral t at 80% power"}
 
 
-def compare(inputs: Sequence[str | Path], baseline: str = "adam", source: str | None = None, n_boot: int = 1000,
+def compare(inputs: Sequence[str | Path], baseline: str = DEFAULT_BASE, source: str | None = None, n_boot: int = 1000,
             seed: int = 0, progress: bool = True) -> dict:
     """:func:`compare_runs` over the runs ``inputs`` (records and a test-set prediction per run only)."""
     if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 10:

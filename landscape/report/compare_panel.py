@@ -1,9 +1,9 @@
-"""The report panel "Paired differences from Adam": each optimizer minus the baseline, seed by seed, with CIs.
+"""The report panel "Paired differences from the baseline": each optimizer minus it, seed by seed, with CIs.
 
-Registered with :func:`landscape.report.panels.register_panel` (series
-``paired``: :func:`landscape.report.compare.compare_runs` against
-:data:`BASELINE` from records only, without the per-run test-set bootstrap).
-Shown when the runs include the baseline and at least one paired group.
+Registered in :mod:`landscape.report.panel_specs` (series ``paired``:
+:func:`landscape.report.compare.compare_runs` against :data:`BASELINE`, the
+default base optimizer, from records only, without the per-run test-set
+bootstrap). Shown when the runs include the baseline and a paired group.
 """
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ from collections.abc import Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from landscape.optim.base import DEFAULT_BASE
 from landscape.report.compare import TARGETS, compare_runs
-from landscape.report.panels import Panel, register_panel, register_series
 from landscape.report.rows import group_name
 
-BASELINE = "adam"
+#: The group every other is compared with in the report.
+BASELINE = DEFAULT_BASE
 
 
 def paired_series(runs: Sequence, rows: Sequence[dict]) -> dict:
@@ -53,13 +54,3 @@ def paired_figure(data: dict) -> go.Figure | None:
     fig.update_layout(template="plotly_white", height=120 + 40 * len({c["group"] for c in cells}),
                       margin={"t": 60, "b": 40})
     return fig
-
-
-register_series("paired", paired_series)
-register_panel(Panel(
-    "paired", f"Paired differences from {BASELINE}",
-    f"Each optimizer minus {BASELINE} on the same seed (same initial weights, data order and split): mean over "
-    "seeds (dot; diamond when the Holm-adjusted paired t-test p < 0.05) with its 95% t-interval; the dotted line "
-    "is no difference. Hover for the number of pairs, p, Holm p and the smallest difference the design detects "
-    "(80% power, alpha 0.05). `landscape compare` adds each run's test-set bootstrap CIs.",
-    ("paired",), lambda d, *_: paired_figure(d["paired"]), section="correlations"))

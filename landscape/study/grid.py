@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from landscape.errors import LandscapeError
+from landscape.optim.base import DEFAULT_BASE
 
 #: Validation metrics a study may select on, and whether larger is better.
 SELECT_METRICS = {"balanced_accuracy": True, "accuracy": True, "macro_f1": True, "auroc_macro": True,
@@ -67,9 +68,9 @@ def _applies(name: str, param: str, base: str) -> bool:
 
 
 def variants(names: Sequence[str], grid: dict | None = None, compute_matched: bool = False,
-             base: str = "adam") -> list[Variant]:
+             base: str = DEFAULT_BASE) -> list[Variant]:
     """Every setting to train (see module docstring); LandscapeError for a parameter that applies nowhere."""
-    from landscape.train.config import ONE_PASS
+    from landscape.optim import get_optimizer
 
     grid = grid or {}
     unknown = [o for o in grid if o != "*" and o not in names]
@@ -91,7 +92,7 @@ def variants(names: Sequence[str], grid: dict | None = None, compute_matched: bo
         for combo in itertools.product(*(mine[k] for k in keys)):
             setting = dict(zip(keys, combo))
             out.append(Variant(name, name, setting))
-            if compute_matched and name in ONE_PASS:
+            if compute_matched and get_optimizer(name).passes == 1:
                 out.append(Variant(name, f"{name}-cm", setting, compute_matched=True))
     return out
 
