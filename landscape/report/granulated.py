@@ -145,6 +145,7 @@ def predictors(rows: Sequence[dict], measures: Sequence[str], n_boot: int = 2000
     (``equivalent``). ``measures`` are ordered by ``|Psi|`` against the first
     target that has a Psi (in :data:`TARGETS` order), measures without one last.
     """
+    from landscape.report.cmi import cmi_test
     from landscape.report.robust import MIN_DOMAIN_SIZE, robust_sign_error, worst_domain_tau
 
     min_domain_size = MIN_DOMAIN_SIZE if min_domain_size is None else min_domain_size
@@ -168,5 +169,6 @@ def predictors(rows: Sequence[dict], measures: Sequence[str], n_boot: int = 2000
             "cells": [cells[f"{m}|{t}"] for m in order for t in TARGETS],
             "robust_sign_error": {m: robust_sign_error(rows, m, direction[m], min_domain_size) for m in order},
             "worst_domain_tau": {m: worst_domain_tau(rows, m, direction[m], min_domain_size) for m in order},
+            "cmi": {m: cmi_test(rows, m, "gap", direction[m]) for m in order},
             "min_domain_size": min_domain_size, "n_runs": len(rows), "n_boot": n_boot, "seed": seed,
             "multiple_comparisons": f"Holm over {sum(c['p'] is not None for c in cells.values())} cells"}
