@@ -128,11 +128,11 @@ def claims(result: dict) -> list[str]:
 
 
 def correlate_table(result: dict) -> str:
-    """Markdown: tau [cluster CI] with Holm p per target, Psi by axis, robust sign error, worst-domain tau."""
+    """Markdown: tau [cluster CI] with Holm p per target, Psi by axis, robust sign error, worst-domain tau, CMI K."""
     from landscape.report.granulated import TARGETS
 
-    lines = ["| measure | " + " | ".join(TARGETS) + " | Ψ by axis | robust sign error (worst) | worst-domain τ |",
-             "|---|" + "---|" * (len(TARGETS) + 3)]
+    lines = ["| measure | " + " | ".join(TARGETS) + " | Ψ by axis | robust sign error (worst) | worst-domain τ "
+             "| CMI K (gap) |", "|---|" + "---|" * (len(TARGETS) + 4)]
     cells = {(c["measure"], c["target"]): c for c in result["cells"]}
     for m in result["measures"]:
         parts = []
@@ -147,7 +147,8 @@ def correlate_table(result: dict) -> str:
         wdt = result["worst_domain_tau"][m]
         same = f" (= {', '.join(result['equivalent'][m])})" if result["equivalent"][m] else ""
         lines.append(f"| {m}{same} | " + " | ".join(parts) + f" | {psi} | {_num(rse['worst'], 2)} "
-                     f"({rse['worst_environment'] or rse['note']}) | {_num(wdt['worst'], 2)} |")
+                     f"({rse['worst_environment'] or rse['note']}) | {_num(wdt['worst'], 2)} "
+                     f"| {_num(result['cmi'][m]['k'], 2)} |")
     return "\n".join(lines)
 
 
