@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from landscape import logs
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.measure_context import MeasureContext
 from landscape.analysis.registry import AnalysisSpec, register_analysis
@@ -51,8 +52,9 @@ def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all
                 "depth": depth, "target": float(target), "metric": metric, "seed": int(seed)}
 
     def compute(full: dict) -> tuple[dict, dict]:
-        return _compute(ck, full, groups, progress), {"split": "train", "bn_mode": "eval",
-                                                      **model_provenance(ck.model)}
+        with logs.run_context(ck.run_dir.name):
+            values = _compute(ck, full, groups, progress)
+        return values, {"split": "train", "bn_mode": "eval", **model_provenance(ck.model)}
 
     return cached(ck, "measures", settings, compute)
 

@@ -10,6 +10,14 @@ from rich.table import Table
 console = Console(highlight=False)
 
 
+def fit_width(con: Console) -> None:
+    """Tables at the terminal's width, or unwrapped (one line per row) when stdout is not a terminal."""
+    import sys
+
+    if not (sys.stdout is not None and sys.stdout.isatty()):
+        con.width = 10_000
+
+
 def fmt(value, digits: int = 4) -> str:
     """Compact text for a table cell: floats to ``digits`` significant digits, None as '-'."""
     if value is None:

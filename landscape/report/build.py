@@ -122,10 +122,10 @@ def _document(runs, rows, summary, missing, data, numbers) -> str:
 
 
 def _print_summary(numbers: dict, out: Path) -> None:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
+    from landscape import logs
     from landscape.report.style import fmt_mean_std
 
     table = Table(title=numbers["title"])
@@ -135,7 +135,7 @@ def _print_summary(numbers: dict, out: Path) -> None:
         table.add_row(Text(g["group"]), str(g["n_runs"]), *(fmt_mean_std(g[k]) for k in
                                                      ("balanced_accuracy", "gap", "lambda_max", "trace",
                                                       "m_sharpness")))
-    console = Console(highlight=False)
+    console = logs.console()
     console.print(table)
     if numbers["missing"]:
         console.print(f"{len(numbers['missing'])} analyses missing (see the report).", markup=False)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from landscape import distributed
+from landscape import distributed, logs
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import check_writable, versions, write_json
@@ -118,14 +118,15 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     before = _final_mtimes(out)
     run_dirs: list[Path] = []
     # one step per training run, one per analysis stage of each run, one for the report
-    with progress_bar("study", total=n_runs * (1 + n_stages) + 1, enabled=progress) as bar:
+    with progress_bar("study", total=n_runs * (1 + n_stages) + 1, enabled=progress, unit="stages") as bar:
         def analyse(run_dir: Path, spent: dict) -> None:
             from landscape.checkpoint import load_checkpoint
 
-            ck = load_checkpoint(run_dir)  # once for every analysis of the run
-            _analyse(ck, analyses, seed, progress, spent, bar, m)
-            if external is not None:
-                _evaluate(ck, external, external_options, seed, progress, spent, bar)
+            with logs.run_context(run_dir.name):
+                ck = load_checkpoint(run_dir)  # once for every analysis of the run
+                _analyse(ck, analyses, seed, progress, spent, bar, m)
+                if external is not None:
+                    _evaluate(ck, external, external_options, seed, progress, spent, bar)
 
         if mode == "runs":
             def one_run(job):  # train and analyse one run; returns its folder and its seconds by stage
@@ -216,7 +217,6 @@ def _mtime(path: Path) -> int | None:
 
 
 def _print(result: StudyResult) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="study: wall time by stage", title_justify="left")
@@ -225,9 +225,8 @@ def _print(result: StudyResult) -> None:
     for stage, sec in result.seconds.items():
         table.add_row(stage, f"{sec:.1f}")
     table.add_row("total", f"{sum(result.seconds.values()):.1f}")
-    console = Console(highlight=False)
+    console = logs.console()
     console.print(table)
     console.print(f"runs: {len(result.run_dirs)} ({len(result.trained)} trained, {len(result.reused)} reused)",
                   markup=False)
-    console.print(f"report: {result.report}", markup=False)
-    console.print(f"summary: {result.summary}", markup=False)
+    console.print(f"summary: {result.summary}", markup=False)  # build_report printed the report's path

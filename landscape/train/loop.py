@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from landscape import distributed
+from landscape import distributed, logs
 from landscape.data import augment
 from landscape.errors import LandscapeError
 from landscape.io import atomic_torch_save, check_writable, nonfinite_entries, read_json, safe_torch_load, write_json
@@ -199,6 +199,10 @@ class _Trainer:
 
     # -- the loop ------------------------------------------------------------
     def run(self, resume: bool) -> TrainResult:
+        with logs.run_context(self.run_dir.name):
+            return self._run(resume)
+
+    def _run(self, resume: bool) -> TrainResult:
         cfg = self.cfg
         self.run_dir.mkdir(parents=True, exist_ok=True)
         start = self.restore() if resume else -1
@@ -211,7 +215,7 @@ class _Trainer:
         x_val, y_val = self.prep.tensors["val"]
         epochs = cfg.effective_epochs
         with progress_bar(f"train {self.run_dir.name}", total=epochs * self.steps_per_epoch,
-                          enabled=self.progress) as bar:
+                          enabled=self.progress, unit="steps") as bar:
             bar.advance(start * self.steps_per_epoch)
             for epoch in range(start + 1, epochs + 1):
                 t0 = time.perf_counter()
@@ -228,7 +232,10 @@ class _Trainer:
                 if score > self.best_score:
                     self.best_score = score
                     atomic_torch_save(self.payload(epoch, {"val": val}, with_state=False), self.run_dir / "best.pt")
-                bar.update(loss=f"{train_loss:.4f}", val_bacc=f"{val.get('balanced_accuracy', float('nan')):.3f}")
+                bacc = val.get("balanced_accuracy", float("nan"))
+                bar.update(loss=f"{train_loss:.4f}", val_bacc=f"{bacc:.3f}")
+                bar.note(f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}, val balanced accuracy {bacc:.3f}, "
+                         f"{time.perf_counter() - t0:.1f} s")
         return self.finish()
 
     def train_epoch(self, epoch: int, x: torch.Tensor, y: torch.Tensor, bar) -> float:
