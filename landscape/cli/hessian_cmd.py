@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
-from landscape.cli.render import console, print_table, saved
+from landscape.cli.render import console, now, print_table, record_saved, saved, was_cached
 
 
 @app.command("hessian")
@@ -65,6 +65,7 @@ def hessian_command(
 
     if samples != "all" and not samples.isdigit():
         raise LandscapeError(f"--samples must be a positive integer or 'all', got {samples!r}")
+    since = now()
     record = analyze(
         checkpoint, top_k=top_k, trace=trace, density=density, per_layer=per_layer, split=split,
         samples=None if samples == "all" else int(samples),
@@ -98,10 +99,11 @@ def hessian_command(
                       f"[{b['trace_ci'][0]:.4g}, {b['trace_ci'][1]:.4g}]"] for b in res["per_layer"]])
     for warning in res["warnings"]:
         console.print(f"warning: {warning}", markup=False)
-    console.print(f"{res['hvps']} HVPs in {res['seconds']:.1f} s ({res['hvp_seconds'] * 1000:.0f} ms each, "
+    when = "when computed: " if was_cached(record, since) else ""
+    console.print(f"{when}{res['hvps']} HVPs in {res['seconds']:.1f} s ({res['hvp_seconds'] * 1000:.0f} ms each, "
                   f"{res['device']})",
                   markup=False)
-    saved("record", record["path"])
+    record_saved(record, since)
     if json_path is not None:
         saved("json", json_path)
     if plot is not None:

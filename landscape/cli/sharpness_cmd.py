@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
-from landscape.cli.render import console, print_table, saved
+from landscape.cli.render import console, now, print_table, record_saved, saved
 from landscape.errors import LandscapeError
 from landscape.io import check_writable, write_json
 
@@ -62,6 +62,7 @@ def sharpness_command(
     from landscape.analysis.sharpness import analyze
 
     check_writable(json_path)
+    since = now()
     record = analyze(
         checkpoint, rhos=parse_rhos(rho), m=m, kind=kind, norm=norm, adaptive=adaptive, samples=samples,
         steps=steps, draws=draws, seed=seed, batch_size=batch_size, device=None if device == "auto" else device,
@@ -77,7 +78,7 @@ def sharpness_command(
     rows = [[r, mean, std] + ([se] if res["kind"] == "average" else [])
             for r, mean, std, se in zip(res["rhos"], res["mean"], res["std"], stderr)]
     print_table("loss increase per radius", columns, rows)
-    saved("record", record["path"])
+    record_saved(record, since)
     if json_path is not None:
         write_json(json_path, {k: v for k, v in record.items() if k != "path"})
         saved("json", json_path)

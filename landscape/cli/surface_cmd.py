@@ -9,7 +9,7 @@ import numpy as np
 import typer
 
 from landscape.cli.app import app
-from landscape.cli.render import print_table, saved
+from landscape.cli.render import now, print_table, record_saved, saved
 
 
 @app.command("surface")
@@ -67,6 +67,7 @@ def surface_command(
     """
     from landscape.analysis.surface import analyze
 
+    since = now()
     record = analyze(
         checkpoint, dim=dim, directions=directions, grid=grid, span=span, split=split, bn=bn, samples=samples,
         seed=seed, progress=True, out_dir=out, bn_samples=bn_samples, batch_size=batch_size,
@@ -99,4 +100,4 @@ def surface_command(
     print_table(f"loss surface of {Path(record['provenance']['checkpoint']).parent.name}", ["", "value"], rows)
     for kind, path in res["files"].items():
         saved(kind, path)
-    saved("record", record["path"])
+    record_saved(record, since)
