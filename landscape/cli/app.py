@@ -60,6 +60,7 @@ def register() -> typer.Typer:
         correlate_cmd,
         data_cmd,
         evaluate_cmd,
+        export_cmd,
         hessian_cmd,
         list_cmd,
         measures_cmd,

@@ -154,21 +154,33 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
         from landscape.report import build_report
 
         report = out / "report.html"
+        tables = {"csv": out / "runs.csv", "latex": out / "tables.tex"}
         if distributed.is_main():
             report = build_report(run_dirs, report, compute=False, progress=progress, seed=seed)
+            _export(run_dirs, tables, seed)
         seconds["report"] += time.perf_counter() - t0
         bar.advance()
     trained = [d.name for d in run_dirs if before.get(d / "final.pt") != _mtime(d / "final.pt")]
     reused = [d.name for d in run_dirs if d.name not in trained]
     summary = write_json(out / "study.json", {
         "settings": settings, "runs": [str(d) for d in run_dirs], "trained": trained, "reused": reused,
-        "seconds": seconds, "report": str(report), "versions": versions(),
+        "seconds": seconds, "report": str(report), "tables": {k: str(v) for k, v in tables.items()},
+        "versions": versions(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     result = StudyResult(report, summary, run_dirs, trained, reused, seconds)
     distributed.barrier()  # the report and study.json are on disk for every rank
     if progress and distributed.is_main():
         _print(result)
     return result
+
+
+def _export(run_dirs: list[Path], tables: dict, seed: int) -> None:
+    """The tidy CSV and the LaTeX tables of the study's runs beside its report (:mod:`landscape.report.export`)."""
+    from landscape.report.collect import collect
+    from landscape.report.export import export
+
+    runs, _ = collect(run_dirs, compute=False, seed=seed, progress=False)
+    export(runs, csv_path=tables["csv"], latex_path=tables["latex"], seed=seed)
 
 
 def _train(cfg, names: list[str], progress: bool, seconds: dict, bar) -> list[Path]:
@@ -230,3 +242,5 @@ def _print(result: StudyResult) -> None:
     console.print(f"runs: {len(result.run_dirs)} ({len(result.trained)} trained, {len(result.reused)} reused)",
                   markup=False)
     console.print(f"summary: {result.summary}", markup=False)  # build_report printed the report's path
+    console.print(f"tables: {result.summary.parent / 'runs.csv'}, {result.summary.parent / 'tables.tex'}",
+                  markup=False)
