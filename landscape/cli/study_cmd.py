@@ -44,6 +44,9 @@ def study_command(
     group_col: Optional[str] = typer.Option(None, "--csv-group-col",
                                             help="CSV column with the patient (bootstrap unit)."),
     env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner)."),
+    tensorboard: bool = typer.Option(False, "--tensorboard",
+                                     help="TensorBoard scalars of every run in OUT/tensorboard/RUN (needs the "
+                                          "[tracking] extra)."),
 ):
     """Train every (model, optimizer, seed), run the Hessian, sharpness, surface and measure analyses, write the report.
 
@@ -76,4 +79,4 @@ def study_command(
               quick=quick, progress=True, seed=seed, img_size=img_size, batch_size=batch_size, m=m,
               analyses=parse_set(set_, parse_value), parallel=parallel, external=external,
               external_options={"csv": csv, "file_col": file_col, "label_col": label_col,
-                                "group_col": group_col, "env_col": env_col})
+                                "group_col": group_col, "env_col": env_col}, tensorboard=tensorboard)

@@ -109,6 +109,12 @@ def train_command(
                                         "directions averaged."),
     json_path: Optional[Path] = typer.Option(None, "--json",
                                              help="Also write the final metrics of every run to this JSON file."),
+    tensorboard: bool = typer.Option(False, "--tensorboard",
+                                     help="Write TensorBoard scalars per epoch to RUN/tensorboard (needs the "
+                                          "[tracking] extra)."),
+    tensorboard_dir: Optional[Path] = typer.Option(None, "--tensorboard-dir",
+                                                   help="Implies --tensorboard: events in DIR/RUN, one TensorBoard "
+                                                        "run per run folder."),
 ):
     """Train a classifier and save checkpoints: final.pt, best.pt, epoch_NNN.pt, history.json.
 
@@ -127,6 +133,8 @@ def train_command(
 
       torchrun --nproc-per-node 4 --no-python landscape train --optimizer sam --batch-size 128
 
+      landscape train --optimizer all --tensorboard-dir tb/ && tensorboard --logdir tb/
+
     """
     from landscape.train import TrainConfig, check_hyper, parse_optimizers, train, train_all
 
@@ -143,6 +151,8 @@ def train_command(
         img_size=img_size, seed=seed, split_seed=split_seed, kfold=kfold, fold=fold, keep_conflicts=keep_conflicts,
         augment=augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,
         pretrained=pretrained, device=device, sync_bn=sync_bn, sam_local=sam_local,
+        tensorboard=tensorboard or tensorboard_dir is not None,
+        tensorboard_dir=None if tensorboard_dir is None else str(tensorboard_dir),
     )
     if len(names) == 1:
         results = [train(cfg, resume=resume, overwrite=overwrite)]

@@ -29,6 +29,8 @@ class TrainConfig:
     doubles the epochs of one-pass optimizers so they get as many gradient
     evaluations as the two-pass SAM family. ``sync_bn`` and ``sam_local``
     apply under ``torchrun`` only (see :mod:`landscape.train.parallel`).
+    ``tensorboard`` writes TensorBoard scalars to ``<run>/tensorboard``, or to
+    ``<tensorboard_dir>/<run name>`` when that is set (:mod:`landscape.train.tracking`).
     """
 
     data: str | None = None
@@ -58,6 +60,8 @@ class TrainConfig:
     device: str = "auto"
     sync_bn: bool = False
     sam_local: bool = False
+    tensorboard: bool = False
+    tensorboard_dir: str | None = None
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`LandscapeError` for values that cannot work; return self."""
@@ -85,6 +89,10 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise LandscapeError(message)
+        if self.tensorboard:
+            from landscape.train.tracking import check_tensorboard
+
+            check_tensorboard()
         from landscape.models.registry import check_arguments
 
         check_arguments(self.model, self.model_kwargs)
