@@ -175,9 +175,21 @@ def test_figures_hold_the_records_data(report):
     zrange = [specs["surfaces-2d"]["layout"]["coloraxis"]["cmin"], specs["surfaces-2d"]["layout"]["coloraxis"]["cmax"]]
     surface3d = [t for t in specs["surfaces-3d"]["data"] if t["type"] == "surface"]
     assert len(surface3d) == 3 and all([t["cmin"], t["cmax"]] == zrange for t in surface3d)
-    assert len(specs["density"]["data"]) == 3 and len(specs["sharpness"]["data"]) == 3
+    def runs_of(name):  # single-run lines (hidden behind the grouped view: mean and band per optimizer)
+        return [t for t in specs[name]["data"] if t.get("meta") == "run"]
+
+    assert len(runs_of("density")) == 3 and len(runs_of("sharpness")) == 3
+    for name in ("landscape-1d", "density", "sharpness"):
+        data = specs[name]["data"]
+        assert all(t["visible"] is False for t in runs_of(name)) and len(data) == 3 + 2 * 2  # 2 groups: band, mean
+        adam = [_array(t["y"]) for t in runs_of(name) if t["legendgroup"] == "adam"]
+        mean = next(t for t in data if t.get("meta") == "group" and t["name"] == "adam (mean of 2)")
+        np.testing.assert_allclose(_array(mean["y"]), np.mean(adam, axis=0), rtol=1e-6)
+        toggle = specs[name]["layout"]["updatemenus"][-1]["buttons"]
+        assert [b["label"] for b in toggle] == ["groups: mean, band min–max", "single runs"]
+        assert toggle[1]["args"][0]["visible"] == [t.get("meta") == "run" for t in data]
     # colliding labels fall back to the (escaped) run names
-    names = {t["name"] for t in specs["landscape-1d"]["data"]}
+    names = {t["name"] for t in runs_of("landscape-1d")}
     assert names == {"&lt;img src=x onerror=alert(1)&gt;", "adam&amp;amp;&lt;b&gt;bold", sam_label}
 
 
@@ -228,7 +240,8 @@ def test_no_compute_lists_what_is_missing(tiny_runs, tmp_path):
                                                             "surface_1d", "surface_2d", "measures"}
     assert not (bare / "analysis").exists()
     html = out.read_text(encoding="utf-8")
-    assert "Missing (not computed with --no-compute)" in html and 'id="flatness-plot"' in html
+    # no flatness measure at all: the scatter is left out, and the missing list says why
+    assert "Missing (not computed with --no-compute)" in html and 'id="flatness-plot"' not in html
     assert numbers["rows"][0]["lambda_max"] is None and numbers["rows"][0]["balanced_accuracy"] is not None
 
 

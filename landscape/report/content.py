@@ -92,16 +92,41 @@ def findings(rows: Sequence[dict], summary: dict) -> str:
         best = max(scored, key=lambda g: g["balanced_accuracy"]["mean"])
         items.append(f"Best mean test balanced accuracy: {best['group']} ({fmt_mean_std(best['balanced_accuracy'])}).")
     for c in summary["correlations"]:
-        if c["target"] != "balanced_accuracy" or c["kendall_tau"] is None:
+        if c["kendall_tau"] is None:
             continue
-        ci = c["kendall_ci"]
-        verdict = ("CI excludes 0" if ci and (ci[0] > 0 or ci[1] < 0) else "CI includes 0")
-        items.append(f"{MEASURES[c['measure']]} vs test balanced accuracy over {c['n']} runs: Kendall τ = "
-                     f"{c['kendall_tau']:.2f} {fmt_ci(ci)} ({verdict}); Spearman ρ = {c['spearman_rho']:.2f} "
-                     f"{fmt_ci(c['spearman_ci'])}.")
+        items.append(f"{MEASURES[c['measure']]} vs {TARGETS[c['target']]} over {c['n']} runs: Kendall τ = "
+                     f"{c['kendall_tau']:+.2f} {fmt_ci(c['kendall_ci'])}; Spearman ρ = {c['spearman_rho']:+.2f} "
+                     f"{fmt_ci(c['spearman_ci'])}. {direction(c)}")
     if len(rows) < 3:
         items.append(f"Only {len(rows)} run(s): rank correlations need at least 3.")
     return "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>" if items else ""
+
+
+#: What each target's rising means, for the direction sentences ("sharper runs had ...").
+RISING = {"balanced_accuracy": ("higher test balanced accuracy", "lower test balanced accuracy"),
+          "gap": ("a larger generalization gap", "a smaller generalization gap")}
+#: The sign of tau that the flatness hypothesis (flatter minima generalize better) predicts.
+HYPOTHESIS_SIGN = {"balanced_accuracy": -1, "gap": +1}
+
+
+def direction(c: dict) -> str:
+    """The correlation in words: which way sharper runs went, and whether that supports the flatness hypothesis.
+
+    Supports/contradicts only when the 95% CI of Kendall τ excludes 0; otherwise it says which way it leans.
+    """
+    tau, ci, target = c["kendall_tau"], c["kendall_ci"], c["target"]
+    higher, lower = RISING[target]
+    went = higher if tau > 0 else lower if tau < 0 else None
+    if went is None:
+        return "Sharper runs were neither better nor worse here (τ = 0)."
+    agrees = (tau > 0) == (HYPOTHESIS_SIGN[target] > 0)
+    sentence = f"Sharper runs had {went}"
+    if ci and (ci[0] > 0 or ci[1] < 0):
+        verdict = "supports" if agrees else "contradicts"
+        return f"{sentence}: this {verdict} the flatness hypothesis (flatter minima generalize better)."
+    lean = "with" if agrees else "against"
+    return (f"{sentence}, leaning {lean} the flatness hypothesis, but the 95% CI includes 0: no evidence "
+            "either way.")
 
 
 def notes(runs: Sequence[Run], missing: Sequence[dict]) -> str:
