@@ -321,9 +321,15 @@ class Chromium:
     def evaluate(self, expression: str):
         return self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})["result"].get("value")
 
-    def screenshot(self, max_height: int = 12000) -> bytes:
+    def screenshot(self, max_height: int = 12000, element: str | None = None) -> bytes:
+        """The page (or the element matching the CSS selector ``element``) as PNG bytes."""
         size = self.send("Page.getLayoutMetrics")["cssContentSize"]
         clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], max_height), "scale": 1}
+        if element is not None:
+            rect = json.loads(self.evaluate(f"JSON.stringify((function (r) {{ return [r.left + window.scrollX, "
+                                            f"r.top + window.scrollY, r.width, r.height]; }})(document.querySelector("
+                                            f"{json.dumps(element)}).getBoundingClientRect()))"))
+            clip = {"x": rect[0], "y": rect[1], "width": rect[2], "height": min(rect[3], max_height), "scale": 1}
         shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
         return base64.b64decode(shot["data"])
 
@@ -342,6 +348,39 @@ class Chromium:
         os.close(self._w)
 
 
+#: Per plotly figure: cartesian axes without a title, axes without a trace (an empty subplot), overlapping
+#: subplot titles, and buttons that overlap plotly's toolbar or a subplot title.
+LAYOUT_PROBLEMS = """JSON.stringify(Array.prototype.map.call(document.querySelectorAll('div.plotly-graph-div'),
+function (gd) {
+  var L = gd._fullLayout, problems = [];
+  Object.keys(L).filter(function (k) { return /^[xy]axis\\d*$/.test(k); }).forEach(function (k) {
+    var ax = L[k];
+    if (!(ax.title && ax.title.text)) problems.push('no title: ' + k);
+    var used = gd._fullData.some(function (t) { return (t[k[0] + 'axis'] || k[0]) === ax._id; });
+    if (!used) problems.push('empty subplot: ' + k);
+  });
+  Object.keys(L).filter(function (k) { return /^scene\\d*$/.test(k); }).forEach(function (k) {
+    ['xaxis', 'yaxis', 'zaxis'].forEach(function (a) {
+      if (!(L[k][a].title && L[k][a].title.text)) problems.push('no title: ' + k + '.' + a);
+    });
+  });
+  function box(e) { var r = e.getBoundingClientRect(); return r.width && r.height ? r : null; }
+  function hit(a, b) { return a && b && a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1
+                       && b.top < a.bottom - 1; }
+  var titles = Array.prototype.map.call(gd.querySelectorAll('.annotation-text'), box).filter(Boolean);
+  for (var i = 0; i < titles.length; i++) for (var j = i + 1; j < titles.length; j++)
+    if (hit(titles[i], titles[j])) problems.push('overlapping annotations ' + i + ', ' + j);
+  var menus = Array.prototype.map.call(gd.querySelectorAll('.updatemenu-button, .updatemenu-header'), box);
+  var modebar = gd.querySelector('.modebar') && box(gd.querySelector('.modebar'));
+  var gtitle = gd.querySelector('.gtitle') && box(gd.querySelector('.gtitle'));
+  menus.forEach(function (m, i) {
+    if (hit(m, modebar)) problems.push('button ' + i + ' under the toolbar');
+    if (hit(m, gtitle)) problems.push('button ' + i + ' over the title');
+    titles.forEach(function (t, j) { if (hit(m, t)) problems.push('button ' + i + ' over annotation ' + j); });
+  });
+  return [gd.id, problems];
+}))"""
+SECTIONS = ("summary", "runs", "groups", "correlations", "predictors", "landscapes", "provenance")
 RENDERED = """JSON.stringify(Array.prototype.map.call(document.querySelectorAll('div.plotly-graph-div'), function (d) {
   return [d.id, d.getAttribute('data-rendered') === 'true', !!d.querySelector('svg.main-svg, canvas')]; }))"""
 
@@ -361,13 +400,28 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
             time.sleep(0.25)
         text = browser.evaluate("document.body.innerText")
         injected = browser.evaluate("document.querySelectorAll('img, b').length")
+        problems = json.loads(browser.evaluate(LAYOUT_PROBLEMS))
+        summary = browser.evaluate("document.getElementById('summary').innerText")
+        clipped = browser.evaluate("Array.prototype.filter.call(document.querySelectorAll('#runs td'), function (td) "
+                                   "{ return td.scrollWidth > td.clientWidth + 1; }).length")
         png = browser.screenshot()
+        shots = {name: browser.screenshot(element=f"#{name}") for name in SECTIONS}
         browser.evaluate("0")  # drain events raised while rendering
     finally:
         browser.close()
     artefacts = ROOT / "test-artifacts"
     artefacts.mkdir(exist_ok=True)
     (artefacts / "report.png").write_bytes(png)
+    for name, shot in shots.items():
+        (artefacts / f"report-{name}.png").write_bytes(shot)
+        assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 2_000, name
+    assert problems == [[f"{n}-plot", []] for n in FIGURES]  # titled axes, no empty subplot, nothing overlaps
+    assert clipped == 0  # the runs table wraps long cells instead of cutting them
+    _, _, numbers, _ = report
+    corrs = numbers["summary"]["correlations"]  # each one in words: its direction, or why it has none
+    said = [c for c in corrs if c["kendall_tau"] is not None]
+    assert summary.count("Sharper runs had ") == summary.count("flatness hypothesis") == len(said)
+    assert summary.count(", so no direction.") == len(corrs) - len(said)
     assert [s[0] for s in state] == [f"{n}-plot" for n in FIGURES]
     assert all(rendered and drawn for _, rendered, drawn in state), state
     methods = [e.get("method") for e in browser.events]
@@ -383,6 +437,26 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert SCRIPT_NAME in text and IMG_NAME in text and AMP_NAME in text  # shown as text
     assert injected == 0
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+@pytest.mark.parametrize("target, tau, ci, words", [
+    ("balanced_accuracy", 0.57, [0.1, 0.9], "Sharper runs had higher test balanced accuracy: this contradicts the "
+                                            "flatness hypothesis (flatter minima generalize better)."),
+    ("balanced_accuracy", -0.4, [-0.8, -0.05], "Sharper runs had lower test balanced accuracy: this supports the "
+                                               "flatness hypothesis (flatter minima generalize better)."),
+    ("gap", 0.3, [0.05, 0.6], "Sharper runs had a larger generalization gap: this supports the flatness hypothesis "
+                              "(flatter minima generalize better)."),
+    ("gap", -0.2, [-0.6, 0.3], "Sharper runs had a smaller generalization gap, leaning against the flatness "
+                               "hypothesis, but the 95% CI includes 0: no evidence either way."),
+    ("balanced_accuracy", 0.0, [-0.5, 0.5], "Sharper runs were neither better nor worse here (τ = 0)."),
+])
+def test_direction_sentences(target, tau, ci, words):
+    from landscape.report.content import direction, findings
+
+    assert direction({"target": target, "kendall_tau": tau, "kendall_ci": ci}) == words
+    c = {"measure": "lambda_max", "target": target, "n": 9, "kendall_tau": tau, "kendall_ci": ci,
+         "spearman_rho": tau, "spearman_ci": ci}
+    assert words in findings([{}] * 9, {"groups": [], "correlations": [c]})
 
 
 def test_records_of_other_weights_are_not_used(report, tmp_path):

@@ -9,7 +9,7 @@ from landscape.analysis import quantities
 from landscape.report.collect import Run
 from landscape.report.html import Table, esc, table
 from landscape.report.rows import MEASURES, TARGETS
-from landscape.report.style import fmt, fmt_ci, fmt_mean_std
+from landscape.report.style import corr_text, fmt, fmt_ci, fmt_mean_std
 
 #: Training-config keys that legitimately differ between the runs of one study.
 _PER_RUN_KEYS = {"optimizer", "seed", "opt_args", "run_name", "out", "device"}
@@ -93,6 +93,7 @@ def findings(rows: Sequence[dict], summary: dict) -> str:
         items.append(f"Best mean test balanced accuracy: {best['group']} ({fmt_mean_std(best['balanced_accuracy'])}).")
     for c in summary["correlations"]:
         if c["kendall_tau"] is None:
+            items.append(f"{MEASURES[c['measure']]} vs {TARGETS[c['target']]}: {corr_text(c)}, so no direction.")
             continue
         items.append(f"{MEASURES[c['measure']]} vs {TARGETS[c['target']]} over {c['n']} runs: Kendall τ = "
                      f"{c['kendall_tau']:+.2f} {fmt_ci(c['kendall_ci'])}; Spearman ρ = {c['spearman_rho']:+.2f} "
