@@ -231,6 +231,23 @@ def test_pngs_for_papers(report):
             assert im.format == "PNG" and min(im.size) > 300
 
 
+def test_figures_for_print_png_pdf_svg(report, cli, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    out, _, _, runs = report
+    res = cli("report", *runs, "-o", tmp_path / "r.html", "--no-compute", "--figures", tmp_path / "fig", "-q")
+    assert res.code == 0, res.err
+    stems = sorted(p.stem for p in (out.parent / "png").glob("*.png"))
+    for stem in stems:
+        with Image.open(tmp_path / "fig" / f"{stem}.png") as im:
+            assert im.format == "PNG" and round(im.info["dpi"][0]) == 300
+        assert (tmp_path / "fig" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
+        assert ET.parse(tmp_path / "fig" / f"{stem}.svg").getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    assert len(list((tmp_path / "fig").iterdir())) == 3 * len(stems) == 15
+
+
 def test_no_compute_lists_what_is_missing(tiny_runs, tmp_path):
     bare = tmp_path / "bare"
     shutil.copytree(tiny_runs[1], bare, ignore=shutil.ignore_patterns("analysis"))

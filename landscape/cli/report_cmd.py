@@ -19,6 +19,9 @@ def report_command(
                                  help="Compute missing analyses (cached in each run's analysis/), or only list them."),
     png: Optional[Path] = typer.Option(None, "--png",
                                        help="Also write the figures as matplotlib PNGs into this folder."),
+    figures: Optional[Path] = typer.Option(None, "--figures",
+                                           help="Also write every figure as PNG (300 dpi), PDF and SVG into this "
+                                                "folder."),
     seed: int = typer.Option(0, help="Seed of computed analyses and of the bootstrap CIs."),
     n_boot: int = typer.Option(2000, "--n-boot", min=100,
                                help="Bootstrap resamples for the 95% CIs of Kendall tau and Spearman rho."),
@@ -43,8 +46,7 @@ def report_command(
 
       landscape report checkpoints/busi-cnn-small-adam-s0 checkpoints/busi-cnn-small-sam-s0 -o adam_vs_sam.html
 
-      landscape report checkpoints/ -o report.html --no-compute --png figures/
-
+      landscape report checkpoints/ -o report.html --no-compute --figures figures/
 
       landscape report checkpoints/ --m 64 --set sharpness.samples=512 --set surface_2d.grid=15
 
@@ -56,4 +58,4 @@ def report_command(
     from landscape.report.overrides import parse_set
 
     build_report(runs, output, compute=compute, png_dir=png, progress=True, seed=seed, n_boot=n_boot, m=m,
-                 analyses=parse_set(set_, parse_value), dry_run=dry_run)
+                 analyses=parse_set(set_, parse_value), dry_run=dry_run, figures_dir=figures)

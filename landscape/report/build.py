@@ -23,14 +23,16 @@ MAX_BYTES = 10 * 1024 * 1024
 
 def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", compute: bool = True,
                  png_dir: str | Path | None = None, progress: bool = True, seed: int = 0, n_boot: int = 2000,
-                 analyses: dict[str, dict] | None = None, m: int | None = None, dry_run: bool = False) -> Path | None:
+                 analyses: dict[str, dict] | None = None, m: int | None = None, dry_run: bool = False,
+                 figures_dir: str | Path | None = None) -> Path | None:
     """Write the flatness report of ``inputs`` (run folders, checkpoints, or folders of runs) to ``out``.
 
     Missing analyses are computed with the analyzers' defaults (``analyses``
     overrides their keyword arguments) and cached, unless ``compute=False``,
     which lists them in the report instead. ``seed`` seeds those analyses and
     the bootstrap. Also writes ``out`` with suffix ``.json`` (rows, summary,
-    provenance) and, with ``png_dir``, matplotlib PNGs of the figures.
+    provenance) and, with ``png_dir``, matplotlib PNGs of the figures; with
+    ``figures_dir``, each figure as a 300 dpi PNG, a PDF and an SVG (print).
     When ``progress`` is True, shows bars and prints the summary table.
     ``m``: the m-sharpness sub-batch size; None adapts it to small data
     (:func:`landscape.report.overrides.sharpness_m`). Every setting and output
@@ -49,6 +51,7 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     analyses = check_overrides(analyses, m)
     check_writable(out, out.with_suffix(".json"))
     check_writable(png_dir, folder=True)
+    check_writable(figures_dir, folder=True)
     runs, missing = collect(inputs, compute=compute, seed=seed, progress=progress, analyses=analyses, m=m,
                             dry_run=dry_run)
     if dry_run:
@@ -60,6 +63,10 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
         from landscape.report.pngs import write_pngs
 
         write_pngs(Path(png_dir), numbers["rows"], numbers["summary"], data)
+    if figures_dir is not None:
+        from landscape.report.pngs import PRINT_DPI, PRINT_FORMATS, write_pngs
+
+        write_pngs(Path(figures_dir), numbers["rows"], numbers["summary"], data, PRINT_FORMATS, PRINT_DPI)
     if progress:
         _print_summary(numbers, out)
     return out
