@@ -18,7 +18,8 @@ def export_command(
     runs: list[Path] = typer.Argument(..., help="Run folders, checkpoint files, or a folder of run folders."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one tidy row per run to this CSV file."),
     latex_path: Optional[Path] = typer.Option(None, "--latex", help="Write the LaTeX booktabs tables to this file."),
-    n_boot: int = typer.Option(2000, "--n-boot", min=100, help="Bootstrap resamples for the Kendall tau CIs."),
+    n_boot: int = typer.Option(2000, "--n-boot", min=100, metavar="N",
+                               help="Bootstrap resamples for the Kendall tau CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
 ):
     r"""Tables for papers from the runs' cached records (nothing is computed).

@@ -15,9 +15,9 @@ from landscape.cli.render import console, now, print_table, record_saved, saved,
 def hessian_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint .pt file, or a run folder (uses its final.pt)."),
     top_k: int = typer.Option(5, "--top-k", help="Number of largest eigenvalues, each certified to --tol."),
-    trace: bool = typer.Option(True, "--trace/--no-trace",
-                               help="Estimate the trace (Hutch++ with a 95% CI; stops at +-5%, at 100 HVPs, or early "
-                                    "when the pilot shows +-5% is out of reach)."),
+    no_trace: bool = typer.Option(False, "--no-trace",
+                                  help="Skip the trace (else Hutch++ with a 95% CI; stops at +-5%, at 100 HVPs, or "
+                                       "early when the pilot shows +-5% is out of reach)."),
     density: bool = typer.Option(False, "--density", help="Spectral density by stochastic Lanczos quadrature."),
     per_layer: bool = typer.Option(False, "--per-layer",
                                    help="Top eigenvalue and trace of each module's diagonal block."),
@@ -67,7 +67,7 @@ def hessian_command(
         raise LandscapeError(f"--samples must be a positive integer or 'all', got {samples!r}")
     since = now()
     record = analyze(
-        checkpoint, top_k=top_k, trace=trace, density=density, per_layer=per_layer, split=split,
+        checkpoint, top_k=top_k, trace=not no_trace, density=density, per_layer=per_layer, split=split,
         samples=None if samples == "all" else int(samples),
         batch_size=batch_size, tol=tol, seed=seed, progress=True, json_path=json_path, plot_path=plot,
         device=None if device == "auto" else device, data_root=data, budget_hvps=budget_hvps,

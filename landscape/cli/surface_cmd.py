@@ -30,7 +30,7 @@ def surface_command(
                                                "split)."),
     bn_samples: int = typer.Option(512, "--bn-samples", help="Training images for --bn recompute."),
     seed: int = typer.Option(0, "--seed", help="Seed of random directions, subsets and Lanczos."),
-    include_bias_bn: bool = typer.Option(False, "--include-bias-bn/--no-include-bias-bn",
+    include_bias_bn: bool = typer.Option(False, "--include-bias-bn",
                                          help="Also move biases and norm-layer parameters (each scaled to its tensor's "
                                               "norm)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
