@@ -28,7 +28,8 @@ def study_command(
                                            help="Image size (pixels per side)."),
     out: Path = typer.Option(Path("checkpoints"), "--out",
                              help="Folder of the run folders, report.html and study.json."),
-    quick: bool = typer.Option(False, "--quick", help="Small preset that finishes in minutes on a laptop CPU."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="Small preset: phantom, 4 epochs, 2 seeds, 32 px, quick analysis budgets."),
     seed: int = typer.Option(0, "--seed", help="First seed; also the split seed and the analyses' seed."),
     parallel: Optional[str] = typer.Option(None, "--parallel",
                                            show_default="runs if there are at least as many runs as ranks",
@@ -60,10 +61,15 @@ def study_command(
     generalization?" panel gets the cross-site targets.
 
     Re-running the same command resumes: finished runs and cached analyses are
-    reused, interrupted runs continue from their last epoch.
+    reused, interrupted runs continue from their last epoch. Beside the
+    report it writes runs.csv and tables.tex (see `landscape export`).
+
+    Time of --quick: not yet measured on the idle 2-core machine
+    (benchmarks/bench_study.py measures it); on a 2-core machine shared with
+    other work its training alone took 23 min (issue 20), plus the analyses.
 
     Examples:
-      landscape study --quick                                  # phantom, a few minutes on 2 CPU cores
+      landscape study --quick               # phantom, 16 runs
 
       landscape study --data ../shared/data/busi --seeds 3 --epochs 30 --out busi_study/
 
