@@ -81,12 +81,13 @@ def hessian_command(
             for i, (lam, r, c) in enumerate(zip(top["eigenvalues"], top["residuals"], top["converged"]))]
     console.print(head, markup=False, soft_wrap=True)
     print_table(f"top-{len(rows)} eigenvalues (Lanczos, tol {top['tol']:g}, {top['hvps']} HVPs)",
-                ["#", "eigenvalue", "residual ||Hv-lv||", "certified"], rows)
+                ["#", "eigenvalue (nats/param^2)", "residual ||Hv-lv||", "certified"], rows)
     if res["trace"] is not None:
         t = res["trace"]
         print_table(f"trace ({t['method']}, {t['hvps']} HVPs + {t.get('shared_hvps', 0)} shared, "
                     f"stopped by {t['stopped_by']})",
-                    ["estimate", "stderr", "95% CI low", "95% CI high"], [[t["estimate"], t["stderr"], *t["ci"]]])
+                    ["estimate (nats/param^2)", "stderr", "95% CI low", "95% CI high"],
+                    [[t["estimate"], t["stderr"], *t["ci"]]])
     if res["density"] is not None:
         d = res["density"]
         console.print(f"density: {d['runs']} runs x {d['steps']} Lanczos steps ({d['hvps']} HVPs + "

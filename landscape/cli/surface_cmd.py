@@ -97,7 +97,8 @@ def surface_command(
         rows.append(["explained variance", ", ".join(f"{v:.3f}" for v in res["info"]["explained_variance"])])
     if res["directions"] == "eigen":
         rows.append(["eigenvalues", ", ".join(f"{v:.4g}" for v in res["info"]["eigenvalues"])])
-    print_table(f"loss surface of {Path(record['provenance']['checkpoint']).parent.name}", ["", "value"], rows)
+    print_table(f"loss surface of {Path(record['provenance']['checkpoint']).parent.name} (loss: mean cross-entropy, "
+                "nats; accuracy: fraction; coordinates: steps along the directions)", ["", "value"], rows)
     for kind, path in res["files"].items():
         saved(kind, path)
     record_saved(record, since)
