@@ -35,6 +35,7 @@ class _Lines:
 
     def __init__(self, description: str, total: float | None, unit: str):
         self.description, self.total, self.done, self.info, self.unit = description, total, 0.0, "", unit
+        self.name = description  # the finished line names the work, not its last stage
         self.run = logs.current_run()
         self.start = time.monotonic()
 
@@ -44,7 +45,7 @@ class _Lines:
         return f"{self.description}: {self.done:g}{of} {self.unit} done, {time.monotonic() - self.start:.0f} s{info}"
 
     def finished(self) -> None:
-        logs.info(f"{self.description}: finished {self.done:g} {self.unit} in {time.monotonic() - self.start:.1f} s",
+        logs.info(f"{self.name}: finished {self.done:g} {self.unit} in {time.monotonic() - self.start:.1f} s",
                   self.run)
 
 
