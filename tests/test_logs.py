@@ -90,3 +90,29 @@ def test_plan_lines_name_their_run_and_quiet_silences_them(lines):
     out = lines()
     assert len(out) == 1
     assert re.fullmatch(rf"{STAMP} busi-cnn-small-sam-s1: Hessian plan: ~44 HVPs", out[0])
+
+
+@pytest.mark.parametrize("width", [80, 200])
+def test_report_summary_table_fits_the_terminal(monkeypatch, width):
+    import io
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from landscape.report import build
+
+    buf = io.StringIO()
+    monkeypatch.setattr(logs, "console", lambda stderr=False: Console(file=buf, width=width, highlight=False))
+    stat = {"mean": 0.73812, "std": 0.02615, "n": 3}
+    keys = ("balanced_accuracy", "gap", "lambda_max", "trace", "m_sharpness")
+    groups = [{"group": g, "n_runs": 3, **dict.fromkeys(keys, stat)} for g in ("adam", "sam", "asam")]
+    build._print_summary({"title": "t", "summary": {"groups": groups}, "missing": []}, Path("r.html"))
+    lines = buf.getvalue().splitlines()
+    rows = [line for line in lines if line.startswith("│ ")]
+    assert max(map(len, lines)) <= width and len(rows) == 3  # one line per group: nothing wrapped
+    if width == 80:  # mean ± std does not fit: means only, and the caption says so
+        assert rows[0].count("0.738") == 5 and "±" not in rows[0]
+        assert any("means over seeds (± std in the report)" in line for line in lines)
+    else:
+        assert rows[0].count("0.738 ± 0.026") == 5
+    assert lines[-1] == "report: r.html"

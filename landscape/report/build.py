@@ -129,20 +129,32 @@ def _document(runs, rows, summary, missing, data, numbers) -> str:
 
 
 def _print_summary(numbers: dict, out: Path) -> None:
+    """The per-group table on stdout: mean ± std, or means only when that does not fit the terminal's width."""
     from rich.table import Table
     from rich.text import Text
 
     from landscape import logs
-    from landscape.report.style import fmt_mean_std
+    from landscape.report.style import fmt, fmt_mean_std
 
-    table = Table(title=numbers["title"])
-    for col in ("group", "runs", "balanced acc.", "gap", "λ_max", "trace", "m-sharpness"):
-        table.add_column(col, justify="left" if col == "group" else "right")
-    for g in numbers["summary"]["groups"]:
-        table.add_row(Text(g["group"]), str(g["n_runs"]), *(fmt_mean_std(g[k]) for k in
-                                                     ("balanced_accuracy", "gap", "lambda_max", "trace",
-                                                      "m_sharpness")))
+    keys = ("balanced_accuracy", "gap", "lambda_max", "trace", "m_sharpness")
+    headers = ("group", "runs", "balanced acc.", "gap", "λ_max", "trace", "m-sharpness")
+    groups = numbers["summary"]["groups"]
     console = logs.console()
+
+    def rows(cell):
+        return [[g["group"], str(g["n_runs"]), *(cell(g[k]) for k in keys)] for g in groups]
+
+    def width(body):
+        return sum(max(len(r[i]) for r in [list(headers), *body]) + 3 for i in range(len(headers))) + 1
+
+    body, note = rows(fmt_mean_std), "mean ± std over seeds"
+    if width(body) > console.width:
+        body, note = rows(lambda stat: fmt(stat["mean"])), "means over seeds (± std in the report)"
+    table = Table(title=numbers["title"], caption=f"{note}; λ_max, trace: nats/param²; m-sharpness: nats")
+    for col in headers:
+        table.add_column(col, justify="left" if col == "group" else "right", overflow="fold")
+    for r in body:
+        table.add_row(Text(r[0]), *r[1:])
     console.print(table)
     if numbers["missing"]:
         console.print(f"{len(numbers['missing'])} analyses missing (see the report).", markup=False)
