@@ -78,7 +78,7 @@ def test_latex_tables_parse_and_the_study_layout(runs, cli, tmp_path):
     assert res.code == 0, res.err
     groups, predictors = parse_tables((tmp_path / "t.tex").read_text())
     assert groups["header"][:2] == ["optimizer", "runs"] and [r[0] for r in groups["rows"]] == ["adam", "sam"]
-    assert "$\\lambda_{\\max}$" in groups["header"] and "external AUROC" not in groups["header"]
+    assert "\\texttt{lambda\\_max}" in groups["header"] and "external AUROC" not in groups["header"]
     assert predictors["rows"] == [["(no measure has a Kendall $\\tau$: fewer than 3 runs with values)"]]
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from landscape import logs
 from landscape.cli import hoist_global
-from landscape.plan import announce
+from landscape.cost import announce
 from landscape.progress import progress_bar
 
 STAMP = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"
@@ -104,9 +104,11 @@ def test_report_summary_table_fits_the_terminal(monkeypatch, width):
     buf = io.StringIO()
     monkeypatch.setattr(logs, "console", lambda stderr=False: Console(file=buf, width=width, highlight=False))
     stat = {"mean": 0.73812, "std": 0.02615, "n": 3}
-    keys = ("balanced_accuracy", "gap", "lambda_max", "trace", "m_sharpness")
+    measures = {"lambda_max": "λ_max", "hessian_trace": "trace", "sharpness_worst": "m-sharpness"}
+    keys = ("balanced_accuracy", "gap", *measures)
     groups = [{"group": g, "n_runs": 3, **dict.fromkeys(keys, stat)} for g in ("adam", "sam", "asam")]
-    build._print_summary({"title": "t", "summary": {"groups": groups}, "missing": []}, Path("r.html"))
+    build._print_summary({"title": "t", "summary": {"groups": groups, "measures": measures}, "missing": []},
+                         Path("r.html"))
     lines = buf.getvalue().splitlines()
     rows = [line for line in lines if line.startswith("│ ")]
     assert max(map(len, lines)) <= width and len(rows) == 3  # one line per group: nothing wrapped

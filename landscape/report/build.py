@@ -9,7 +9,7 @@ from pathlib import Path
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_text, check_writable, to_jsonable, versions, write_json
-from landscape.report import content, panels, series
+from landscape.report import content, panel_specs, panels  # noqa: F401  (panel_specs registers the panels)
 from landscape.report.collect import Run, collect
 from landscape.report.correlate import correlate_runs
 from landscape.report.html import Figure, figure_block, page
@@ -35,7 +35,7 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     ``figures_dir``, each figure as a 300 dpi PNG, a PDF and an SVG (print).
     When ``progress`` is True, shows bars and prints the summary table.
     ``m``: the m-sharpness sub-batch size; None adapts it to small data
-    (:func:`landscape.report.overrides.sharpness_m`). Every setting and output
+    (each analysis spec's ``adapt``). Every setting and output
     location is checked before any run is loaded.
     ``dry_run`` prints the plan of the missing analyses (runs x analyses x
     ETA) and returns None without computing or writing anything.
@@ -92,7 +92,7 @@ def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0, n_boot: 
                "predictors": correlate_runs(runs, n_boot=n_boot, seed=seed)}
     document = _document(runs, rows, summary, missing, data, numbers)
     if len(document.encode("utf-8")) > MAX_BYTES:
-        data["planes_2d"] = series.planes_2d(runs, rows, max_points=21)
+        data["planes_2d"] = panels.SERIES["planes_2d"](runs, rows, max_points=21)
         document = _document(runs, rows, summary, missing, data, numbers)
     return document, numbers, data
 
@@ -134,10 +134,12 @@ def _print_summary(numbers: dict, out: Path) -> None:
     from rich.text import Text
 
     from landscape import logs
+    from landscape.measures import REGISTRY
     from landscape.report.style import fmt, fmt_mean_std
 
-    keys = ("balanced_accuracy", "gap", "lambda_max", "trace", "m_sharpness")
-    headers = ("group", "runs", "balanced acc.", "gap", "λ_max", "trace", "m-sharpness")
+    measures = numbers["summary"]["measures"]
+    keys = ("balanced_accuracy", "gap", *measures)
+    headers = ("group", "runs", "balanced acc.", "gap", *measures)  # names: short; titles are in the report
     groups = numbers["summary"]["groups"]
     console = logs.console()
 
@@ -150,7 +152,9 @@ def _print_summary(numbers: dict, out: Path) -> None:
     body, note = rows(fmt_mean_std), "mean ± std over seeds"
     if width(body) > console.width:
         body, note = rows(lambda stat: fmt(stat["mean"])), "means over seeds (± std in the report)"
-    table = Table(title=numbers["title"], caption=f"{note}; λ_max, trace: nats/param²; m-sharpness: nats")
+    units = "; ".join(f"{m}: {REGISTRY[m].units}" for m in measures if m in REGISTRY)
+    table = Table(title=numbers["title"], caption=f"{note}; balanced acc., gap: fractions" + (f"; {units}" if units
+                                                                                                 else ""))
     for col in headers:
         table.add_column(col, justify="left" if col == "group" else "right", overflow="fold")
     for r in body:

@@ -6,9 +6,10 @@ import json
 from collections.abc import Sequence
 
 from landscape.analysis import quantities
+from landscape.measures import REGISTRY
 from landscape.report.collect import Run
 from landscape.report.html import Table, esc, table
-from landscape.report.rows import MEASURES, TARGETS
+from landscape.report.rows import TARGETS, flatness_measures
 from landscape.report.style import corr_text, fmt, fmt_ci, fmt_mean_std
 
 #: Training-config keys that legitimately differ between the runs of one study.
@@ -20,42 +21,58 @@ def title(runs: Sequence[Run]) -> str:
     return "Flatness report — " + " + ".join(dict.fromkeys(r.data.upper() for r in runs))
 
 
+def measure_cell(row: dict, name: str) -> str:
+    """A flatness measure's value as the runs table shows it: ``*`` when not certified, ``± std``, ``[CI]``."""
+    value = row.get(name)
+    if value is None:
+        return "—"
+    text = fmt(value, 4)
+    if row.get(f"{name}_certified") is False:
+        text += "*"
+    if row.get(f"{name}_std") is not None:
+        text += f" ± {fmt(row[f'{name}_std'], 2)}"
+    if row.get(f"{name}_ci"):
+        text += f" {fmt_ci(row[f'{name}_ci'], 1)}"
+    return text
+
+
+def measure_header(rows: Sequence[dict], name: str, title: str) -> str:
+    """``title``, with the radius when every run that has the measure was taken at the same one."""
+    rhos = {r.get(f"{name}_rho") for r in rows if r.get(name) is not None}
+    if len(rhos) == 1 and None not in rhos:
+        return f"{title} (ρ={fmt(rhos.pop())})"
+    return title + (" (ρ differs between runs)" if len(rhos) > 1 else "")
+
+
 def runs_table(rows: Sequence[dict]) -> str:
     """The sortable per-run table."""
-    rho = next((r["m_sharpness_rho"] for r in rows if r["m_sharpness_rho"] is not None), None)
+    measures = flatness_measures(rows)
     headers = ["run", "optimizer", "model", "seed", "accuracy", "balanced acc.", "macro-F1", "AUROC", "ECE", "NLL",
-               "gap", "λ_max", "trace [95% CI]", f"m-sharpness (ρ={fmt(rho)})", "hyper-parameters", "path"]
-    numeric = [False, False, False, True] + [True] * 10 + [False, False]
+               "gap", *[measure_header(rows, m, t) for m, t in measures.items()], "hyper-parameters", "path"]
+    numeric = [False, False, False, True] + [True] * (7 + len(measures)) + [False, False]
     body = []
     for r in rows:
-        ci = fmt_ci(r["trace_ci"], 1) if r["trace_ci"] else ""
-        trace = "—" if r["trace"] is None else f"{fmt(r['trace'], 4)} {ci}"
-        msharp = fmt(r["m_sharpness"], 3)
-        if r["m_sharpness"] is not None and r["m_sharpness_std"] is not None:
-            msharp += f" ± {fmt(r['m_sharpness_std'], 2)}"
         hyper = ", ".join(f"{k}={v}" for k, v in sorted(r["hyper"].items()))
         body.append([
             (r["label"], r["label"]), (r["optimizer"], r["optimizer"]), (r["model"], r["model"]),
             (str(r["seed"]), r["seed"]),
             *[(fmt(r[k], 3), r[k]) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "ece", "nll",
                                              "gap")],
-            (fmt(r["lambda_max"], 4) + ("*" if r["lambda_max_certified"] is False else ""), r["lambda_max"]),
-            (trace.strip(), r["trace"]), (msharp, r["m_sharpness"]),
+            *[(measure_cell(r, m), r[m]) for m in measures],
             (hyper, hyper), (r["path"], r["path"]),
         ])
     clip = [False] * (len(headers) - 2) + [True, True]
     return f'<div class="wrap">{table(Table(headers, body, numeric=numeric, clip=clip))}</div>' + (
         "<p class=caption>Test-split metrics of each checkpoint. gap = train − test balanced accuracy (train split "
-        "evaluated without augmentation). λ_max: top Hessian eigenvalue (* not certified to its tolerance), trace: "
-        "Hutchinson-type estimate with its 95% CI, "
-        "m-sharpness: mean ± std over sub-batches at the radius shown. Click a header to sort.</p>")
+        "evaluated without augmentation). Flatness measures as defined in docs/measures.md: * not certified to its "
+        "tolerance, ± std over sub-batches, [95% CI] of an estimate. Click a header to sort.</p>")
 
 
 def groups_table(summary: dict) -> str:
     """Mean ± std over seeds per group."""
-    keys = ("balanced_accuracy", "accuracy", "macro_f1", "auroc", "ece", "gap", "lambda_max", "trace", "m_sharpness")
-    headers = ["group", "runs", "balanced acc.", "accuracy", "macro-F1", "AUROC", "ECE", "gap", "λ_max", "trace",
-               "m-sharpness"]
+    measures = summary["measures"]
+    keys = ("balanced_accuracy", "accuracy", "macro_f1", "auroc", "ece", "gap", *measures)
+    headers = ["group", "runs", "balanced acc.", "accuracy", "macro-F1", "AUROC", "ECE", "gap", *measures.values()]
     body = [[(g["group"], g["group"]), (str(g["n_runs"]), g["n_runs"]),
              *[(fmt_mean_std(g[k]), g[k]["mean"]) for k in keys]] for g in summary["groups"]]
     numeric = [False] + [True] * (len(headers) - 1)
@@ -68,7 +85,8 @@ def correlations_table(summary: dict) -> str:
     headers = ["flatness measure", "against", "n", "Kendall τ", "95% CI", "Spearman ρ", "95% CI", "p (τ)", "p (ρ)"]
     body = []
     for c in summary["correlations"]:
-        body.append([(MEASURES[c["measure"]], c["measure"]), (TARGETS[c["target"]], c["target"]), (str(c["n"]), c["n"]),
+        body.append([(summary["measures"][c["measure"]], c["measure"]), (TARGETS[c["target"]], c["target"]),
+                     (str(c["n"]), c["n"]),
                      (fmt(c["kendall_tau"], 3), c["kendall_tau"]), (fmt_ci(c["kendall_ci"]), None),
                      (fmt(c["spearman_rho"], 3), c["spearman_rho"]), (fmt_ci(c["spearman_ci"]), None),
                      (fmt(c["kendall_p"], 2), c["kendall_p"]), (fmt(c["spearman_p"], 2), c["spearman_p"])])
@@ -83,21 +101,25 @@ def correlations_table(summary: dict) -> str:
 def findings(rows: Sequence[dict], summary: dict) -> str:
     """A few plain sentences computed from the numbers (no judgement beyond the CIs)."""
     items = []
-    groups = [g for g in summary["groups"] if g["lambda_max"]["mean"] is not None]
+    first = next(iter(summary["measures"]), None)  # the first flatness measure some run has
+    groups = [g for g in summary["groups"] if first is not None and g[first]["mean"] is not None]
     if len(groups) >= 2:
-        flat = min(groups, key=lambda g: g["lambda_max"]["mean"])
-        items.append(f"Flattest by mean λ_max: {flat['group']} ({fmt_mean_std(flat['lambda_max'])}).")
+        flat = min(groups, key=lambda g: g[first]["mean"])
+        items.append(f"Flattest by mean {summary['measures'][first]}: {flat['group']} "
+                     f"({fmt_mean_std(flat[first])}).")
     scored = [g for g in summary["groups"] if g["balanced_accuracy"]["mean"] is not None]
     if len(scored) >= 2:
         best = max(scored, key=lambda g: g["balanced_accuracy"]["mean"])
         items.append(f"Best mean test balanced accuracy: {best['group']} ({fmt_mean_std(best['balanced_accuracy'])}).")
     for c in summary["correlations"]:
+        title = summary["measures"].get(c["measure"], c["measure"])
+        sharp = c["measure"] not in REGISTRY or "sharpness" in REGISTRY[c["measure"]].tags
         if c["kendall_tau"] is None:
-            items.append(f"{MEASURES[c['measure']]} vs {TARGETS[c['target']]}: {corr_text(c)}, so no direction.")
+            items.append(f"{title} vs {TARGETS[c['target']]}: {corr_text(c)}, so no direction.")
             continue
-        items.append(f"{MEASURES[c['measure']]} vs {TARGETS[c['target']]} over {c['n']} runs: Kendall τ = "
+        items.append(f"{title} vs {TARGETS[c['target']]} over {c['n']} runs: Kendall τ = "
                      f"{c['kendall_tau']:+.2f} {fmt_ci(c['kendall_ci'])}; Spearman ρ = {c['spearman_rho']:+.2f} "
-                     f"{fmt_ci(c['spearman_ci'])}. {direction(c)}")
+                     f"{fmt_ci(c['spearman_ci'])}. {direction(c, sharp)}")
     if len(rows) < 3:
         items.append(f"Only {len(rows)} run(s): rank correlations need at least 3.")
     return "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>" if items else ""
@@ -110,18 +132,23 @@ RISING = {"balanced_accuracy": ("higher test balanced accuracy", "lower test bal
 HYPOTHESIS_SIGN = {"balanced_accuracy": -1, "gap": +1}
 
 
-def direction(c: dict) -> str:
+def direction(c: dict, sharp: bool = True) -> str:
     """The correlation in words: which way sharper runs went, and whether that supports the flatness hypothesis.
 
     Supports/contradicts only when the 95% CI of Kendall τ excludes 0; otherwise it says which way it leans.
+    A measure that is not a sharpness (``sharp=False``) gets the direction only.
     """
     tau, ci, target = c["kendall_tau"], c["kendall_ci"], c["target"]
     higher, lower = RISING[target]
     went = higher if tau > 0 else lower if tau < 0 else None
+    who = "Sharper runs" if sharp else f"Runs with a larger {c['measure']}"
     if went is None:
-        return "Sharper runs were neither better nor worse here (τ = 0)."
+        return f"{who} were neither better nor worse here (τ = 0)."
+    if not sharp:
+        return f"{who} had {went}" + (" (95% CI excludes 0)." if ci and (ci[0] > 0 or ci[1] < 0) else
+                                      ", but the 95% CI includes 0.")
     agrees = (tau > 0) == (HYPOTHESIS_SIGN[target] > 0)
-    sentence = f"Sharper runs had {went}"
+    sentence = f"{who} had {went}"
     if ci and (ci[0] > 0 or ci[1] < 0):
         verdict = "supports" if agrees else "contradicts"
         return f"{sentence}: this {verdict} the flatness hypothesis (flatter minima generalize better)."

@@ -4,9 +4,9 @@ CSV columns (one row per run, every value from the runs' records, nothing
 computed): the run's settings (``run``, ``group``, ``optimizer``, ``model``,
 ``seed``, ``data``, ``split_hash``, ``epoch``, ``hyper_<name>``), its test
 metrics of the final weights (:data:`landscape.report.rows.METRICS`,
-``train_balanced_accuracy``, ``gap``), the flatness columns of the report
-(``lambda_max``, ``trace`` with ``trace_ci_low/high``, ``m_sharpness`` at
-``m_sharpness_rho``), the external evaluation (``external_source``,
+``train_balanced_accuracy``, ``gap``), the analysis columns of the report's
+runs table (``lambda_max``, ``hessian_trace`` with ``hessian_trace_ci_low/high``,
+``sharpness_worst`` with its radius, ...), the external evaluation (``external_source``,
 ``external_auroc``, ``external_drop_auroc``, ``external_auroc_<environment>``)
 and every measure of :data:`landscape.measures.REGISTRY` that some run has
 (``measure_<name>``, units in ``docs/measures.md``). Empty cells are unknown.
@@ -31,16 +31,17 @@ from landscape.measures import REGISTRY
 from landscape.report.collect import Run
 from landscape.report.correlate import correlate_runs, predictor_rows
 from landscape.report.granulated import TARGETS
-from landscape.report.rows import METRICS, run_rows
+from landscape.report.rows import METRICS, flatness_measures, run_rows
 
 #: Settings columns first, in this order.
 SETTINGS = ("run", "group", "optimizer", "model", "seed", "data", "split_hash", "epoch")
-#: Columns of the report's rows copied as they are.
-COPIED = (*(key for key, _ in METRICS), "auroc_malignant", "train_balanced_accuracy", "gap", "lambda_max",
-          "lambda_max_certified", "trace", "m_sharpness", "m_sharpness_std", "m_sharpness_rho")
-#: Per-optimizer LaTeX columns: (row key, header).
+#: Columns of the report's rows copied as they are (then every analysis column, see :func:`tidy_rows`).
+COPIED = (*(key for key, _ in METRICS), "auroc_malignant", "train_balanced_accuracy", "gap")
+#: Keys of the report's rows that are not columns of the CSV (or come first under another name).
+NOT_COPIED = {"name", "path", "hyper", "label", *SETTINGS}
+#: Per-optimizer LaTeX columns before the flatness measures: (row key, header).
 GROUP_COLUMNS = (("balanced_accuracy", "test bal.\\ acc."), ("auroc", "test AUROC"), ("gap", "gap"),
-                 ("external_auroc", "external AUROC"), ("lambda_max", "$\\lambda_{\\max}$"), ("trace", "trace"))
+                 ("external_auroc", "external AUROC"))
 
 
 def tidy_rows(runs: Sequence[Run]) -> list[dict]:
@@ -50,9 +51,15 @@ def tidy_rows(runs: Sequence[Run]) -> list[dict]:
         flat = {"run": row["name"], **{k: row[k] for k in SETTINGS[1:]}}
         flat.update({f"hyper_{k}": _cell(v) for k, v in sorted(row["hyper"].items())})
         flat.update({k: row[k] for k in COPIED})
-        low, high = row["trace_ci"] or (None, None)
-        flat.update(trace_ci_low=low, trace_ci_high=high, external_source=pred["external_source"],
-                    external_auroc=pred["targets"]["external_auroc"], external_drop_auroc=pred["targets"]["drop"])
+        for key, value in row.items():  # the analysis columns (lambda_max, hessian_trace, ...) and their extras
+            if key in NOT_COPIED or key in COPIED:
+                continue
+            if isinstance(value, (list, tuple)) and len(value) == 2:  # a confidence interval
+                flat[f"{key}_low"], flat[f"{key}_high"] = value
+            else:
+                flat[key] = _cell(value)
+        flat.update(external_source=pred["external_source"], external_auroc=pred["targets"]["external_auroc"],
+                    external_drop_auroc=pred["targets"]["drop"])
         source = pred["external_source"]
         for env, auroc in pred["environments"].items():
             if source and env.startswith(f"{source}: "):
@@ -130,10 +137,13 @@ def _tabular(spec: str, header: list[str], body: list[list[str]], caption: str, 
     return "\n".join(lines) + "\n"
 
 
-def group_table(rows: Sequence[dict], level: float = 0.95) -> str:
-    """The per-optimizer table: runs, then mean ± CI half-width over seeds of each metric (columns with data)."""
+def group_table(rows: Sequence[dict], measures: dict[str, str] | None = None, level: float = 0.95) -> str:
+    """The per-optimizer table: runs, then mean ± CI half-width over seeds of each metric and of each flatness
+    measure named in ``measures`` (headed by its name, as in the CSV), the columns some run has.
+    """
     groups = list(dict.fromkeys(r["group"] for r in rows))
-    columns = [(k, h) for k, h in GROUP_COLUMNS if any(r.get(k) is not None for r in rows)]
+    wanted = [*GROUP_COLUMNS, *((k, f"\\texttt{{{tex_escape(k)}}}") for k in (measures or {}))]
+    columns = [(k, h) for k, h in wanted if any(r.get(k) is not None for r in rows)]
     body = []
     for g in groups:
         members = [r for r in rows if r["group"] == g]
@@ -180,7 +190,8 @@ def export(runs: Sequence[Run], csv_path: str | Path | None = None, latex_path: 
         predictors = correlate_runs(runs, n_boot=n_boot, seed=seed)
         report_rows = [{**r, "external_auroc": t["external_auroc"]} for r, t in
                        zip(run_rows(runs), (p["targets"] for p in predictors["rows"]))]
-        text = ("% landscape export: \\usepackage{booktabs}\n" + group_table(report_rows) + "\n"
+        text = ("% landscape export: \\usepackage{booktabs}\n"
+                + group_table(report_rows, flatness_measures(report_rows)) + "\n"
                 + predictor_table(predictors))
         atomic_write_text(Path(latex_path), text)
     return {"rows": rows, "csv": csv_path, "latex": latex_path}

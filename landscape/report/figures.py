@@ -17,9 +17,11 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from landscape.analysis import columns
+from landscape.measures import REGISTRY
 from landscape.report.grids import above_floor
-from landscape.report.rows import MEASURES, TARGETS
-from landscape.report.style import corr_text, group_colours
+from landscape.report.rows import TARGETS
+from landscape.report.style import corr_text, group_colours, scatter_parts
 
 TEMPLATE = "plotly_white"
 #: Axis titles of the generalization targets, short enough for side-by-side subplots.
@@ -211,16 +213,14 @@ def sharpness_vs_rho(data: dict) -> go.Figure | None:
 
 def flatness_scatter(rows: Sequence[dict], summary: dict) -> go.Figure | None:
     """Each flatness measure against each generalization target: runs, group means ± std, tau/rho."""
-    if not rows:
+    parts = scatter_parts(rows, summary)
+    if parts is None:
         return None
-    colours = group_colours([r["group"] for r in rows])
-    corr = {(c["measure"], c["target"]): c for c in summary["correlations"]}
-    groups = {g["group"]: g for g in summary["groups"]}
-    measures = [m for m in MEASURES if any(r[m] is not None for r in rows)]
+    measures, colours, corr, groups = parts
     targets = [t for t in TARGETS if any(r[t] is not None for r in rows)]
-    if not measures or not targets:
+    if not targets:
         return None
-    left_out = [MEASURES[m] for m in MEASURES if m not in measures]
+    left_out = [REGISTRY[m].title for m in columns() if m not in measures and m in REGISTRY]
     fig = make_subplots(rows=len(measures), cols=len(targets), horizontal_spacing=0.1,
                         vertical_spacing=0.3 / len(measures))
     shown: set[str] = set()
@@ -254,10 +254,10 @@ def flatness_scatter(rows: Sequence[dict], summary: dict) -> go.Figure | None:
             fig.add_annotation(text=corr_text(corr[(measure, target)]), xref=f"x{suffix} domain",
                                yref=f"y{suffix} domain", x=0.0, y=1.0, xanchor="left", yanchor="bottom",
                                showarrow=False, font={"size": 11})
-            fig.update_xaxes(title_text=MEASURES[measure], title_font_size=11, **pos)
-            fig.update_yaxes(title_text=SHORT_TARGETS[target], title_font_size=11, **pos)
+            fig.update_xaxes(title_text=measures[measure], title_font_size=11, **pos)
+            fig.update_yaxes(title_text=SHORT_TARGETS.get(target, TARGETS[target]), title_font_size=11, **pos)
     note = (f"<br><span style='font-size:11px'>left out, no run has it: {_esc(', '.join(left_out))} (run "
-            "landscape hessian / landscape sharpness on the runs)</span>") if left_out else ""
+            "their analyses on the runs)</span>") if left_out else ""
     fig.update_layout(template=TEMPLATE, height=120 + 330 * len(measures), margin={"t": 90 if note else 60, "b": 40},
                       title={"text": "Flatness vs generalization (small dots: runs; diamonds: mean ± std over seeds)"
                                      + note, "font": {"size": 14}}, legend={"title": {"text": "group"}})
