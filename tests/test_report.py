@@ -370,16 +370,23 @@ class Chromium:
 #: subplot titles, and buttons that overlap plotly's toolbar or a subplot title.
 LAYOUT_PROBLEMS = """JSON.stringify(Array.prototype.map.call(document.querySelectorAll('div.plotly-graph-div'),
 function (gd) {
-  var L = gd._fullLayout, problems = [];
-  Object.keys(L).filter(function (k) { return /^[xy]axis\\d*$/.test(k); }).forEach(function (k) {
-    var ax = L[k];
-    if (!(ax.title && ax.title.text)) problems.push('no title: ' + k);
-    var used = gd._fullData.some(function (t) { return (t[k[0] + 'axis'] || k[0]) === ax._id; });
+  // the figure's own layout: plotly's _fullLayout drops unused axes and fills placeholder titles
+  var L = gd.layout, problems = [];
+  function titled(ax) { return !!(ax && ax.title && (typeof ax.title === 'string' ? ax.title : ax.title.text)); }
+  var axes = Object.keys(L).filter(function (k) { return /^[xy]axis\\d*$/.test(k); });
+  if (gd._fullData.some(function (t) { return t.xaxis; })) {  // cartesian traces: their axes count too
+    ['xaxis', 'yaxis'].forEach(function (k) { if (axes.indexOf(k) < 0) axes.push(k); });
+  }
+  axes.forEach(function (k) {
+    if (!titled(L[k])) problems.push('no title: ' + k);
+    var id = k[0] + k.slice(5);
+    var used = gd._fullData.some(function (t) { return t[k[0] + 'axis'] === id; });
     if (!used) problems.push('empty subplot: ' + k);
   });
-  Object.keys(L).filter(function (k) { return /^scene\\d*$/.test(k); }).forEach(function (k) {
+  Object.keys(gd._fullLayout).filter(function (k) { return /^scene\\d*$/.test(k); }).forEach(function (k) {
+    var scene = L[k] || {};
     ['xaxis', 'yaxis', 'zaxis'].forEach(function (a) {
-      if (!(L[k][a].title && L[k][a].title.text)) problems.push('no title: ' + k + '.' + a);
+      if (!titled(scene[a])) problems.push('no title: ' + k + '.' + a);
     });
   });
   function box(e) { var r = e.getBoundingClientRect(); return r.width && r.height ? r : null; }
@@ -455,6 +462,39 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert SCRIPT_NAME in text and IMG_NAME in text and AMP_NAME in text  # shown as text
     assert injected == 0
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium) not installed")
+def test_layout_check_finds_untitled_axes_empty_subplots_and_overlaps(tmp_path):
+    """The DOM check of the browser test on a deliberately bad figure: it must report each fault."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from landscape.report.html import Figure, figure_block, page
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["a title long enough to run into its neighbour " * 2, "b"])
+    fig.add_trace(go.Scatter(x=[0, 1], y=[1, 2]), row=1, col=1)
+    fig.update_layout(width=600, updatemenus=[{"type": "buttons", "x": 1.0, "xanchor": "right", "y": 1.12,
+                                                "buttons": [{"label": "log", "method": "relayout", "args": [{}]}]}])
+    out = tmp_path / "bad.html"
+    out.write_text(page("t", "s", [("figs", "Figures", figure_block(Figure("bad", "bad", "", fig)))], {}),
+                   encoding="utf-8")
+    browser = Chromium(tmp_path / "profile")
+    try:
+        browser.open(out.resolve().as_uri())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = json.loads(browser.evaluate(RENDERED) or "[]")
+            if state and all(rendered and drawn for _, rendered, drawn in state):
+                break
+            time.sleep(0.25)
+        problems = dict(json.loads(browser.evaluate(LAYOUT_PROBLEMS)))["bad-plot"]
+    finally:
+        browser.close()
+    assert {"no title: xaxis", "no title: yaxis", "no title: xaxis2", "empty subplot: xaxis2"} <= set(problems)
+    assert "overlapping annotations 0, 1" in problems
+    assert any(p.startswith("button 0 ") for p in problems)  # under the toolbar or over the title
 
 
 @pytest.mark.parametrize("target, tau, ci, words", [
