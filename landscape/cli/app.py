@@ -47,8 +47,8 @@ def _root(
 
     if quiet and verbose:
         raise LandscapeError("--quiet and --verbose exclude each other")
-    logs.setup(-1 if quiet else int(verbose))
     distributed.init(dist_timeout)
+    logs.setup(-1 if quiet or not distributed.is_main() else int(verbose))  # progress lines from rank 0 only
     console.quiet = not distributed.is_main()  # only rank 0 prints tables and 'saved' lines
     fit_width(console)
 
