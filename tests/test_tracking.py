@@ -43,7 +43,7 @@ def test_event_files_equal_history_and_final_metrics(cli, tmp_path):
 
 def test_study_style_dir_names_each_run_and_missing_package_is_one_line(cli, tmp_path, monkeypatch):
     res = cli("train", "--model", "cnn-tiny", "--img-size", "32", "--epochs", "1", "--optimizer", "adam,sgd",
-              "--out", tmp_path / "runs", "--tensorboard-dir", tmp_path / "tb", "-q")
+              "--out", tmp_path / "runs", "--tensorboard", tmp_path / "tb", "-q")
     assert res.code == 0, res.err
     names = sorted(p.name for p in (tmp_path / "tb").iterdir())
     assert names == ["phantom-cnn-tiny-adam-s0", "phantom-cnn-tiny-sgd-s0"]

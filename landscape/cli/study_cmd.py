@@ -51,8 +51,9 @@ def study_command(
                                             help="CSV column with the patient (bootstrap unit)."),
     env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner)."),
     tensorboard: bool = typer.Option(False, "--tensorboard",
-                                     help="TensorBoard scalars of every run in OUT/tensorboard/RUN (needs the "
-                                          "[tracking] extra)."),
+                                     help="TensorBoard scalars of every run in OUT/tensorboard/RUN ([tracking] "
+                                          "extra); --tensorboard DIR: in DIR/RUN."),
+    tensorboard_dir: Optional[Path] = typer.Option(None, "--tensorboard-dir", hidden=True),
 ):
     """Train every (model, optimizer, seed), run the Hessian, sharpness, surface and measure analyses, write the report.
 
@@ -90,4 +91,5 @@ def study_command(
               quick=quick, progress=True, seed=seed, img_size=img_size, batch_size=batch_size, m=m,
               analyses=parse_set(set_, parse_value), parallel=parallel, external=external,
               external_options={"csv": csv, "file_col": file_col, "label_col": label_col,
-                                "group_col": group_col, "env_col": env_col}, tensorboard=tensorboard)
+                                "group_col": group_col, "env_col": env_col},
+              tensorboard=tensorboard or tensorboard_dir is not None, tensorboard_dir=tensorboard_dir)

@@ -18,7 +18,7 @@ HYPER_FLAGS = ("rho", "eta", "alpha", "gamma", "beta")
 
 
 #: ``create`` arguments that have their own ``landscape train`` flag.
-OWN_FLAGS = {"num_classes": "(from the data)", "in_chans": "(always 1)", "img_size": "--img-size",
+OWN_FLAGS = {"num_classes": "(from the data)", "in_chans": "--in-chans", "img_size": "--img-size",
              "pretrained": "--pretrained"}
 
 
@@ -73,7 +73,13 @@ def train_command(
     optimizer: str = typer.Option("adam", "--optimizer", "-o",
                                   help=f"{', '.join(list_optimizers())}, a comma list, or 'all' (see: landscape list "
                                        "optimizers)."),
-    base: str = typer.Option("adam", help="Base optimizer under the SAM family: adam or sgd."),
+    base: str = typer.Option("adam", help="Base optimizer under the SAM family: adam, adamw or sgd."),
+    no_decay_norm_bias: bool = typer.Option(False, "--no-decay-norm-bias",
+                                            help="No weight decay on normalisation weights and biases (a second "
+                                                 "parameter group; the fine-tuning recipe)."),
+    amp: Optional[str] = typer.Option(None, "--amp",
+                                      help="Mixed precision for every pass: bf16 or fp16 (fp16 with a loss scale; "
+                                           "steps with inf/NaN gradients are skipped)."),
     epochs: int = typer.Option(10, help="Training epochs."),
     batch_size: int = typer.Option(32, help="Mini-batch size."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (default 1e-3 for adam, 0.05 for sgd)."),
@@ -104,7 +110,12 @@ def train_command(
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last epoch."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Retrain even if the run folder holds a finished run."),
     pretrained: bool = typer.Option(False, "--pretrained",
-                                    help="Start from timm's pretrained weights (needs them cached or online)."),
+                                    help="Start from timm's pretrained weights (needs them cached or online); "
+                                         "--pretrained PATH is --weights PATH."),
+    weights: Optional[Path] = typer.Option(None, "--weights",
+                                           help="Start from a local .safetensors/.pth state dict or timm/Hugging Face "
+                                                "cache folder (no network): first conv adapted, head new."),
+    in_chans: int = typer.Option(1, "--in-chans", help="Input channels: 1 (grey) or 3 (grey replicated to RGB)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     sync_bn: bool = typer.Option(False, "--sync-bn",
                                  help="Under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)."),
@@ -114,11 +125,9 @@ def train_command(
     json_path: Optional[Path] = typer.Option(None, "--json",
                                              help="Also write the final metrics of every run to this JSON file."),
     tensorboard: bool = typer.Option(False, "--tensorboard",
-                                     help="Write TensorBoard scalars per epoch to RUN/tensorboard (needs the "
-                                          "[tracking] extra)."),
-    tensorboard_dir: Optional[Path] = typer.Option(None, "--tensorboard-dir",
-                                                   help="Implies --tensorboard: events in DIR/RUN, one TensorBoard "
-                                                        "run per run folder."),
+                                     help="TensorBoard scalars per epoch in RUN/tensorboard ([tracking] extra); "
+                                          "--tensorboard DIR: in DIR/RUN, one TensorBoard run per run folder."),
+    tensorboard_dir: Optional[Path] = typer.Option(None, "--tensorboard-dir", hidden=True),
 ):
     """Train a classifier and save checkpoints: final.pt, best.pt, epoch_NNN.pt, history.json.
 
@@ -135,9 +144,13 @@ def train_command(
 
       landscape train --model vit_tiny_patch16_224 --img-size 32 --model-arg patch_size=8 --model-arg depth=4
 
+      landscape train --model resnet18 --pretrained r18.safetensors --amp bf16
+
+      landscape train -o sam --base adamw --no-decay-norm-bias --weight-decay 0.05
+
       torchrun --nproc-per-node 4 --no-python landscape train --optimizer sam --batch-size 128
 
-      landscape train --optimizer all --tensorboard-dir tb/ && tensorboard --logdir tb/
+      landscape train --optimizer all --tensorboard tb/ && tensorboard --logdir tb/
 
     """
     from landscape.train import TrainConfig, check_hyper, parse_optimizers, train, train_all
@@ -154,7 +167,8 @@ def train_command(
         weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,
         img_size=img_size, seed=seed, split_seed=split_seed, kfold=kfold, fold=fold, keep_conflicts=keep_conflicts,
         augment=not no_augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,
-        pretrained=pretrained, device=device, sync_bn=sync_bn, sam_local=sam_local,
+        pretrained=pretrained, weights=str(weights) if weights is not None else None, in_chans=in_chans,
+        device=device, sync_bn=sync_bn, sam_local=sam_local, no_decay_norm_bias=no_decay_norm_bias, amp=amp,
         tensorboard=tensorboard or tensorboard_dir is not None,
         tensorboard_dir=None if tensorboard_dir is None else str(tensorboard_dir),
     )

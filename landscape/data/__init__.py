@@ -17,7 +17,7 @@ from landscape.data.folder import clear_cache
 from landscape.data.images import Images, load_images
 from landscape.data.inspect import inspect_data
 from landscape.data.splits import kfold_split, make_split, manifest_hash, select
-from landscape.data.transforms import augment, norm_stats, random_affine, to_float
+from landscape.data.transforms import augment, norm_stats, normalise, random_affine, to_float
 
 __all__ = [
     "Duplicates",
@@ -31,6 +31,7 @@ __all__ = [
     "make_split",
     "manifest_hash",
     "norm_stats",
+    "normalise",
     "random_affine",
     "select",
     "to_float",

@@ -15,7 +15,11 @@ hyper-parameters, passes per step, description) in the registry:
 :func:`list_optimizers`, :func:`get_optimizer`, :func:`register_optimizer`.
 ``OPTIMIZERS`` names the built-ins (adam, sgd, sam, asam, gsam, wsam, crsam,
 gcsam). ``resolve_hyper(name, given, base)`` fills defaults and rejects keys
-that do not apply; ``hyper_defaults(name, base)`` lists them.
+that do not apply; ``hyper_defaults(name, base)`` lists them. ``base`` may
+be any ``torch.optim.Optimizer`` subclass, ``model_or_params`` a list of
+parameter groups (:func:`weight_decay_groups` makes timm's no-decay groups),
+and ``amp="bf16"|"fp16"`` runs every pass in mixed precision
+(:mod:`landscape.optim.amp`; closures then call ``opt.backward(loss)``).
 """
 
 # Each module registers its spec on import; the order is the registry's (and ``--optimizer all``'s).
@@ -23,6 +27,7 @@ that do not apply; ``hyper_defaults(name, base)`` lists them.
 from landscape.optim import sam, asam, gsam, wsam, crsam, gcsam  # noqa: F401
 # isort: on
 from landscape.optim.base import BASE_DEFAULTS, ClosureOptimizer
+from landscape.optim.groups import weight_decay_groups
 from landscape.optim.registry import (
     OptimSpec,
     base_of,
@@ -49,4 +54,5 @@ __all__ = [
     "list_optimizers",
     "register_optimizer",
     "resolve_hyper",
+    "weight_decay_groups",
 ]

@@ -55,7 +55,8 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
               quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None,
               parallel: str | None = None, batch_size: int | None = None, m: int | None = None,
               analyses: dict[str, dict] | None = None, external: str | Path | None = None,
-              external_options: dict | None = None, tensorboard: bool = False) -> StudyResult:
+              external_options: dict | None = None, tensorboard: bool = False,
+              tensorboard_dir: str | Path | None = None) -> StudyResult:
     """Train, analyse and report a whole study; returns a :class:`StudyResult`.
 
     ``optimizers``: ``"all"``, a comma list or a sequence of names. Seeds are
@@ -75,7 +76,8 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     ``<out>/report.html``, ``<out>/report.json`` and ``<out>/study.json``.
     ``parallel``: ``runs`` or ``data`` under ``torchrun`` (see
     :mod:`landscape.study.parallel`; default ``runs`` when there are enough runs).
-    ``tensorboard`` writes every run's training scalars to ``<out>/tensorboard/<run name>``.
+    ``tensorboard`` writes every run's training scalars to ``<tensorboard_dir>/<run name>``
+    (default ``<out>/tensorboard``).
     Also writes ``<out>/runs.csv`` and ``<out>/tables.tex`` (:mod:`landscape.report.export`).
     """
     from landscape.report.overrides import check_overrides
@@ -107,7 +109,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     check_writable(out, folder=True)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
                        batch_size=batch_size, split_seed=seed, keep=preset.keep, out=str(out), tensorboard=tensorboard,
-                       tensorboard_dir=str(out / "tensorboard") if tensorboard else None).validate()
+                       tensorboard_dir=str(tensorboard_dir or out / "tensorboard") if tensorboard else None).validate()
     check_models(models, img_size)
     settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
                 "epochs": epochs, "img_size": img_size, "batch_size": batch_size, "quick": quick,
