@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape import logs
 from landscape.analysis.cache import as_checkpoint, cached
 from landscape.checkpoint import Checkpoint
 from landscape.data import load_images, normalise
@@ -77,7 +78,7 @@ def analyze(ck: Checkpoint | str | Path, data: str | Path, csv: str | Path | Non
                 "seed": int(seed)}
 
     def compute(full: dict) -> tuple[dict, dict]:
-        with progress_bar(f"evaluate on {images.name}", 3, progress) as bar:
+        with logs.run_context(ck.run_dir.name), progress_bar(f"evaluate on {images.name}", 3, progress) as bar:
             result = _compute(ck, images, model_idx, pos if len(images.classes) == 2 else None, meta_csv,
                               n_boot, seed, bar)
         result["external"].update(source=images.name, root=images.root, content_hash=content)

@@ -6,6 +6,7 @@ import math
 import time
 from pathlib import Path
 
+from landscape import logs
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.measure_context import MeasureContext
 from landscape.analysis.registry import AnalysisSpec, register_analysis
@@ -56,7 +57,8 @@ def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all
                 "depth": depth, "target": float(target), "metric": metric, "seed": int(seed)}
 
     def compute(full: dict) -> tuple[dict, dict]:
-        result, weights = _compute(ck, full, groups, progress)
+        with logs.run_context(ck.run_dir.name):
+            result, weights = _compute(ck, full, groups, progress)
         return result, {"split": "train", "bn_mode": "eval", "weights": weights, **model_provenance(ck.model)}
 
     return cached(ck, "measures", settings, compute)

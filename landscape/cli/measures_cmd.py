@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
-from landscape.cli.render import console, print_table, saved
+from landscape.cli.render import console, now, print_table, record_saved, saved
 from landscape.io import check_writable, write_json
 
 
@@ -55,6 +55,7 @@ def measures_command(
     specs = select_measures(measures)
     out = {}
     for run in runs:
+        since = now()
         ck = load_checkpoint(run, device=None if device == "auto" else device, data_root=data)
         record = analyze(ck, measures=[s.name for s in specs], samples=samples, ggn_samples=ggn_samples,
                                   draws=draws, depth=depth, target=target, metric=metric, seed=seed, progress=True)
@@ -63,7 +64,7 @@ def measures_command(
         console.print(f"{ck.run_dir.name} ({ck.path.name})", markup=False)
         print_table("measures", ["measure", "value", "units", "from"],
                     [[s.name, values[s.name], s.units, s.source] for s in specs])
-        saved("record", record["path"])
+        record_saved(record, since)
     if json_path is not None:
         write_json(json_path, {"runs": out, "units": {s.name: REGISTRY[s.name].units for s in specs}})
         saved("json", json_path)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from landscape import distributed
+from landscape import distributed, logs
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import check_writable, versions, write_json
@@ -58,7 +58,8 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
               analyses: dict[str, dict] | None = None, external: str | Path | None = None,
               external_options: dict | None = None, grid: dict | None = None, select_by: str = "balanced_accuracy",
               compute_matched: bool = False, stop_train_loss: float | None = None,
-              classes: Sequence[str] | str | None = None) -> StudyResult:
+              classes: Sequence[str] | str | None = None, tensorboard: bool = False,
+              tensorboard_dir: str | Path | None = None) -> StudyResult:
     """Train, analyse and report a whole study; returns a :class:`StudyResult`.
 
     ``optimizers``: ``"all"``, a comma list or a sequence of names. Seeds are
@@ -87,6 +88,9 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     validation scores (``selection``). ``compute_matched`` adds a
     compute-matched copy of each one-pass optimizer (``adam-cm``);
     ``stop_train_loss`` and ``classes`` go to every run's ``TrainConfig``.
+    ``tensorboard`` writes every run's training scalars to ``<tensorboard_dir>/<run name>``
+    (default ``<out>/tensorboard``).
+    Also writes ``<out>/runs.csv`` and ``<out>/tables.tex`` (:mod:`landscape.report.export`).
     """
     from landscape.report.overrides import check_overrides
     from landscape.study.checks import check_models
@@ -117,7 +121,8 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     check_writable(out, folder=True)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
                        batch_size=batch_size, split_seed=seed, keep=preset.keep, out=str(out),
-                       stop_train_loss=stop_train_loss, classes=classes).validate()
+                       stop_train_loss=stop_train_loss, classes=classes, tensorboard=tensorboard,
+                       tensorboard_dir=str(tensorboard_dir or out / "tensorboard") if tensorboard else None).validate()
     check_models(models, img_size)
     if select_by not in SELECT_METRICS:
         raise LandscapeError(f"select_by must be one of {', '.join(SELECT_METRICS)}, got {select_by!r}")
@@ -140,7 +145,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     run_dirs: list[Path] = []
     jobs = [(arch, s, v) for arch in models for s in settings["seeds"] for v in plan]
     # one step per training run, one per analysis stage of each selected run, one for the report
-    with progress_bar("study", total=n_runs * (1 + n_stages) + 1, enabled=progress) as bar:
+    with progress_bar("study", total=n_runs * (1 + n_stages) + 1, enabled=progress, unit="stages") as bar:
         def train_one(job):  # returns the run folder and its seconds by stage
             model, s, variant = job
             spent = dict.fromkeys(seconds, 0.0)
@@ -153,10 +158,11 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
 
             spent = dict.fromkeys(seconds, 0.0)
             bar.update(f"study: analyse {run_dir.name}")
-            ck = load_checkpoint(run_dir)  # once for every analysis of the run
-            _analyse(ck, analyses, seed, progress, spent, bar, m)
-            if external is not None:
-                _evaluate(ck, external, external_options, seed, progress, spent, bar)
+            with logs.run_context(run_dir.name):
+                ck = load_checkpoint(run_dir)  # once for every analysis of the run
+                _analyse(ck, analyses, seed, progress, spent, bar, m)
+                if external is not None:
+                    _evaluate(ck, external, external_options, seed, progress, spent, bar)
             return spent
 
         if mode == "runs":
@@ -181,8 +187,10 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
         from landscape.report import build_report
 
         report = out / "report.html"
+        tables = {"csv": out / "runs.csv", "latex": out / "tables.tex"}
         if distributed.is_main():
             report = build_report(run_dirs, report, compute=False, progress=progress, seed=seed)
+            _export(run_dirs, tables, seed)
         seconds["report"] += time.perf_counter() - t0
         bar.advance()
     trained = [_label(d, out) for d in all_dirs if before.get(d / "final.pt") != _mtime(d / "final.pt")]
@@ -190,13 +198,23 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     summary = write_json(out / "study.json", {
         "settings": settings, "runs": [str(d) for d in run_dirs], "selection": selection,
         "candidates": [str(d) for d in all_dirs], "trained": trained, "reused": reused,
-        "seconds": seconds, "report": str(report), "versions": versions(),
+        "seconds": seconds, "report": str(report), "tables": {k: str(v) for k, v in tables.items()},
+        "versions": versions(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     result = StudyResult(report, summary, run_dirs, trained, reused, seconds)
     distributed.barrier()  # the report and study.json are on disk for every rank
     if progress and distributed.is_main():
         _print(result)
     return result
+
+
+def _export(run_dirs: list[Path], tables: dict, seed: int) -> None:
+    """The tidy CSV and the LaTeX tables of the study's runs beside its report (:mod:`landscape.report.export`)."""
+    from landscape.report.collect import collect
+    from landscape.report.export import export
+
+    runs, _ = collect(run_dirs, compute=False, seed=seed, progress=False)
+    export(runs, csv_path=tables["csv"], latex_path=tables["latex"], seed=seed)
 
 
 def _train(cfg, names: list[str], progress: bool, seconds: dict, bar) -> list[Path]:
@@ -251,7 +269,6 @@ def _mtime(path: Path) -> int | None:
 
 
 def _print(result: StudyResult) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="study: wall time by stage", title_justify="left")
@@ -260,9 +277,10 @@ def _print(result: StudyResult) -> None:
     for stage, sec in result.seconds.items():
         table.add_row(stage, f"{sec:.1f}")
     table.add_row("total", f"{sum(result.seconds.values()):.1f}")
-    console = Console(highlight=False)
+    console = logs.console()
     console.print(table)
     console.print(f"runs: {len(result.run_dirs)} ({len(result.trained)} trained, {len(result.reused)} reused)",
                   markup=False)
-    console.print(f"report: {result.report}", markup=False)
-    console.print(f"summary: {result.summary}", markup=False)
+    console.print(f"summary: {result.summary}", markup=False)  # build_report printed the report's path
+    console.print(f"tables: {result.summary.parent / 'runs.csv'}, {result.summary.parent / 'tables.tex'}",
+                  markup=False)

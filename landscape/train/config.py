@@ -36,6 +36,8 @@ class TrainConfig:
     RGB. ``no_decay_norm_bias`` puts normalisation weights and biases in a
     parameter group without weight decay. ``amp``: None, "bf16" or "fp16"
     (:mod:`landscape.optim.amp`).
+    ``tensorboard`` writes TensorBoard scalars to ``<run>/tensorboard``, or to
+    ``<tensorboard_dir>/<run name>`` when that is set (:mod:`landscape.train.tracking`).
     """
 
     data: str | None = None
@@ -71,6 +73,8 @@ class TrainConfig:
     amp: str | None = None
     classes: list[str] | None = None
     stop_train_loss: float | None = None
+    tensorboard: bool = False
+    tensorboard_dir: str | None = None
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`LandscapeError` for values that cannot work; return self."""
@@ -105,6 +109,10 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise LandscapeError(message)
+        if self.tensorboard:
+            from landscape.train.tracking import check_tensorboard
+
+            check_tensorboard()
         from landscape.data.subset import parse_classes
         from landscape.models.registry import check_arguments
 
