@@ -482,7 +482,9 @@ def _bad_values(run: Path, afile: Path, folder: Path) -> list[tuple[str, ...]]:
         ("evaluate", str(run)): {"--data": [str(afile), str(folder / "nope")]},
         ("evaluate", str(run), "--data", str(folder)): {"--n-boot": ["0", "-1"]},
         ("sharpness", str(run), "--kind", "average"): {"--draws": ["0"]},
-        ("correlate", str(run)): {"--json": [str(afile / "c.json")]},
+        ("correlate", str(run)): {"--json": [str(afile / "c.json")], "--min-domain-size": ["0"]},
+        ("compare", str(run)): {"--json": [str(afile / "c.json")], "--seed": seeds, "--n-boot": ["5"],
+                                "--baseline": ["lion", ""]},
     }
     cases = [(*base, option, value) for base, options in table.items() for option, values in options.items()
              for value in values]

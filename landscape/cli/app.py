@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from landscape.errors import LandscapeError
+
 app = typer.Typer(
     name="landscape",
     help="Loss-landscape and sharpness analysis of image classifiers (breast ultrasound first).",
@@ -28,27 +30,38 @@ def _root(
                                  help="Print the version and exit."),
     dist_timeout: float = typer.Option(None, "--dist-timeout", show_default="30, or $LANDSCAPE_DIST_TIMEOUT",
                                        help="Under torchrun: minutes the process group and every collective may wait."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Results only: no progress bars, plan or progress lines."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Progress lines even in a terminal, and debug messages."),
 ) -> None:
     """Loss-landscape and sharpness analysis of image classifiers (breast ultrasound first).
 
     Without --data every command uses the built-in synthetic phantom; its results are labelled 'phantom'.
+    With stdout redirected to a file, long work prints timestamped progress lines naming their run
+    (--quiet: none; --verbose: also in a terminal); -q/-v may follow the command name too.
     Under torchrun every command runs distributed (see README, "Scaling out"):
     torchrun --nproc-per-node 2 --no-python landscape hessian RUN
     """
-    from landscape import distributed
-    from landscape.cli.render import console
+    from landscape import distributed, logs
+    from landscape.cli.render import console, fit_width
 
+    if quiet and verbose:
+        raise LandscapeError("--quiet and --verbose exclude each other")
     distributed.init(dist_timeout)
+    logs.setup(-1 if quiet or not distributed.is_main() else int(verbose))  # progress lines from rank 0 only
     console.quiet = not distributed.is_main()  # only rank 0 prints tables and 'saved' lines
+    fit_width(console)
 
 
 def register() -> typer.Typer:
     """Import every command module (each adds itself to ``app``) and return the app."""
     # Each import registers its commands on ``app`` as a side effect.
     from landscape.cli import (  # noqa: F401  # noqa: F401
+        compare_cmd,
         correlate_cmd,
         data_cmd,
         evaluate_cmd,
+        export_cmd,
         hessian_cmd,
         list_cmd,
         measures_cmd,
