@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import sys
 
 from landscape.errors import LandscapeError
 
@@ -17,7 +17,9 @@ def check_seed(seed, name: str = "seed") -> int:
     ``name`` is the parameter (or expression of parameters) the message names;
     the CLI shows each parameter as its flag.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
+    np = sys.modules.get("numpy")  # a numpy integer implies numpy is loaded: never import it here
+    integer = (int, np.integer) if np is not None else int
+    if isinstance(seed, bool) or not isinstance(seed, integer) or not 0 <= seed < SEED_LIMIT:
         raise LandscapeError(f"{name} must be an integer from 0 to 2**32 - 1, got {seed!r}",
                              params=tuple(part for part in name.split() if part.isidentifier()))
     return int(seed)

@@ -36,14 +36,11 @@ import numpy as np
 from PIL import Image
 from scipy.ndimage import gaussian_filter
 
+from landscape.data.defaults import COARSE_THRESHOLD, THRESHOLD
 from landscape.data.imageops import THUMB_SIZE
 from landscape.data.images import Images
 from landscape.errors import LandscapeError
 
-#: Default fine-structure threshold (see module docstring).
-THRESHOLD = 0.55
-#: Default layout (shift-tolerant 16x16 thumbnail correlation) threshold.
-COARSE_THRESHOLD = 0.9
 #: Default largest shift, as a fraction of the image width.
 MAX_SHIFT = 0.1
 METHOD = "thumbnail-correlation"

@@ -18,11 +18,7 @@ gcsam). ``resolve_hyper(name, given, base)`` fills defaults and rejects keys
 that do not apply; ``hyper_defaults(name, base)`` lists them.
 """
 
-# Each module registers its spec on import; the order is the registry's (and ``--optimizer all``'s).
-# isort: off
-from landscape.optim import sam, asam, gsam, wsam, crsam, gcsam  # noqa: F401
-# isort: on
-from landscape.optim.base import BASE_DEFAULTS, ClosureOptimizer
+from landscape.optim.hyper import BASE_DEFAULTS
 from landscape.optim.registry import (
     OptimSpec,
     base_of,
@@ -50,3 +46,11 @@ __all__ = [
     "register_optimizer",
     "resolve_hyper",
 ]
+
+
+def __getattr__(name: str):
+    if name == "ClosureOptimizer":  # the only name that needs torch: loaded on first use
+        from landscape.optim.base import ClosureOptimizer
+
+        return ClosureOptimizer
+    raise AttributeError(f"module 'landscape.optim' has no attribute {name!r}")

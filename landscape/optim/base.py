@@ -16,26 +16,9 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
+from landscape.optim.hyper import BASE_DEFAULTS, nonnegative, require  # noqa: F401  (re-exported)
 from landscape.optim.perturb import Closure, check_finite
 
-
-def require(ok: bool, name: str, message: str) -> None:
-    """Raise ``LandscapeError("<name>: <message>")`` (an optimizer's hyper-parameter check) unless ``ok``."""
-    if not ok:
-        raise LandscapeError(f"{name}: {message}")
-
-
-def nonnegative(name: str, hyper: dict[str, Any], *keys: str) -> None:
-    """Every given (not None) ``hyper[key]`` must be >= 0."""
-    for key in keys:
-        if hyper.get(key) is not None:
-            require(hyper[key] >= 0, name, f"{key} must be >= 0, got {hyper[key]}")
-
-#: Keyword arguments of each base optimizer and their defaults (``momentum`` is SGD's only).
-BASE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "adam": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False},
-    "sgd": {"momentum": 0.9, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
-}
 _BASE_CLASSES = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 
 
