@@ -185,7 +185,8 @@ def section_train(check: Check) -> tuple[dict, list[str]]:
         path = check.out / f"train-{name}.json"
         res["result"] = json.loads(path.read_text()) if path.is_file() else None
         out[name] = res
-        lines.append(f"- SAM, 1 epoch, {name}: exit {res['returncode']}, {res['seconds']} s wall")
+        lines.append(f"- SAM, 1 epoch, {name}: exit {res['returncode']}, {res['seconds']} s wall (process start, "
+                     "data, epoch, evaluation)")
     return out, lines
 
 
@@ -198,8 +199,14 @@ def section_hessian(check: Check) -> tuple[dict, list[str]]:
     res = run(landscape("hessian", run_dir, "--top-k", 5, "--trace", "--density", "--samples", samples, *budget,
                         "--device", check.device, "--seed", 0, "--json", path), check.left("hessian"))
     res["result"] = json.loads(path.read_text()) if path.is_file() else None
-    line = f"- top-5 + trace + density on {samples} training images: exit {res['returncode']}, {res['seconds']} s"
-    return res, [line]
+    lines = [f"- top-5 + trace + density on {samples} training images: exit {res['returncode']}, {res['seconds']} s"]
+    if res["result"]:
+        r = res["result"]["result"]
+        top, tr, dens = r["top_k"], r.get("trace") or {}, r.get("density") or {}
+        lines.append(f"- top-5 {[round(v, 4) for v in top['eigenvalues']]} in {top['hvps']} HVPs (certified: "
+                     f"{all(top['converged'])}); trace {tr.get('estimate')} in {tr.get('hvps')} more; density "
+                     f"{dens.get('hvps')} HVPs; {r['hvps']} HVPs in all, {r['hvp_seconds']:.3f} s each")
+    return res, lines
 
 
 def section_nccl(check: Check) -> tuple[dict, list[str]]:

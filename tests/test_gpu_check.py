@@ -36,5 +36,5 @@ def test_cuda_path_writes_every_figure(tmp_path):
         assert hvp[name]["gradient_s"] > 0 and hvp[name]["hvp_s"] > 0
     assert record["sections"]["train"]["fp32"]["returncode"] == 0
     hessian = record["sections"]["hessian"]
-    assert hessian["returncode"] == 0 and len(hessian["result"]["result"]["eigenvalues"]) == 5
+    assert hessian["returncode"] == 0 and len(hessian["result"]["result"]["top_k"]["eigenvalues"]) == 5
     assert (tmp_path / "summary.md").read_text().startswith("# GPU check")
