@@ -34,7 +34,6 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 
 from landscape.data.defaults import COARSE_THRESHOLD, THRESHOLD
 from landscape.data.diskcache import entry_path, read_entry, write_entry
@@ -124,6 +123,8 @@ def coarse_pairs(thumbs: np.ndarray, threshold: float, max_shift: float,
 
 def fine_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: float, chunk: int = 512) -> np.ndarray:
     """Shift-tolerant band-pass cross-correlation of thumbnail pairs (i, j), in [-1, 1]."""
+    from scipy.ndimage import gaussian_filter  # ~0.5 s to import; a cached result needs none of it
+
     size = thumbs.shape[-1]
     band = gaussian_filter(thumbs - gaussian_filter(thumbs, sigma=(0, 3.0, 3.0)), sigma=(0, 0.7, 0.7))
     # Local contrast normalisation: strong edges (a dark cyst) must not dominate the score;
