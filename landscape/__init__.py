@@ -12,7 +12,8 @@ use, so ``import landscape`` stays light:
 
 * :func:`load_checkpoint` - a run folder or ``.pt`` as a :class:`~landscape.checkpoint.Checkpoint`;
 * :func:`create_model`, :func:`create_optimizer` - the model and optimizer registries;
-* :func:`top_eigenvalues`, :func:`trace`, :func:`spectral_density` - the Hessian engine;
+* :func:`top_eigenvalues`, :func:`trace`, :func:`spectral_density` - the Hessian of a checkpoint (or
+  run folder), or of a model with ``loss_fn`` and ``data`` (:mod:`landscape.api`);
 * :func:`sharpness`, :func:`surface` - a checkpoint's cached m-sharpness / loss surface
   (the packages :mod:`landscape.sharpness` and :mod:`landscape.surface`, called);
 * :func:`build_report`, :func:`run_study` - the HTML report and the whole study.
@@ -29,9 +30,9 @@ _API: dict[str, tuple[str, str | None]] = {
     "load_checkpoint": ("landscape.checkpoint", "load_checkpoint"),
     "create_model": ("landscape.models", "create"),
     "create_optimizer": ("landscape.optim", "create_optimizer"),
-    "top_eigenvalues": ("landscape.hessian", "top_eigenvalues"),
-    "trace": ("landscape.hessian", "trace"),
-    "spectral_density": ("landscape.hessian", "spectral_density"),
+    "top_eigenvalues": ("landscape.api", "top_eigenvalues"),
+    "trace": ("landscape.api", "trace"),
+    "spectral_density": ("landscape.api", "spectral_density"),
     "sharpness": ("landscape.sharpness", None),
     "surface": ("landscape.surface", None),
     "build_report": ("landscape.report", "build_report"),

@@ -1,4 +1,4 @@
-"""Validators shared by every command, so that one option is checked the same way everywhere."""
+"""Validators shared by every layer, so that one option is checked the same way everywhere."""
 
 from __future__ import annotations
 
@@ -23,3 +23,10 @@ def check_seed(seed, name: str = "seed") -> int:
         raise LandscapeError(f"{name} must be an integer from 0 to 2**32 - 1, got {seed!r}",
                              params=tuple(part for part in name.split() if part.isidentifier()))
     return int(seed)
+
+
+def check_positive_int(value, name: str, minimum: int = 1) -> int:
+    """``value`` as an int >= ``minimum``, else :class:`LandscapeError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise LandscapeError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)

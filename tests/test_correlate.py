@@ -75,14 +75,14 @@ def test_correlate_cli_and_report_panel(tiny_runs, tmp_path, cli):
     import json
     import shutil
 
-    from landscape.analysis.measures import analyze_measures
+    from landscape.analysis.measures import analyze
     from landscape.report import build_report
 
     runs = []
     for src in tiny_runs:  # copies: the fixture runs are shared read-only
         dst = tmp_path / src.name
         shutil.copytree(src, dst)
-        analyze_measures(dst, measures=["dist_init", "num_params", "path_norm"],
+        analyze(dst, measures=["dist_init", "num_params", "path_norm"],
                          progress=False, device="cpu")
         runs.append(dst)
     res = cli("correlate", *map(str, runs), "--json", str(tmp_path / "c.json"), "--n-boot", "50")

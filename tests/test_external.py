@@ -31,11 +31,11 @@ def busbra() -> Path:
 @pytest.fixture(scope="module")
 def evaluated(tiny_run, busbra):
     """The phantom-trained 3-class tiny run evaluated on BUS-BRA (32 px), with its checkpoint."""
-    from landscape.analysis.external import evaluate_external
+    from landscape.analysis.external import analyze
     from landscape.checkpoint import load_checkpoint
 
     ck = load_checkpoint(tiny_run, device="cpu")
-    rec = evaluate_external(ck, busbra, csv=busbra / "bus_data.csv", n_boot=30, progress=False, **CSV_ARGS)
+    rec = analyze(ck, busbra, csv=busbra / "bus_data.csv", n_boot=30, progress=False, **CSV_ARGS)
     return ck, rec
 
 
@@ -123,10 +123,10 @@ def test_busbra_patients_are_resampled_whole(evaluated, busbra):
 
 
 def test_evaluation_is_cached(evaluated, busbra):
-    from landscape.analysis.external import evaluate_external
+    from landscape.analysis.external import analyze
 
     ck, rec = evaluated
-    again = evaluate_external(ck, busbra, csv=busbra / "bus_data.csv", n_boot=30, progress=False, **CSV_ARGS)
+    again = analyze(ck, busbra, csv=busbra / "bus_data.csv", n_boot=30, progress=False, **CSV_ARGS)
     assert again["path"] == rec["path"] and again["provenance"]["created"] == rec["provenance"]["created"]
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, jacrev
 
-from landscape.analysis.measures import analyze_measures, measure_values
+from landscape.analysis.measures import analyze, measure_values
 from landscape.measures import REGISTRY, curvature, norms, outputs, pacbayes
 from landscape.models import create
 
@@ -205,21 +205,21 @@ def test_every_measure_is_documented():
         assert spec.units and spec.reference and spec.definition
 
 
-def test_analyze_measures_caches_and_merges(tiny_run, cli):
+def test_measures_analysis_caches_and_merges(tiny_run, cli):
     from landscape.checkpoint import load_checkpoint
     from landscape.errors import LandscapeError
 
     ck = load_checkpoint(tiny_run, device="cpu")
     kw = {"samples": 32, "ggn_samples": 8, "draws": 2, "depth": 3, "progress": False}
-    rec = analyze_measures(ck, **kw)
+    rec = analyze(ck, **kw)
     values = rec["result"]["values"]
     assert values["num_params"] == sum(p.numel() for p in ck.model.parameters())
     assert values["pacbayes_flatness"] == pytest.approx(1 / values["pacbayes_sigma"] ** 2)
-    assert analyze_measures(ck, **kw)["provenance"]["created"] == rec["provenance"]["created"]  # cached
+    assert analyze(ck, **kw)["provenance"]["created"] == rec["provenance"]["created"]  # cached
     merged = measure_values(ck.path, ck.fingerprint[:16])
     assert merged["ggn_trace"] == values["ggn_trace"] and set(merged) == set(REGISTRY)
     with pytest.raises(LandscapeError, match="unknown measure"):
-        analyze_measures(ck, measures="nope", progress=False)
+        analyze(ck, measures="nope", progress=False)
     res = cli("measures", str(tiny_run), "--samples", "32", "--ggn-samples", "8", "--draws", "2", "--depth", "3",
               "--measures", "norms")
     assert res.code == 2 and "unknown measure" in res.err

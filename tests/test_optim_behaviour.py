@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.optim import OPTIMIZERS, create_optimizer, hyper_defaults, resolve_hyper
+from landscape.optim import OPTIMIZERS, create_optimizer, get_optimizer, hyper_defaults, resolve_hyper
 
-SAM_FAMILY = [n for n in OPTIMIZERS if n not in ("adam", "sgd")]
+SAM_FAMILY = [n for n in OPTIMIZERS if not get_optimizer(n).is_base]
 
 
 def small_cnn(dropout: float = 0.0) -> nn.Module:

@@ -121,7 +121,7 @@ def test_analysis_registry_drives_report_quantities_and_study_stages():
     from landscape.study.run import stages
 
     assert list_analyses() == ["hessian", "sharpness", "surface_1d", "surface_2d", "measures"]
-    assert list(quantities()) == ["lambda_max", "trace", "density", "m_sharpness", "surface_1d", "surface_2d",
+    assert list(quantities()) == ["lambda_max", "hessian_trace", "density", "m_sharpness", "surface_1d", "surface_2d",
                                   "measures"]
     assert stages() == ("train", "hessian", "sharpness", "surfaces", "measures", "report")
     assert stages(external=True) == ("train", "hessian", "sharpness", "surfaces", "measures", "evaluate", "report")
@@ -141,7 +141,7 @@ def test_analysis_registry_drives_report_quantities_and_study_stages():
         assert get_analysis("weights").run(None, seed=3, overrides={"scale": 4.0}) == spec.compute(None, scale=4.0)
         assert calls[0] == (3, 4.0)
         with pytest.raises(LandscapeError, match="already provided"):
-            register_analysis(AnalysisSpec("other", "other", norm_of_weights, provides={"trace": bool}))
+            register_analysis(AnalysisSpec("other", "other", norm_of_weights, provides={"hessian_trace": bool}))
         register_panel(Panel("weights", "Weight norms", "One bar per run.", (), lambda d, rows, s: None),
                        before="density")
         ids = [p.id for p in panels()]
@@ -149,3 +149,31 @@ def test_analysis_registry_drives_report_quantities_and_study_stages():
     finally:
         ANALYSES.pop("weights")
         PANELS[:] = [p for p in PANELS if p.id != "weights"]
+
+
+def test_analysis_columns_must_be_measures_read_from_its_own_records():
+    from landscape.analysis import AnalysisSpec, list_analyses, register_analysis
+
+    def driver(ck, seed=0, progress=True):
+        return {}
+
+    with pytest.raises(LandscapeError, match="not measures read from 'weights'"):  # lambda_max reads hessian records
+        register_analysis(AnalysisSpec("weights", "weights", driver, provides={}, columns=("lambda_max",)))
+    with pytest.raises(LandscapeError, match="not measures"):
+        register_analysis(AnalysisSpec("weights", "weights", driver, provides={}, columns=("no_such_measure",)))
+    assert "weights" not in list_analyses()
+
+
+def test_analysis_settings_are_defaults_then_report_defaults_then_overrides_adapted_then_options():
+    from landscape.analysis import AnalysisSpec
+
+    def driver(ck, m=128, samples=512, seed=0, progress=True):
+        return {}
+
+    spec = AnalysisSpec("x", "x", driver, provides={}, report_defaults={"samples": 256},
+                        adapt=lambda images, kw: {**kw, "m": min(kw["m"], images)})  # "ck" is an image count here
+    assert spec.settings(100, seed=2) == {"m": 100, "samples": 256, "seed": 2}
+    assert spec.settings(1000, overrides={"m": 64, "samples": 32}) == {"m": 64, "samples": 32, "seed": 0}
+    # a report option the driver takes is used as given, after adapt; one it does not take, or None, is ignored
+    assert spec.settings(100, options={"m": 300, "n_boot": 5}) == {"m": 300, "samples": 256, "seed": 0}
+    assert spec.settings(100, options={"m": None}) == {"m": 100, "samples": 256, "seed": 0}

@@ -130,9 +130,10 @@ def test_flatness_numbers_come_from_the_cached_records(report):
         h = hessian[0]["result"]
         row = rows[run.name]
         assert row["lambda_max"] == max(h["top_k"]["eigenvalues"])
-        assert row["trace"] == h["trace"]["estimate"] and row["trace_ci"] == h["trace"]["ci"]
-        assert row["m_sharpness_rho"] == 0.05
-        assert row["m_sharpness"] == sharp[0]["result"]["mean"][1]
+        assert row["hessian_trace"] == h["trace"]["estimate"] and row["hessian_trace_ci"] == h["trace"]["ci"]
+        assert row["sharpness_worst_rho"] == 0.05 == max(sharp[0]["result"]["rhos"])
+        assert row["sharpness_worst"] == sharp[0]["result"]["mean"][1]
+        assert row["sharpness_average"] is None  # the report's sharpness is worst-case
         assert hessian[0]["settings"]["top_k"] == 2 and hessian[0]["settings"]["density"] is True
         # the runs table shows them (table cells are ``...">TEXT</td>``)
         assert f">{fmt(row['lambda_max'], 4)}</td>" in html
@@ -224,11 +225,11 @@ def test_no_compute_lists_what_is_missing(tiny_runs, tmp_path):
     shutil.copytree(tiny_runs[1], bare, ignore=shutil.ignore_patterns("analysis"))
     out = build_report([bare], tmp_path / "r.html", compute=False, progress=False)
     numbers = json.loads(out.with_suffix(".json").read_text())
-    assert {m["quantity"] for m in numbers["missing"]} == {"lambda_max", "trace", "density", "m_sharpness",
+    assert {m["quantity"] for m in numbers["missing"]} == {"lambda_max", "hessian_trace", "density", "m_sharpness",
                                                             "surface_1d", "surface_2d", "measures"}
     assert not (bare / "analysis").exists()
     html = out.read_text(encoding="utf-8")
-    assert "Missing (not computed with --no-compute)" in html and 'id="flatness-plot"' in html
+    assert "Missing (not computed with --no-compute)" in html and 'id="flatness-plot"' not in html  # nothing to plot
     assert numbers["rows"][0]["lambda_max"] is None and numbers["rows"][0]["balanced_accuracy"] is not None
 
 
@@ -385,5 +386,5 @@ def test_records_of_other_weights_are_not_used(report, tmp_path):
     atomic_torch_save(payload, run / "final.pt")
     out = build_report([run], tmp_path / "r.html", compute=False, progress=False)
     numbers = json.loads(out.with_suffix(".json").read_text())
-    assert {m["quantity"] for m in numbers["missing"]} == {"lambda_max", "trace", "density", "m_sharpness",
+    assert {m["quantity"] for m in numbers["missing"]} == {"lambda_max", "hessian_trace", "density", "m_sharpness",
                                                             "surface_1d", "surface_2d", "measures"}

@@ -165,20 +165,22 @@ def _synthetic_run(tmp_path, optimizer: str, seed: int, grid: int):
                                                      "density": {"grid": grid_d.tolist(),
                                                                  "density": np.exp(-grid_d ** 2).tolist()}}}
     sharp = {"settings": {"m": 128},
-             "result": {"rhos": [0.05, 0.1], "mean": [0.01 * lam, 0.04 * lam], "std": [0.001, 0.002]}}
+             "result": {"kind": "worst", "rhos": [0.05, 0.1], "mean": [0.01 * lam, 0.04 * lam], "std": [0.001, 0.002]}}
     surf1 = {"settings": {"dim": 1}, "result": {"dim": 1, "directions": "random", "x": xs.tolist(),
                                                 "loss": (xs ** 2).tolist()}}
     surf2 = {"settings": {"dim": 2}, "result": {"dim": 2, "directions": "random", "x": xs.tolist(), "y": xs.tolist(),
                                                 "loss": plane}}
-    found = {"lambda_max": hessian, "trace": hessian, "density": hessian, "m_sharpness": sharp,
+    found = {"lambda_max": hessian, "hessian_trace": hessian, "density": hessian, "m_sharpness": sharp,
              "surface_1d": surf1, "surface_2d": surf2}
-    return Run(tmp_path / f"busi-cnn-small-{optimizer}-s{seed}" / "final.pt", meta, "0" * 16, found)
+    measured = {"lambda_max": hessian, "hessian_trace": hessian, "sharpness_worst": sharp}
+    return Run(tmp_path / f"busi-cnn-small-{optimizer}-s{seed}" / "final.pt", meta, "0" * 16, found, measured)
 
 
-def test_page_of_seven_optimizers_with_large_surfaces_stays_under_10_mb(tmp_path):
+def test_page_of_every_optimizer_with_large_surfaces_stays_under_10_mb(tmp_path):
+    from landscape.optim import list_optimizers
     from landscape.report.build import MAX_BYTES, render
 
-    opts = ["adam", "sam", "asam", "gsam", "wsam", "crsam", "gcsam"]
+    opts = list_optimizers()
     runs = [_synthetic_run(tmp_path, o, s, 301) for o in opts for s in range(3)]
     document, numbers, data = render(runs, [], n_boot=200)
     assert len(document.encode("utf-8")) <= MAX_BYTES
@@ -186,10 +188,10 @@ def test_page_of_seven_optimizers_with_large_surfaces_stays_under_10_mb(tmp_path
     assert document.count('<script type="text/javascript">') == 1  # plotly.js embedded once
     assert len(data["planes_2d"]["series"][0]["x"]) == 51  # 301 x 301 planes kept at 51 x 51
     assert numbers["title"] == "Flatness report — BUSI"
-    assert len(numbers["rows"]) == 21 and len(numbers["summary"]["groups"]) == 7
+    assert len(numbers["rows"]) == 3 * len(opts) and len(numbers["summary"]["groups"]) == len(opts)
     c = next(c for c in numbers["summary"]["correlations"] if c["measure"] == "lambda_max" and c["target"] == "gap")
     x, y = [r["lambda_max"] for r in numbers["rows"]], [r["gap"] for r in numbers["rows"]]
-    assert c["n"] == 21 and c["kendall_tau"] == pytest.approx(stats.kendalltau(x, y).statistic)
+    assert c["n"] == 3 * len(opts) and c["kendall_tau"] == pytest.approx(stats.kendalltau(x, y).statistic)
 
 
 def test_oversized_page_gets_its_surfaces_thinned(tmp_path, monkeypatch):

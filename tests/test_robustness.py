@@ -1,8 +1,8 @@
-"""Issue 10: run folders nothing can corrupt, checks before work, exit code 2 for every user error.
+"""Run folders nothing can corrupt, checks before work, exit code 2 for every user error.
 
-One test per numbered item of the issue (1-10), a fault-injection test with two
-writers on one run folder, and a property-style test: every command, given bad
-values for its options, exits 2 with one ``error:`` line and writes nothing.
+One test per failure mode, a fault-injection test with two writers on one run
+folder, and a property-style test: every command, given bad values for its
+options, exits 2 with one ``error:`` line and writes nothing.
 """
 
 from __future__ import annotations
@@ -75,10 +75,10 @@ def _read_only(monkeypatch, *folders: Path) -> None:
                                              else real(p, mode)))
 
 
-# -- 1. stale epoch files ---------------------------------------------------------------------------
+# -- stale epoch files ---------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_1_unfinished_run_is_never_discarded_silently_and_pca_uses_only_this_run(tmp_path):
+def test_unfinished_run_is_never_discarded_silently_and_pca_uses_only_this_run(tmp_path):
     cfg = _cfg(tmp_path, epochs=2, run_name="r")
     first = train(cfg, progress=False)
     (first.run_dir / "final.pt").unlink()  # an unfinished run
@@ -96,7 +96,7 @@ def test_1_unfinished_run_is_never_discarded_silently_and_pca_uses_only_this_run
 
     # an epoch file of another run in the folder is not part of this run's trajectory
     from landscape import load_checkpoint
-    from landscape.analysis.plan import _epoch_paths
+    from landscape.analysis.direction_plan import _epoch_paths
 
     stray = second.run_dir / "epoch_002.pt"  # as if left by another run
     shutil.copy(second.run_dir / "epoch_001.pt", stray)
@@ -105,9 +105,9 @@ def test_1_unfinished_run_is_never_discarded_silently_and_pca_uses_only_this_run
     assert [p.name for p in _epoch_paths(ck)] == ["epoch_000.pt", "epoch_001.pt"]
 
 
-# -- 2. locks --------------------------------------------------------------------------------------
+# -- locks --------------------------------------------------------------------------------------
 
-def test_2_lock_is_exclusive_names_its_holder_and_stale_locks_are_taken_over(tmp_path):
+def test_lock_is_exclusive_names_its_holder_and_stale_locks_are_taken_over(tmp_path):
     run = tmp_path / "run"
     with run_lock(run):
         info = json.loads((run / LOCK_NAME).read_text())
@@ -199,10 +199,10 @@ def test_fault_injection_two_concurrent_trainers_on_one_run_folder(tmp_path):
     assert not (run / LOCK_NAME).exists()
 
 
-# -- 3. run names ------------------------------------------------------------------------------------
+# -- run names ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["../../escape", "a/b", "..", ".", "a b", "/abs", "x\\y", ""])
-def test_3_run_name_is_one_safe_path_component(cli, tmp_path, name):
+def test_run_name_is_one_safe_path_component(cli, tmp_path, name):
     before = _tree(tmp_path)
     msg = _one_error(cli("train", "--model", "cnn-tiny", "--img-size", "16", "--epochs", "1", "--out",
                          tmp_path / "runs", "--run-name", name))
@@ -210,9 +210,9 @@ def test_3_run_name_is_one_safe_path_component(cli, tmp_path, name):
     assert _tree(tmp_path) == before
 
 
-# -- 4. writability before work ------------------------------------------------------------------------
+# -- writability before work ------------------------------------------------------------------------
 
-def test_4_outputs_are_checked_before_any_computation(cli, run_copy, tmp_path, monkeypatch):
+def test_outputs_are_checked_before_any_computation(cli, run_copy, tmp_path, monkeypatch):
     import importlib
 
     hessian, surface = (importlib.import_module(f"landscape.analysis.{m}") for m in ("hessian", "surface"))
@@ -253,9 +253,9 @@ def test_4_outputs_are_checked_before_any_computation(cli, run_copy, tmp_path, m
     run_copy.chmod(0o755)
 
 
-# -- 5. non-finite weights and buffers -----------------------------------------------------------------
+# -- non-finite weights and buffers -----------------------------------------------------------------
 
-def test_5_training_stops_on_nonfinite_buffers_and_analyzers_refuse_them(cli, tmp_path, monkeypatch, run_copy):
+def test_training_stops_on_nonfinite_buffers_and_analyzers_refuse_them(cli, tmp_path, monkeypatch, run_copy):
     from landscape.train import loop
 
     real = loop._Trainer.train_epoch
@@ -298,16 +298,16 @@ def test_5_training_stops_on_nonfinite_buffers_and_analyzers_refuse_them(cli, tm
     assert math.isnan(loss) and math.isnan(acc)
 
 
-# -- 6. zero direction ---------------------------------------------------------------------------------
+# -- zero direction ---------------------------------------------------------------------------------
 
-def test_6_interpolating_to_the_same_checkpoint_is_an_error(cli, run_copy):
+def test_interpolating_to_the_same_checkpoint_is_an_error(cli, run_copy):
     msg = _one_error(cli("surface", run_copy, "--directions", f"interp:{run_copy / 'final.pt'}", "--dim", "1",
                          "--grid", "5"))
     assert "is zero" in msg
     assert not list(run_copy.glob("analysis/surface-*"))
 
 
-# -- 7. report and study adapt m-sharpness to small data -------------------------------------------------
+# -- report and study adapt m-sharpness to small data -------------------------------------------------
 
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
@@ -323,7 +323,7 @@ def small_run(tmp_path_factory):
     return train(cfg, progress=False).run_dir
 
 
-def test_7_report_sharpness_m_adapts_to_small_data_and_every_setting_can_be_given(cli, small_run, tmp_path):
+def test_report_sharpness_m_adapts_to_small_data_and_every_setting_can_be_given(cli, small_run, tmp_path):
     from landscape import load_checkpoint
     from landscape.report.collect import run_analysis
 
@@ -346,9 +346,9 @@ def test_7_report_sharpness_m_adapts_to_small_data_and_every_setting_can_be_give
     assert "has no setting 'rho'" in _one_error(cli("study", "--set", "sharpness.rho=3", "--out", tmp_path / "s"))
 
 
-# -- 8. a study validates everything before its first run --------------------------------------------------
+# -- a study validates everything before its first run --------------------------------------------------
 
-def test_8_study_rejects_a_model_typo_before_training_anything(cli, tmp_path):
+def test_study_rejects_a_model_typo_before_training_anything(cli, tmp_path):
     t0 = time.perf_counter()
     msg = _one_error(cli("study", "--models", "cnn-tiny,resnet9000", "--optimizers", "adam", "--seeds", "1",
                          "--epochs", "1", "--img-size", "16", "--out", tmp_path / "study"))
@@ -360,7 +360,7 @@ def test_8_study_rejects_a_model_typo_before_training_anything(cli, tmp_path):
     assert "--set hessian: top_k must be an integer >= 1" in msg and not (tmp_path / "study").exists()
 
 
-# -- 9. damaged checkpoints and impossible sizes: clean errors, exit 2 ----------------------------------------
+# -- damaged checkpoints and impossible sizes: clean errors, exit 2 ----------------------------------------
 
 @pytest.mark.parametrize("edit, message", [
     (lambda p: p.pop("data"), "'data' entry is NoneType"),
@@ -370,13 +370,13 @@ def test_8_study_rejects_a_model_typo_before_training_anything(cli, tmp_path):
     (lambda p: p.update(format_version=-1), "format_version -1"),
     (lambda p: p.update(format_version=True), "format_version True"),
 ])
-def test_9_damaged_checkpoints_are_clean_errors(cli, run_copy, edit, message):
+def test_damaged_checkpoints_are_clean_errors(cli, run_copy, edit, message):
     _edit_checkpoint(run_copy / "final.pt", edit)
     for cmd in ("hessian", "surface", "sharpness"):
         assert message in _one_error(cli(cmd, run_copy))
 
 
-def test_9_huge_grids_and_bad_seeds_are_refused_before_work(cli, run_copy):
+def test_huge_grids_and_bad_seeds_are_refused_before_work(cli, run_copy):
     msg = _one_error(cli("surface", run_copy, "--grid", "100000x100000"))
     assert "GiB" in msg and "smaller --grid" in msg
     for seed in ("-1", "1e23", str(2**64), str(2**32)):
@@ -386,9 +386,10 @@ def test_9_huge_grids_and_bad_seeds_are_refused_before_work(cli, run_copy):
             assert "--seed" in msg, (cmd, seed, msg)
 
 
-# -- 10. smaller issues --------------------------------------------------------------------------------------
+# -- assorted clear errors --------------------------------------------------------------------------------------
 
-def test_10_smaller_issues(cli, run_copy, small_run, tmp_path):
+def test_weight_mismatch_nan_weights_float_tiffs_resume_lr_and_data_errors_are_clear(cli, run_copy, small_run,
+                                                                                    tmp_path):
     from landscape.data.imageops import to_grey
     from landscape.sharpness import worst_case_sharpness
 

@@ -43,13 +43,32 @@ def test_modules_and_functions_are_both_reachable():
     from landscape.hessian import trace
 
     assert trace is hutchpp.trace and callable(trace)
-    assert landscape.trace is trace and landscape.top_eigenvalues is top_eigenvalues
+    assert landscape.trace.__module__ == landscape.top_eigenvalues.__module__ == "landscape.api"
     # the engine packages stay modules; calling one runs its checkpoint-level driver
     import landscape.analysis.sharpness as driver
 
     assert landscape.sharpness.worst_case_sharpness.__module__ == "landscape.sharpness.worst"
     assert landscape.sharpness.analyze is driver.analyze
     assert landscape.sharpness is sys.modules["landscape.sharpness"] and callable(landscape.sharpness)
+
+
+def test_package_hessian_functions_take_a_checkpoint_or_the_engine_inputs(tiny_run):
+    ck = landscape.load_checkpoint(tiny_run)
+    loader = ck.loader("train", batch_size=128, samples=64, seed=0)
+    via_ck = landscape.top_eigenvalues(ck, k=1, samples=64, tol=1e-6)
+    via_model = top_eigenvalues(ck.model, ck.loss_fn, loader, k=1, tol=1e-6)
+    assert via_ck.eigenvalues[0] == pytest.approx(via_model.eigenvalues[0], rel=1e-9)
+    assert landscape.top_eigenvalues(ck.model, ck.loss_fn, loader, k=1, tol=1e-6).eigenvalues == via_model.eigenvalues
+    # a run folder works too; the trace of the same Hessian with the same probes equals the engine's
+    # (``seed`` seeds both the image subset and the probes, as in ``landscape hessian``)
+    tr = landscape.trace(tiny_run, samples=64, max_hvps=40, rtol=0.5, seed=1)
+    subset = ck.loader("train", batch_size=128, samples=64, seed=1)
+    assert tr.estimate == pytest.approx(landscape.hessian.trace(ck.model, ck.loss_fn, subset, max_hvps=40, rtol=0.5,
+                                                                 seed=1).estimate, rel=1e-9)
+    dens = landscape.spectral_density(ck, samples=64, runs=1, steps=8)
+    engine = landscape.hessian.spectral_density(ck.model, ck.loss_fn, loader, runs=1, steps=8)
+    assert sum(dens.weights[0]) == pytest.approx(1.0, abs=1e-12)
+    assert dens.nodes[0] == pytest.approx(engine.nodes[0], rel=1e-9, abs=1e-12)
 
 
 def test_operator_protocol_replaces_duck_typing():

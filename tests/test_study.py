@@ -39,7 +39,7 @@ def test_study_trains_analyses_and_reports(study):
     numbers = json.loads((out / "report.json").read_text())
     assert sorted(r["name"] for r in numbers["rows"]) == names
     assert numbers["missing"] == []
-    assert all(r["lambda_max"] is not None and r["m_sharpness"] is not None for r in numbers["rows"])
+    assert all(r["lambda_max"] is not None and r["sharpness_worst"] is not None for r in numbers["rows"])
     summary = json.loads((out / "study.json").read_text())
     assert set(summary["seconds"]) == {"train", "hessian", "sharpness", "surfaces", "measures", "report"}  # no external
     assert all(len(records(d, "measures")) == 1 for d in result.run_dirs)

@@ -18,9 +18,10 @@ that the report, the study and ``landscape list analyses`` iterate over.
 
 # isort: off
 from landscape.analysis.cache import cached, checkpoint_settings
-from landscape.analysis.registry import AnalysisSpec, get_analysis, list_analyses, quantities, register_analysis
+from landscape.analysis.registry import (AnalysisSpec, columns, get_analysis, list_analyses, quantities,
+                                        register_analysis)
 from landscape.analysis import hessian, sharpness, surface, measures  # noqa: F401  (each registers its spec; this order)
 # isort: on
 
-__all__ = ["AnalysisSpec", "cached", "checkpoint_settings", "get_analysis", "list_analyses", "quantities",
+__all__ = ["AnalysisSpec", "cached", "checkpoint_settings", "columns", "get_analysis", "list_analyses", "quantities",
            "register_analysis"]

@@ -121,7 +121,3 @@ def _compute(ck, images, model_idx, pos, meta_csv, n_boot, seed, bar) -> dict:
                     "env": meta_csv.envs[i] if meta_csv and meta_csv.envs else None}
                    for i, (f, y, s) in enumerate(zip(images.files, labels, score))],
         "seconds": time.perf_counter() - start}}
-
-
-#: The driver under its descriptive name.
-evaluate_external = analyze

@@ -9,7 +9,8 @@ from pathlib import Path
 from landscape.analysis.cache import as_checkpoint, cached
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint.load import SPLITS
-from landscape.checks import check_seed
+from landscape.checks import check_positive_int, check_seed
+from landscape.cost import CostPlan, Meter, announce, time_pass
 from landscape.errors import LandscapeError
 from landscape.hessian.blocks import module_blocks, per_block
 from landscape.hessian.budget import cap_for, expected_parts
@@ -20,13 +21,11 @@ from landscape.hessian.krylov import Krylov, generator
 from landscape.hessian.lanczos import (
     LANCZOS_STREAM,
     ConvergenceWarning,
-    check_positive_int,
     default_eigen_budget,
     top_eigenvalues,
 )
 from landscape.hessian.operator import HessianOperator
 from landscape.io import check_writable, write_json
-from landscape.plan import Meter, Plan, announce
 from landscape.progress import progress_bar
 
 # Engine settings recorded with every result (they change the numbers).  The density's runs=None:
@@ -110,7 +109,7 @@ def _compute(ck, s: dict, progress: bool) -> dict:
     tr, dens, budget = s["trace_settings"], s["density_settings"], s["budget_hvps"]
     if dens is not None:
         dens = {**dens, "runs": dens["runs"] or runs_needed(op.size, max_runs=dens["max_runs"])}
-    plan = Plan("Hessian", "HVP", expected_parts(op.size, s["top_k"], tr, dens), cap=budget)
+    plan = CostPlan("Hessian", "HVP", expected_parts(op.size, s["top_k"], tr, dens), cap=budget)
     announce(plan.line(), progress)
     out: dict = {"top_k": None, "trace": None, "density": None, "per_layer": None}
     with warnings.catch_warnings(record=True) as caught, progress_bar("Hessian", plan.planned, progress) as bar:
@@ -163,7 +162,7 @@ def _compute(ck, s: dict, progress: bool) -> dict:
     return out
 
 
-def _replan(bar, plan: Plan, done: int, rest: list[str]) -> None:
+def _replan(bar, plan: CostPlan, done: int, rest: list[str]) -> None:
     """Set the bar's total to the products done plus the expected products of the outputs still to come."""
     bar.update(total=done + sum(plan.parts.get(k, 0) for k in rest))
 
@@ -172,11 +171,32 @@ def _blocks(op) -> int:
     return len(module_blocks(op.names))
 
 
+#: HVP time over gradient time on the same images (retained graph, first products included).
+HVP_PER_GRADIENT = 2.5
+
+
+def cost(ck, kw: dict, measure: bool) -> CostPlan:
+    """HVPs of a run with settings ``kw`` on ``ck`` (see :func:`~landscape.hessian.budget.expected_parts`);
+    one HVP timed as ``HVP_PER_GRADIENT`` gradient passes over its images, the ratio the retained-graph
+    HVP was measured at.
+    """
+    size = sum(p.numel() for p in ck.model.parameters() if p.requires_grad)
+    tr = {**TRACE, **(kw.get("trace_settings") or {})} if kw["trace"] else None
+    dens = {**DENSITY, **(kw.get("density_settings") or {})} if kw["density"] else None
+    plan = CostPlan("hessian", "HVP", expected_parts(size, kw["top_k"], tr, dens), cap=kw.get("budget_hvps"))
+    if measure:
+        data = list(ck.loader(kw["split"], batch_size=kw["batch_size"], samples=kw["samples"], seed=kw["seed"]))
+        device = next(ck.model.parameters()).device
+        data = [(x.to(device), y.to(device)) for x, y in data]
+        plan.unit_seconds = HVP_PER_GRADIENT * time_pass(ck.model, ck.loss_fn, data, backward=True)
+    return plan
+
+
 register_analysis(AnalysisSpec(
-    "hessian", "hessian", analyze,
+    "hessian", "hessian", analyze, cost=cost, columns=("lambda_max", "hessian_trace"),
     provides={
         "lambda_max": lambda r: bool((r["result"].get("top_k") or {}).get("eigenvalues")),
-        "trace": lambda r: r["result"].get("trace") is not None,
+        "hessian_trace": lambda r: r["result"].get("trace") is not None,
         "density": lambda r: r["result"].get("density") is not None,
     },
     report_defaults={"density": True, "samples": 256},  # 256 images: one run fits 10 min on 2 cores

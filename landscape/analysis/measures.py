@@ -1,7 +1,8 @@
-"""``analyze_measures``: the measure suite of one checkpoint, cached as a ``measures`` record."""
+"""``analyze``: the measure suite of one checkpoint, cached as a ``measures`` record."""
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from landscape.analysis.measure_context import MeasureContext
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checkpoint.cache import newest_for
+from landscape.cost import CostPlan, time_pass
 from landscape.errors import LandscapeError
 from landscape.measures import REGISTRY, MeasureSpec, select_measures
 from landscape.progress import progress_bar
@@ -96,11 +98,24 @@ def measure_values(path: str | Path, sha: str, specs: list[MeasureSpec] | None =
     return out
 
 
-#: The driver under its descriptive name.
-analyze_measures = analyze
+def cost(ck, kw: dict, measure: bool) -> CostPlan:
+    """Forward passes over ``samples`` training images: the two PAC-Bayes sigma searches (bracketing plus
+    ``depth`` bisection steps, ``draws`` each), the exact GGN trace (``C`` per-sample gradients of
+    ``ggn_samples`` images, ~3 forward passes each) and ~3 for the output measures and norms.
+    """
+    x, y = ck.tensors("train")
+    n = min(int(kw["samples"]), len(y))
+    parts = {"pacbayes": 2 * (int(kw["depth"]) + 5) * int(kw["draws"]),
+             "ggn": math.ceil(3 * len(ck.classes) * min(int(kw["ggn_samples"]), len(y)) / max(n, 1)), "outputs": 3}
+    plan = CostPlan("measures", "forward pass", parts)
+    if measure:
+        device = next(ck.model.parameters()).device
+        plan.unit_seconds = time_pass(ck.model, ck.loss_fn, [(x[:n].to(device), y[:n].to(device))], backward=False)
+    return plan
+
 
 register_analysis(AnalysisSpec(
-    "measures", "measures", analyze,
+    "measures", "measures", analyze, cost=cost,
     provides={"measures": lambda r: bool(r["result"].get("values"))},
     # the report's measures on 256 images with 4 draws x 8 bisection steps (not 512; 8 x 12), so that all of
     # one 64 px cnn-small run's default analyses fit 10 minutes on 2 CPU cores (README)

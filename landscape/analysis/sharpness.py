@@ -9,8 +9,8 @@ from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checks import check_seed
+from landscape.cost import CostPlan, announce, time_pass
 from landscape.errors import LandscapeError
-from landscape.plan import announce, sharpness_plan
 from landscape.sharpness.average import DEFAULT_DRAWS, average_case_sharpness
 from landscape.sharpness.balls import check_norm, check_rhos
 from landscape.sharpness.batches import sub_batches
@@ -91,8 +91,37 @@ def analyze(
     return cached(ck, "sharpness", settings, compute)
 
 
+def sharpness_plan(model, loss_fn, batches, kind: str, n_rhos: int, steps: int, draws: int,
+                   measure: bool = True) -> CostPlan:
+    """Worst case: ``batches x (1 + rhos x (steps + 1))`` gradient passes of ``m`` images, at most (the ascent
+    seldom stops early, so that is also the expectation); average case: ``batches x (1 + 2 draws rhos)`` forward passes.
+    """
+    n = len(batches)
+    if kind == "worst":
+        plan = CostPlan("sharpness", "gradient pass", {"sharpness": n * (1 + n_rhos * (steps + 1))})
+    else:
+        plan = CostPlan("sharpness", "forward pass", {"sharpness": n * (1 + 2 * draws * n_rhos)})
+    plan.cap = plan.planned
+    if measure:
+        plan.unit_seconds = time_pass(model, loss_fn, batches[:1], backward=kind == "worst")
+        plan.eta_seconds = plan.planned * plan.unit_seconds
+    return plan
+
+
+def cost(ck, kw: dict, measure: bool) -> CostPlan:
+    """Gradient (worst case) or forward (average case) passes of a run with settings ``kw`` on ``ck``."""
+    batches = sub_batches(*ck.tensors("train"), m=kw["m"], samples=kw["samples"], seed=kw["seed"])
+    return sharpness_plan(ck.model, ck.loss_fn, batches, kw["kind"], len(kw["rhos"]), kw["steps"], kw["draws"],
+                          measure=measure)
+
+
+def adapt(ck, kw: dict) -> dict:
+    """The sub-batch size ``m`` capped at the training images of ``ck``, so small data sets still work."""
+    return {**kw, "m": max(1, min(int(kw["m"]), len(ck.tensors("train")[1])))}
+
+
 register_analysis(AnalysisSpec(
-    "sharpness", "sharpness", analyze,
+    "sharpness", "sharpness", analyze, cost=cost, adapt=adapt, columns=("sharpness_worst", "sharpness_average"),
     provides={"m_sharpness": lambda r: bool(r["result"].get("rhos"))},
     report_defaults={"samples": 256, "steps": 10},  # 2 sub-batches of 128, 10 steps: one run fits 10 min on 2 cores
     quick_defaults={"rhos": (0.02, 0.05, 0.1), "m": 32, "samples": 64, "steps": 4},

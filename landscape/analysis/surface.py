@@ -20,13 +20,13 @@ import numpy as np
 
 from landscape import distributed
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
-from landscape.analysis.plan import make_plan, parse_spec, spec_settings
+from landscape.analysis.direction_plan import make_plan, parse_spec, spec_settings
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checks import check_seed
+from landscape.cost import CostPlan, announce
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_bytes, check_writable, stable_hash
-from landscape.plan import announce, surface_plan
 from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, forward_seconds, prepare_batches
 from landscape.surface.grid import axis, center_index, check_grid_memory, interp_axis, parse_grid
 from landscape.surface.plot import plot_html, plot_png
@@ -61,7 +61,7 @@ def analyze(
     ``ck``: a loaded :class:`~landscape.checkpoint.Checkpoint` or a path (then
     ``device`` and ``data_root`` load it). ``directions``: ``random``,
     ``eigen``, ``interp:OTHER.pt`` or ``pca`` (axes in
-    :mod:`landscape.analysis.plan`; ``x_range``/``y_range`` override them).
+    :mod:`landscape.analysis.direction_plan`; ``x_range``/``y_range`` override them).
     ``grid``: points per axis, ``N`` or ``(N, M)``. ``split``/``samples``: the
     evaluation data (a subset seeded by ``seed``). ``bn``: ``eval`` (frozen
     statistics) or ``recompute`` (re-estimated at every point on
@@ -231,13 +231,37 @@ def _random_plane(dim: int) -> Callable[[dict], bool]:
     return lambda r: r["result"].get("dim") == dim and r["result"].get("directions") == "random"
 
 
+def surface_plan(points: int, unit_seconds: float | None = None) -> CostPlan:
+    """``points`` grid points plus the model itself, each one forward pass over the evaluation data.
+
+    ``unit_seconds``: one such pass as the surface runs it (see
+    :func:`landscape.surface.evaluate.forward_seconds`); None leaves the ETA unknown.
+    """
+    plan = CostPlan("surface", "forward pass", {"surface": points + 1}, cap=points + 1)
+    if unit_seconds is not None:
+        plan.unit_seconds = unit_seconds
+        plan.eta_seconds = plan.planned * plan.unit_seconds
+    return plan
+
+
+def cost(ck, kw: dict, measure: bool) -> CostPlan:
+    """Forward passes over the evaluation data of a run with settings ``kw`` on ``ck``: one per grid point."""
+    points = math.prod(parse_grid(kw["grid"], kw["dim"]))
+    seconds = None
+    if measure:
+        loader = ck.loader(kw["split"], batch_size=kw["batch_size"], samples=kw["samples"], seed=kw["seed"])
+        seconds = forward_seconds(ck.model, ck.loss_fn, prepare_batches(loader, ck.model, kw["batch_size"]),
+                                  kw["fast"])
+    return surface_plan(points, seconds)
+
+
 register_analysis(AnalysisSpec(
-    "surface_1d", "surface", analyze, provides={"surface_1d": _random_plane(1)},
+    "surface_1d", "surface", analyze, cost=cost, provides={"surface_1d": _random_plane(1)},
     report_defaults={"dim": 1, "directions": "random"}, quick_defaults={"grid": 21, "samples": 64},
     stage="surfaces", description="1D loss curve along a filter-normalised random direction",
 ))
 register_analysis(AnalysisSpec(
-    "surface_2d", "surface", analyze, provides={"surface_2d": _random_plane(2)},
+    "surface_2d", "surface", analyze, cost=cost, provides={"surface_2d": _random_plane(2)},
     report_defaults={"dim": 2, "directions": "random"}, quick_defaults={"grid": 11, "samples": 64},
     stage="surfaces", description="2D loss surface on two filter-normalised random directions",
 ))

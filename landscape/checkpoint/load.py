@@ -9,13 +9,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from landscape.checkpoint.format import FORMAT_VERSION, KIND
 from landscape.data import load_images, select, to_float
 from landscape.errors import LandscapeError
 from landscape.io import nonfinite_entries, safe_torch_load, sha256_file
 from landscape.models import create
-from landscape.train.loop import epoch_files
-from landscape.train.payload import FORMAT_VERSION, KIND
-from landscape.train.prepare import resolve_device
 
 SPLITS = ("train", "val", "test")
 
@@ -91,6 +89,8 @@ class Checkpoint:
             raise LandscapeError(f"data_root {data_root} was given, but {self.path} was trained on the built-in "
                                  "phantom, which has no data folder; drop data_root", params=("data_root",))
         self.data_root = str(data_root) if data_root is not None else self.meta["data"].get("root")
+        from landscape.train.prepare import resolve_device  # on use: train imports the format from checkpoint
+
         self.device = resolve_device("auto" if device is None else str(device))
         bad = nonfinite_entries(state)
         if bad:
@@ -160,6 +160,8 @@ class Checkpoint:
 
     def epoch_paths(self) -> list[Path]:
         """The run's ``epoch_NNN.pt`` files, sorted (``epoch_000`` = initial weights)."""
+        from landscape.train.loop import epoch_files
+
         return epoch_files(self.run_dir)
 
     def load_weights(self, other: str | Path) -> dict[str, torch.Tensor]:

@@ -49,11 +49,11 @@ def evaluate_command(
       landscape evaluate RUN --data other_site/ --json external.json
 
     """
-    from landscape.analysis.external import evaluate_external
+    from landscape.analysis.external import analyze
 
     check_writable(json_path)  # before any work: the JSON is written here, after it
 
-    record = evaluate_external(run, data, csv=csv, file_col=file_col, label_col=label_col,
+    record = analyze(run, data, csv=csv, file_col=file_col, label_col=label_col,
                                group_col=group_col, env_col=env_col, positive=positive, n_boot=n_boot,
                                seed=seed, device=None if device == "auto" else device, data_root=train_data,
                                progress=True)

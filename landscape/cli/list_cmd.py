@@ -51,11 +51,13 @@ def list_command(
         from landscape.analysis import get_analysis, list_analyses
 
         specs = [get_analysis(n) for n in list_analyses()]
-        rows = [{"name": s.name, "kind": s.kind, "provides": list(s.provides), "stage": s.stage,
-                 "report_defaults": s.report_defaults, "quick_defaults": s.quick_defaults,
+        rows = [{"name": s.name, "kind": s.kind, "provides": list(s.provides), "columns": list(s.columns),
+                 "stage": s.stage, "report_defaults": s.report_defaults, "quick_defaults": s.quick_defaults,
                  "description": s.description} for s in specs]
-        print_table("analyses (landscape.analysis)", ["name", "record kind", "provides", "description"],
-                    [[r["name"], r["kind"], ", ".join(r["provides"]), r["description"]] for r in rows])
+        print_table("analyses (landscape.analysis)", ["name", "record kind", "provides", "runs-table columns",
+                                                      "description"],
+                    [[r["name"], r["kind"], ", ".join(r["provides"]), ", ".join(r["columns"]) or "-",
+                      r["description"]] for r in rows])
     if json_path is not None:
         write_json(json_path, rows)
         saved("json", json_path)

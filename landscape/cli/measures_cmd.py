@@ -45,7 +45,7 @@ def measures_command(
       landscape measures RUN --measures pacbayes_sigma,ggn_trace --metric accuracy --target 0.1
 
     """
-    from landscape.analysis.measures import analyze_measures, measure_values
+    from landscape.analysis.measures import analyze, measure_values
     from landscape.checkpoint import load_checkpoint
     from landscape.measures import REGISTRY, select_measures
 
@@ -55,7 +55,7 @@ def measures_command(
     out = {}
     for run in runs:
         ck = load_checkpoint(run, device=None if device == "auto" else device, data_root=data)
-        record = analyze_measures(ck, measures=[s.name for s in specs], samples=samples, ggn_samples=ggn_samples,
+        record = analyze(ck, measures=[s.name for s in specs], samples=samples, ggn_samples=ggn_samples,
                                   draws=draws, depth=depth, target=target, metric=metric, seed=seed, progress=True)
         values = measure_values(ck.path, ck.fingerprint[:16], specs)
         out[str(ck.path)] = {"values": values, "record": record["path"]}

@@ -2,7 +2,7 @@
 
 A direction holds one tensor per trainable parameter it moves, shaped like
 that parameter, on the model's device and dtype; an absent name means zero
-(DESIGN.md, "Parameter-shaped vectors").
+(docs/architecture.md, "Parameter-shaped vectors").
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
-
-Vector = dict[str, torch.Tensor]
+from landscape.tensors import Vector
 
 
 def trainable(model: nn.Module) -> Vector:

@@ -41,9 +41,9 @@ import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 
+from landscape.checks import check_positive_int
 from landscape.errors import LandscapeError
 from landscape.hessian.krylov import Krylov, generator, rademacher
-from landscape.hessian.lanczos import check_positive_int
 from landscape.hessian.operator import as_operator
 
 SLQ_STREAM = 2

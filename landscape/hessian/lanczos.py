@@ -32,6 +32,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
+from landscape.checks import check_positive_int
 from landscape.errors import LandscapeError
 from landscape.hessian.krylov import Krylov, generator
 from landscape.hessian.operator import as_operator
@@ -69,13 +70,6 @@ class EigenResult:
         out = asdict(self)
         out.pop("eigenvectors")
         return out
-
-
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
-    """``value`` as an int >= ``minimum``, else LandscapeError."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise LandscapeError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def check_which(which: str) -> str:

@@ -9,7 +9,7 @@ import landscape.measures; landscape.measures(ck, samples=512)       # the check
 Adding a measure is one :func:`register` call with a :class:`MeasureSpec`;
 docs/measures.md states every measure's definition, units and reference. The
 checkpoint-level driver (cached ``measures`` records) is
-:func:`landscape.analysis.measures.analyze_measures`.
+:func:`landscape.analysis.measures.analyze`.
 """
 
 from landscape.drivers import make_callable

@@ -77,8 +77,25 @@ def _lambda_max(rec: dict) -> float | None:
     return max(eig) if eig else None
 
 
+def _lambda_max_extras(rec: dict) -> dict:
+    """Whether the top eigenvalue met its Lanczos tolerance (None when the record does not say)."""
+    top = rec["result"]["top_k"]
+    i = max(range(len(top["eigenvalues"])), key=lambda j: top["eigenvalues"][j])
+    return {"certified": bool(top["converged"][i]) if top.get("converged") else None}
+
+
 def _hessian_trace(rec: dict) -> float | None:
     return (rec["result"].get("trace") or {}).get("estimate")
+
+
+def _trace_extras(rec: dict) -> dict:
+    """The 95% CI of the trace estimate."""
+    ci = rec["result"]["trace"].get("ci")
+    return {"ci": list(ci) if ci else None}
+
+
+def _largest_rho(res: dict) -> int:
+    return max(range(len(res["rhos"])), key=lambda j: res["rhos"][j])
 
 
 def _sharpness(kind: str):
@@ -86,9 +103,15 @@ def _sharpness(kind: str):
         res = rec["result"]
         if res.get("kind") != kind or not res.get("rhos"):
             return None
-        i = max(range(len(res["rhos"])), key=lambda j: res["rhos"][j])
-        return res["mean"][i]
+        return res["mean"][_largest_rho(res)]
     return extract
+
+
+def _sharpness_extras(rec: dict) -> dict:
+    """The radius the value is taken at and the std over sub-batches there."""
+    res = rec["result"]
+    i = _largest_rho(res)
+    return {"rho": res["rhos"][i], "std": (res.get("std") or [None] * len(res["rhos"]))[i]}
 
 
 # -- the registry ------------------------------------------------------------------------------------------------
@@ -97,14 +120,18 @@ _SPECS = [
     # sharpness and flatness
     MeasureSpec("sharpness_worst", "nats (loss increase)", ANDRIUSHCHENKO,
                 "worst-case m-sharpness at the largest radius of the newest worst-case `sharpness` record",
-                source="sharpness", extract=_sharpness("worst"), tags=("sharpness",)),
+                source="sharpness", extract=_sharpness("worst"), tags=("sharpness",),
+                label="m-sharpness (worst case)", extras=_sharpness_extras),
     MeasureSpec("sharpness_average", "nats (loss increase)", ANDRIUSHCHENKO,
                 "average-case m-sharpness at the largest radius of the newest average-case `sharpness` record",
-                source="sharpness", extract=_sharpness("average"), tags=("sharpness",)),
+                source="sharpness", extract=_sharpness("average"), tags=("sharpness",),
+                label="m-sharpness (average case)", extras=_sharpness_extras),
     MeasureSpec("lambda_max", "nats / parameter^2", JIANG, "largest eigenvalue of the training-loss Hessian "
-                "(newest `hessian` record)", source="hessian", extract=_lambda_max, tags=("sharpness",)),
+                "(newest `hessian` record)", source="hessian", extract=_lambda_max, tags=("sharpness",),
+                label="λ_max (top Hessian eigenvalue)", extras=_lambda_max_extras),
     MeasureSpec("hessian_trace", "nats / parameter^2", JIANG, "trace of the training-loss Hessian (newest `hessian` "
-                "record, Hutch++ estimate)", source="hessian", extract=_hessian_trace, tags=("sharpness",)),
+                "record, Hutch++ estimate)", source="hessian", extract=_hessian_trace, tags=("sharpness",),
+                label="Hessian trace", extras=_trace_extras),
     MeasureSpec("pacbayes_sigma", "parameter units", JIANG, "largest sigma with E[L(w+sigma z)] - L(w) = target, "
                 "z ~ N(0, I), found by seeded bisection", group="pacbayes", compute=_pacbayes,
                 tags=("flatness",)),

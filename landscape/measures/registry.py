@@ -1,7 +1,7 @@
 """The measure registry: one :class:`MeasureSpec` per generalization measure.
 
 A spec either computes its value from a loaded checkpoint (``compute``, run
-by :func:`landscape.analysis.measures.analyze_measures` and cached in a
+by :func:`landscape.analysis.measures.analyze` and cached in a
 ``measures`` record) or reads it from another analysis record (``source`` =
 ``"hessian"`` or ``"sharpness"``, ``extract``), so nothing is computed twice.
 Adding a measure is one :func:`register` call (see :mod:`landscape.measures.catalogue`).
@@ -23,7 +23,9 @@ class MeasureSpec:
     measures of a *group* (e.g. the PAC-Bayes search gives sigma and the
     bound terms together) plus optional ``"details"``; ``group`` names that
     computation so it runs once. ``extract(record) -> float | None`` reads a
-    reused value from the newest record of kind ``source``.
+    reused value from the newest record of kind ``source``; ``extras(record)``
+    adds what the report shows next to it (keys ``ci``, ``std``, ``certified``,
+    ``rho``). ``label``: axis and column title (default ``name``).
     """
 
     name: str
@@ -35,6 +37,20 @@ class MeasureSpec:
     source: str = "measures"
     extract: Callable[[dict], float | None] | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    label: str = ""
+    extras: Callable[[dict], dict] | None = None
+
+    @property
+    def title(self) -> str:
+        """``label`` or, without one, ``name``."""
+        return self.label or self.name
+
+    def read(self, record: dict | None) -> tuple[float | None, dict]:
+        """``(value, extras)`` of a record of kind ``source`` (``(None, {})`` for no record or no value)."""
+        value = None if record is None or self.extract is None else self.extract(record)
+        if value is None:
+            return None, {}
+        return value, dict(self.extras(record)) if self.extras else {}
 
 
 REGISTRY: dict[str, MeasureSpec] = {}
@@ -43,9 +59,9 @@ REGISTRY: dict[str, MeasureSpec] = {}
 def register(spec: MeasureSpec) -> MeasureSpec:
     """Add ``spec`` to :data:`REGISTRY` (a name can be registered once)."""
     if spec.name in REGISTRY:
-        raise ValueError(f"measure {spec.name!r} registered twice")
+        raise LandscapeError(f"measure {spec.name!r} is already registered")
     if (spec.compute is None) == (spec.extract is None):
-        raise ValueError(f"measure {spec.name!r} needs exactly one of compute or extract")
+        raise LandscapeError(f"measure {spec.name!r} needs exactly one of compute or extract")
     REGISTRY[spec.name] = spec
     return spec
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
-from landscape.optim.hyper import BASE_DEFAULTS, nonnegative, require  # noqa: F401  (re-exported)
+from landscape.optim.hyper import BASE_DEFAULTS, BASE_LR, DEFAULT_BASE, nonnegative, require  # noqa: F401
 from landscape.optim.perturb import Closure, check_finite
 
 _BASE_CLASSES = {"adam": torch.optim.Adam, "sgd": torch.optim.SGD}

@@ -25,3 +25,6 @@ BASE_DEFAULTS: dict[str, dict[str, Any]] = {
     "adam": {"betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": False},
     "sgd": {"momentum": 0.9, "dampening": 0.0, "nesterov": False, "weight_decay": 0.0},
 }
+#: Learning rate of each base optimizer when a run gives none; the base a run uses when it names none.
+BASE_LR: dict[str, float] = {"adam": 1e-3, "sgd": 0.05}
+DEFAULT_BASE = "adam"

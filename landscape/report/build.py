@@ -9,7 +9,7 @@ from pathlib import Path
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_text, check_writable, to_jsonable, versions, write_json
-from landscape.report import content, panels, series
+from landscape.report import content, panel_specs, panels  # noqa: F401  (panel_specs registers the panels)
 from landscape.report.collect import Run, collect
 from landscape.report.correlate import correlate_runs
 from landscape.report.html import Figure, figure_block, page
@@ -33,7 +33,7 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     provenance) and, with ``png_dir``, matplotlib PNGs of the figures.
     When ``progress`` is True, shows bars and prints the summary table.
     ``m``: the m-sharpness sub-batch size; None adapts it to small data
-    (:func:`landscape.report.overrides.sharpness_m`). Every setting and output
+    (each analysis spec's ``adapt``). Every setting and output
     location is checked before any run is loaded.
     ``dry_run`` prints the plan of the missing analyses (runs x analyses x
     ETA) and returns None without computing or writing anything.
@@ -85,7 +85,7 @@ def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0, n_boot: 
                "predictors": correlate_runs(runs, n_boot=n_boot, seed=seed)}
     document = _document(runs, rows, summary, missing, data, numbers)
     if len(document.encode("utf-8")) > MAX_BYTES:
-        data["planes_2d"] = series.planes_2d(runs, rows, max_points=21)
+        data["planes_2d"] = panels.SERIES["planes_2d"](runs, rows, max_points=21)
         document = _document(runs, rows, summary, missing, data, numbers)
     return document, numbers, data
 
@@ -128,13 +128,13 @@ def _print_summary(numbers: dict, out: Path) -> None:
 
     from landscape.report.style import fmt_mean_std
 
+    measures = numbers["summary"]["measures"]
     table = Table(title=numbers["title"])
-    for col in ("group", "runs", "balanced acc.", "gap", "λ_max", "trace", "m-sharpness"):
+    for col in ("group", "runs", "balanced acc.", "gap", *measures.values()):
         table.add_column(col, justify="left" if col == "group" else "right")
     for g in numbers["summary"]["groups"]:
-        table.add_row(Text(g["group"]), str(g["n_runs"]), *(fmt_mean_std(g[k]) for k in
-                                                     ("balanced_accuracy", "gap", "lambda_max", "trace",
-                                                      "m_sharpness")))
+        table.add_row(Text(g["group"]), str(g["n_runs"]),
+                      *(fmt_mean_std(g[k]) for k in ("balanced_accuracy", "gap", *measures)))
     console = Console(highlight=False)
     console.print(table)
     if numbers["missing"]:

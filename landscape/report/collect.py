@@ -14,11 +14,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from landscape.analysis import cached, get_analysis, list_analyses, quantities
+from landscape.analysis import cached, columns, get_analysis, list_analyses, quantities
 from landscape.checkpoint import load_checkpoint, read_payload, resolve_checkpoint_path
 from landscape.checkpoint.cache import newest_for
 from landscape.errors import LandscapeError
 from landscape.io import sha256_bytes
+from landscape.measures import REGISTRY
 from landscape.progress import progress_bar
 
 METRIC_SPLITS = ("test", "train")
@@ -26,12 +27,15 @@ METRIC_SPLITS = ("test", "train")
 
 @dataclass
 class Run:
-    """One checkpoint with its metadata and the analysis record behind each quantity."""
+    """One checkpoint with its metadata, the analysis record behind each quantity (``found``) and behind each
+    flatness measure that an analysis shows as a column (``measured``; see :func:`landscape.analysis.columns`).
+    """
 
     path: Path
     meta: dict
     sha: str  # first 16 hex digits of the checkpoint file's SHA-256, as analyses record it
     found: dict[str, dict | None] = field(default_factory=dict)
+    measured: dict[str, dict | None] = field(default_factory=dict)
 
     @property
     def run_dir(self) -> Path:
@@ -99,14 +103,14 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     :func:`run_analysis`; ``m`` is the m-sharpness sub-batch size, adapted to the data when None).
     Returns the runs and the missing items ``[{"run", "quantity"}]``.
     Before computing, the plan of the missing analyses (runs x analyses x
-    ETA, :mod:`landscape.report.plan`) is printed when ``progress``; with
+    ETA, :mod:`landscape.report.costs`) is printed when ``progress``; with
     ``dry_run`` it is printed and nothing is computed (the runs are returned
     as found, with an empty missing list).
     """
     paths = resolve_inputs(inputs)
     runs = [Run(p, *_meta(p)) for p in paths]
     if dry_run or (compute and progress):
-        _plan(runs, seed, analyses or {})
+        _plan(runs, seed, analyses or {}, m)
         if dry_run:
             return runs, []
     missing: list[dict] = []
@@ -123,17 +127,16 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     return runs, missing
 
 
-def _plan(runs: list[Run], seed: int, analyses: dict[str, dict]) -> list[dict]:
+def _plan(runs: list[Run], seed: int, analyses: dict[str, dict], m: int | None = None) -> list[dict]:
     """Print the plan of every analysis the runs lack (nothing is computed)."""
-    from landscape.report.plan import analysis_kwargs, build_plan, print_plan
+    from landscape.report.costs import build_plan, print_plan
 
     todo = []
     for run in runs:
         _find_all(run)
         todo.append((run, [name for name in list_analyses()
                            if any(run.found[q] is None for q in get_analysis(name).provides)]))
-    rows = build_plan(todo, lambda name: analysis_kwargs(get_analysis(name).compute, name, seed,
-                                                         get_analysis(name).report_defaults, analyses.get(name)))
+    rows = build_plan(todo, lambda ck, name: get_analysis(name).settings(ck, seed, analyses.get(name), {"m": m}))
     print_plan(rows)
     return rows
 
@@ -156,6 +159,9 @@ def _lacks_metrics(run: Run) -> bool:
 
 def _find_all(run: Run) -> None:
     run.found = {q: _newest(run.path, run.sha, kind, test) for q, (kind, test) in quantities().items()}
+    specs = {name: REGISTRY[name] for name in columns()}
+    run.measured = {name: _newest(run.path, run.sha, spec.source, lambda r, s=spec: s.extract(r) is not None)
+                    for name, spec in specs.items()}
 
 
 def _newest(path: Path, sha: str, kind: str, test: Callable[[dict], bool]) -> dict | None:
@@ -167,18 +173,12 @@ def run_analysis(ck, name: str, seed: int = 0, overrides: dict | None = None, pr
                  m: int | None = None) -> dict:
     """Run analysis ``name`` (a registered :class:`~landscape.analysis.AnalysisSpec`) on a loaded checkpoint.
 
-    Keyword arguments: the driver's defaults, then what the report needs
-    (the spec's ``report_defaults``), then ``overrides``. m-sharpness uses ``m``,
-    or when it is None ``min(overrides' m or 128, training images)`` (recorded
-    in its settings). Returns the (cached) record.
+    Keyword arguments: :meth:`~landscape.analysis.AnalysisSpec.settings` (the driver's defaults, the
+    spec's ``report_defaults``, ``overrides``, fitted to ``ck``); the report option ``m`` (the
+    m-sharpness sub-batch size) goes to every driver that takes an ``m``, used as given. Returns the
+    (cached) record.
     """
-    from landscape.report.overrides import sharpness_m
-
-    spec = get_analysis(name)
-    overrides = dict(overrides or {})
-    if name == "sharpness":
-        overrides["m"] = sharpness_m({**spec.report_defaults, **overrides}, m, len(ck.tensors("train")[1]))
-    return spec.run(ck, seed, overrides, progress)
+    return get_analysis(name).run(ck, seed, overrides, progress, {"m": m})
 
 
 def _compute_missing(run: Run, seed: int, progress: bool, analyses: dict[str, dict], m: int | None = None) -> None:

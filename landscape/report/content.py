@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from landscape.analysis import quantities
 from landscape.report.collect import Run
 from landscape.report.html import Table, esc, table
-from landscape.report.rows import MEASURES, TARGETS
+from landscape.report.rows import TARGETS, flatness_measures
 from landscape.report.style import fmt, fmt_ci, fmt_mean_std
 
 #: Training-config keys that legitimately differ between the runs of one study.
@@ -20,42 +20,58 @@ def title(runs: Sequence[Run]) -> str:
     return "Flatness report — " + " + ".join(dict.fromkeys(r.data.upper() for r in runs))
 
 
+def measure_cell(row: dict, name: str) -> str:
+    """A flatness measure's value as the runs table shows it: ``*`` when not certified, ``± std``, ``[CI]``."""
+    value = row.get(name)
+    if value is None:
+        return "—"
+    text = fmt(value, 4)
+    if row.get(f"{name}_certified") is False:
+        text += "*"
+    if row.get(f"{name}_std") is not None:
+        text += f" ± {fmt(row[f'{name}_std'], 2)}"
+    if row.get(f"{name}_ci"):
+        text += f" {fmt_ci(row[f'{name}_ci'], 1)}"
+    return text
+
+
+def measure_header(rows: Sequence[dict], name: str, title: str) -> str:
+    """``title``, with the radius when every run that has the measure was taken at the same one."""
+    rhos = {r.get(f"{name}_rho") for r in rows if r.get(name) is not None}
+    if len(rhos) == 1 and None not in rhos:
+        return f"{title} (ρ={fmt(rhos.pop())})"
+    return title + (" (ρ differs between runs)" if len(rhos) > 1 else "")
+
+
 def runs_table(rows: Sequence[dict]) -> str:
     """The sortable per-run table."""
-    rho = next((r["m_sharpness_rho"] for r in rows if r["m_sharpness_rho"] is not None), None)
+    measures = flatness_measures(rows)
     headers = ["run", "optimizer", "model", "seed", "accuracy", "balanced acc.", "macro-F1", "AUROC", "ECE", "NLL",
-               "gap", "λ_max", "trace [95% CI]", f"m-sharpness (ρ={fmt(rho)})", "hyper-parameters", "path"]
-    numeric = [False, False, False, True] + [True] * 10 + [False, False]
+               "gap", *[measure_header(rows, m, t) for m, t in measures.items()], "hyper-parameters", "path"]
+    numeric = [False, False, False, True] + [True] * (7 + len(measures)) + [False, False]
     body = []
     for r in rows:
-        ci = fmt_ci(r["trace_ci"], 1) if r["trace_ci"] else ""
-        trace = "—" if r["trace"] is None else f"{fmt(r['trace'], 4)} {ci}"
-        msharp = fmt(r["m_sharpness"], 3)
-        if r["m_sharpness"] is not None and r["m_sharpness_std"] is not None:
-            msharp += f" ± {fmt(r['m_sharpness_std'], 2)}"
         hyper = ", ".join(f"{k}={v}" for k, v in sorted(r["hyper"].items()))
         body.append([
             (r["label"], r["label"]), (r["optimizer"], r["optimizer"]), (r["model"], r["model"]),
             (str(r["seed"]), r["seed"]),
             *[(fmt(r[k], 3), r[k]) for k in ("accuracy", "balanced_accuracy", "macro_f1", "auroc", "ece", "nll",
                                              "gap")],
-            (fmt(r["lambda_max"], 4) + ("*" if r["lambda_max_certified"] is False else ""), r["lambda_max"]),
-            (trace.strip(), r["trace"]), (msharp, r["m_sharpness"]),
+            *[(measure_cell(r, m), r[m]) for m in measures],
             (hyper, hyper), (r["path"], r["path"]),
         ])
     clip = [False] * (len(headers) - 2) + [True, True]
     return f'<div class="wrap">{table(Table(headers, body, numeric=numeric, clip=clip))}</div>' + (
         "<p class=caption>Test-split metrics of each checkpoint. gap = train − test balanced accuracy (train split "
-        "evaluated without augmentation). λ_max: top Hessian eigenvalue (* not certified to its tolerance), trace: "
-        "Hutchinson-type estimate with its 95% CI, "
-        "m-sharpness: mean ± std over sub-batches at the radius shown. Click a header to sort.</p>")
+        "evaluated without augmentation). Flatness measures as defined in docs/measures.md: * not certified to its "
+        "tolerance, ± std over sub-batches, [95% CI] of an estimate. Click a header to sort.</p>")
 
 
 def groups_table(summary: dict) -> str:
     """Mean ± std over seeds per group."""
-    keys = ("balanced_accuracy", "accuracy", "macro_f1", "auroc", "ece", "gap", "lambda_max", "trace", "m_sharpness")
-    headers = ["group", "runs", "balanced acc.", "accuracy", "macro-F1", "AUROC", "ECE", "gap", "λ_max", "trace",
-               "m-sharpness"]
+    measures = summary["measures"]
+    keys = ("balanced_accuracy", "accuracy", "macro_f1", "auroc", "ece", "gap", *measures)
+    headers = ["group", "runs", "balanced acc.", "accuracy", "macro-F1", "AUROC", "ECE", "gap", *measures.values()]
     body = [[(g["group"], g["group"]), (str(g["n_runs"]), g["n_runs"]),
              *[(fmt_mean_std(g[k]), g[k]["mean"]) for k in keys]] for g in summary["groups"]]
     numeric = [False] + [True] * (len(headers) - 1)
@@ -68,7 +84,8 @@ def correlations_table(summary: dict) -> str:
     headers = ["flatness measure", "against", "n", "Kendall τ", "95% CI", "Spearman ρ", "95% CI", "p (τ)", "p (ρ)"]
     body = []
     for c in summary["correlations"]:
-        body.append([(MEASURES[c["measure"]], c["measure"]), (TARGETS[c["target"]], c["target"]), (str(c["n"]), c["n"]),
+        body.append([(summary["measures"][c["measure"]], c["measure"]), (TARGETS[c["target"]], c["target"]),
+                     (str(c["n"]), c["n"]),
                      (fmt(c["kendall_tau"], 3), c["kendall_tau"]), (fmt_ci(c["kendall_ci"]), None),
                      (fmt(c["spearman_rho"], 3), c["spearman_rho"]), (fmt_ci(c["spearman_ci"]), None),
                      (fmt(c["kendall_p"], 2), c["kendall_p"]), (fmt(c["spearman_p"], 2), c["spearman_p"])])
@@ -83,10 +100,12 @@ def correlations_table(summary: dict) -> str:
 def findings(rows: Sequence[dict], summary: dict) -> str:
     """A few plain sentences computed from the numbers (no judgement beyond the CIs)."""
     items = []
-    groups = [g for g in summary["groups"] if g["lambda_max"]["mean"] is not None]
+    first = next(iter(summary["measures"]), None)  # the first flatness measure some run has
+    groups = [g for g in summary["groups"] if first is not None and g[first]["mean"] is not None]
     if len(groups) >= 2:
-        flat = min(groups, key=lambda g: g["lambda_max"]["mean"])
-        items.append(f"Flattest by mean λ_max: {flat['group']} ({fmt_mean_std(flat['lambda_max'])}).")
+        flat = min(groups, key=lambda g: g[first]["mean"])
+        items.append(f"Flattest by mean {summary['measures'][first]}: {flat['group']} "
+                     f"({fmt_mean_std(flat[first])}).")
     scored = [g for g in summary["groups"] if g["balanced_accuracy"]["mean"] is not None]
     if len(scored) >= 2:
         best = max(scored, key=lambda g: g["balanced_accuracy"]["mean"])
@@ -96,7 +115,7 @@ def findings(rows: Sequence[dict], summary: dict) -> str:
             continue
         ci = c["kendall_ci"]
         verdict = ("CI excludes 0" if ci and (ci[0] > 0 or ci[1] < 0) else "CI includes 0")
-        items.append(f"{MEASURES[c['measure']]} vs test balanced accuracy over {c['n']} runs: Kendall τ = "
+        items.append(f"{summary['measures'][c['measure']]} vs test balanced accuracy over {c['n']} runs: Kendall τ = "
                      f"{c['kendall_tau']:.2f} {fmt_ci(ci)} ({verdict}); Spearman ρ = {c['spearman_rho']:.2f} "
                      f"{fmt_ci(c['spearman_ci'])}.")
     if len(rows) < 3:

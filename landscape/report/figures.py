@@ -17,8 +17,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from landscape.report.grids import above_floor
-from landscape.report.rows import MEASURES, TARGETS
-from landscape.report.style import corr_text, group_colours
+from landscape.report.rows import TARGETS
+from landscape.report.style import corr_text, group_colours, scatter_parts
 
 TEMPLATE = "plotly_white"
 
@@ -157,12 +157,11 @@ def sharpness_vs_rho(data: dict) -> go.Figure | None:
 
 def flatness_scatter(rows: Sequence[dict], summary: dict) -> go.Figure | None:
     """Each flatness measure against each generalization target: runs, group means ± std, tau/rho."""
-    if not rows:
+    parts = scatter_parts(rows, summary)
+    if parts is None:
         return None
-    colours = group_colours([r["group"] for r in rows])
-    corr = {(c["measure"], c["target"]): c for c in summary["correlations"]}
-    groups = {g["group"]: g for g in summary["groups"]}
-    measures, targets = list(MEASURES), list(TARGETS)
+    measures, colours, corr, groups = parts
+    targets = list(TARGETS)
     fig = make_subplots(rows=len(measures), cols=len(targets), horizontal_spacing=0.1, vertical_spacing=0.09)
     shown: set[str] = set()
     for i, measure in enumerate(measures):
@@ -195,7 +194,7 @@ def flatness_scatter(rows: Sequence[dict], summary: dict) -> go.Figure | None:
             fig.add_annotation(text=corr_text(corr[(measure, target)]), xref=f"x{suffix} domain",
                                yref=f"y{suffix} domain", x=0.0, y=1.0, xanchor="left", yanchor="bottom",
                                showarrow=False, font={"size": 11})
-            fig.update_xaxes(title_text=MEASURES[measure], **pos)
+            fig.update_xaxes(title_text=measures[measure], **pos)
             fig.update_yaxes(title_text=TARGETS[target], title_font_size=11, **pos)
     fig.update_layout(template=TEMPLATE, height=330 * len(measures), margin={"t": 60, "b": 40},
                       title={"text": "Flatness vs generalization (small dots: runs; diamonds: mean ± std over seeds)",

@@ -1,6 +1,6 @@
 """Surface arrays for figures: orientation, downsampling and a shared colour range.
 
-A ``surface`` record (DESIGN.md) holds ``x`` (N), ``y`` (M) and ``loss`` as an
+A ``surface`` record (docs/records.md) holds ``x`` (N), ``y`` (M) and ``loss`` as an
 N x M nested list with ``loss[i][j]`` at ``(x[i], y[j])``. Plotting libraries
 want rows along y, so :func:`surface_arrays` returns ``z`` shaped [M, N].
 Missing values (``None``, e.g. a diverged point) become NaN.

@@ -1,11 +1,10 @@
 """Settings of the analyses a report or study runs, checked before any work starts.
 
-``analyses`` maps an analysis name (``hessian``, ``sharpness``, ``surface_1d``,
-``surface_2d``) to keyword arguments of its analyzer, e.g.
-``{"sharpness": {"rhos": [0.01, 0.05], "samples": 256}}``; the CLI spells them
-``--set sharpness.rhos=0.01,0.05``. The sub-batch size ``m`` also has its
-own option, used as given; without it, ``m`` (from ``--set``, a preset or
-128) is capped at the training images available (see :func:`sharpness_m`).
+``analyses`` maps a registered analysis name (:func:`~landscape.analysis.list_analyses`)
+to keyword arguments of its analyzer, ``{ANALYSIS: {KEY: VALUE}}``; the CLI spells
+them ``--set ANALYSIS.KEY=VALUE``. The report option ``m``
+(the m-sharpness sub-batch size) goes, used as given, to every analyzer that
+takes an ``m``; without it each spec's ``adapt`` fits its settings to the run.
 """
 
 from __future__ import annotations
@@ -16,8 +15,6 @@ from landscape.errors import LandscapeError
 
 #: Arguments that the report or study sets itself.
 RESERVED = {"ck", "seed", "progress", "device", "data_root", "json_path", "plot_path", "out_dir"}
-#: m-sharpness sub-batch size when neither ``--m`` nor a preset gives one.
-DEFAULT_M = 128
 
 
 def analyzer(name: str):
@@ -47,7 +44,7 @@ def check_overrides(analyses: dict[str, dict] | None, m: int | None = None) -> d
                                      f"use one of {', '.join(sorted(takes))}", params=("analyses",))
         out[name] = dict(kwargs)
         _check_values(name, {**get_analysis(name).report_defaults, **kwargs,
-                             **({"m": m} if m is not None and name == "sharpness" else {})})
+                             **({"m": m} if m is not None and "m" in takes else {})})
     return out
 
 
@@ -66,7 +63,7 @@ def _check_values(name: str, kwargs: dict) -> None:
 
 
 def parse_set(pairs: list[str], parse_value) -> dict[str, dict]:
-    """``["sharpness.samples=256", "surface_2d.grid=11"]`` -> ``{"sharpness": {"samples": 256}, ...}``."""
+    """``["A.samples=256", "B.grid=11"]`` -> ``{"A": {"samples": 256}, "B": {"grid": 11}}``."""
     out: dict[str, dict] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
@@ -75,10 +72,3 @@ def parse_set(pairs: list[str], parse_value) -> dict[str, dict]:
             raise LandscapeError(f"--set takes ANALYSIS.KEY=VALUE (e.g. sharpness.samples=256), got {pair!r}")
         out.setdefault(name, {})[arg.replace("-", "_")] = parse_value(value.strip())
     return out
-
-
-def sharpness_m(kwargs: dict, m: int | None, available: int) -> int:
-    """``m`` when given (``--m``); else ``min(kwargs' m or DEFAULT_M, available)``, so small data sets still work."""
-    if m is not None:
-        return m
-    return max(1, min(int(kwargs.get("m", DEFAULT_M)), available))

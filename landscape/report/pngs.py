@@ -21,8 +21,8 @@ import numpy as np  # noqa: E402
 
 from landscape.io import atomic_write_bytes  # noqa: E402
 from landscape.report.grids import above_floor  # noqa: E402
-from landscape.report.rows import MEASURES, TARGETS  # noqa: E402
-from landscape.report.style import corr_text, group_colours  # noqa: E402
+from landscape.report.rows import TARGETS  # noqa: E402
+from landscape.report.style import corr_text, group_colours, scatter_parts  # noqa: E402
 
 DPI = 200
 
@@ -96,14 +96,13 @@ def contours(planes: dict, max_cols: int = 4):
 
 def flatness(rows: Sequence[dict], summary: dict):
     """3 x 2 panels: each flatness measure against test balanced accuracy and the gap, with tau/rho."""
-    if not rows:
+    parts = scatter_parts(rows, summary)
+    if parts is None:
         return None
-    colours = group_colours([r["group"] for r in rows])
-    corr = {(c["measure"], c["target"]): c for c in summary["correlations"]}
-    groups = {g["group"]: g for g in summary["groups"]}
-    fig, axes = plt.subplots(len(MEASURES), len(TARGETS), figsize=(10, 3.2 * len(MEASURES)), squeeze=False,
+    measures, colours, corr, groups = parts
+    fig, axes = plt.subplots(len(measures), len(TARGETS), figsize=(10, 3.2 * len(measures)), squeeze=False,
                              constrained_layout=True)
-    for i, measure in enumerate(MEASURES):
+    for i, measure in enumerate(measures):
         for j, target in enumerate(TARGETS):
             ax = axes[i, j]
             for group, colour in colours.items():
@@ -117,7 +116,7 @@ def flatness(rows: Sequence[dict], summary: dict):
                             yerr=g[target]["std"] or 0, fmt="D", color=colour, mec="black", mew=0.6, ms=6,
                             elinewidth=1, capsize=2, label=_tex_safe(group) if (i, j) == (0, 0) else None)
             ax.set_title(corr_text(corr[(measure, target)], sep="  "), fontsize=7.5, loc="left")
-            ax.set_xlabel(MEASURES[measure], fontsize=8)
+            ax.set_xlabel(measures[measure], fontsize=8)
             ax.set_ylabel(TARGETS[target], fontsize=8)
             ax.tick_params(labelsize=7)
             ax.grid(alpha=0.3)

@@ -19,6 +19,17 @@ def group_colours(groups: Sequence[str]) -> dict[str, str]:
     return {g: PALETTE[i % len(PALETTE)] for i, g in enumerate(order)}
 
 
+def scatter_parts(rows: Sequence[dict], summary: dict) -> tuple[dict, dict, dict, dict] | None:
+    """What both flatness scatters (plotly, PNG) draw: ``(measures {name: title}, colours by group,
+    correlations by (measure, target), group summaries by group)``; None when there is nothing to plot.
+    """
+    if not rows or not summary["measures"]:
+        return None
+    return (summary["measures"], group_colours([r["group"] for r in rows]),
+            {(c["measure"], c["target"]): c for c in summary["correlations"]},
+            {g["group"]: g for g in summary["groups"]})
+
+
 def fmt(value, digits: int = 3) -> str:
     """A number with ``digits`` significant digits, or an em dash when unknown."""
     if value is None:

@@ -36,8 +36,9 @@ from landscape.errors import LandscapeError
 from landscape.progress import progress_bar
 from landscape.sharpness.balls import check_rhos
 from landscape.sharpness.batches import Batch, batch_size_of
-from landscape.sharpness.functional import PerturbedLoss, eval_mode
+from landscape.sharpness.functional import PerturbedLoss
 from landscape.sharpness.result import SharpnessResult, run_settings, summed_over_ranks
+from landscape.tensors import eval_mode
 
 DEFAULT_DRAWS = 32
 

@@ -19,8 +19,8 @@ import math
 import torch
 
 from landscape.errors import LandscapeError
+from landscape.tensors import Vector
 
-Vector = dict[str, torch.Tensor]
 NORMS = ("l2", "linf")
 
 

@@ -1,7 +1,7 @@
 """The sub-batch loss at perturbed weights, evaluated without touching the model.
 
 Weights are perturbed as ``w + c * u`` where ``u`` is a parameter-shaped
-``dict[str, Tensor]`` (DESIGN.md) over the parameters with ``requires_grad``
+``dict[str, Tensor]`` (docs/architecture.md) over the parameters with ``requires_grad``
 and ``c`` is the scaling: ``c = 1`` (standard) or ``c = |w|`` elementwise
 (adaptive). The loss is computed with :func:`torch.func.functional_call`, so
 the model's own parameters and buffers are never written. The model runs in
@@ -12,28 +12,14 @@ are restored afterwards.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torch.func import functional_call
 
 from landscape.errors import LandscapeError
-
-Vector = dict[str, torch.Tensor]
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
-    """Put every sub-module in eval mode and restore each one's flag on exit."""
-    flags = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield model
-    finally:
-        for module, flag in flags:
-            module.training = flag
+from landscape.tensors import Vector
 
 
 class PerturbedLoss:

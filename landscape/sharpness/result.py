@@ -45,7 +45,7 @@ class SharpnessResult:
             self.std = [float("nan")] * values.shape[1]
 
     def to_dict(self) -> dict:
-        """Plain data: the ``sharpness`` result record of DESIGN.md plus details."""
+        """Plain data: the ``sharpness`` result record of docs/records.md plus details."""
         s = self.settings
         return {
             "kind": s["kind"],

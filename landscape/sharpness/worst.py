@@ -52,8 +52,9 @@ from landscape.sharpness.balls import (
     steepest,
 )
 from landscape.sharpness.batches import Batch, batch_size_of
-from landscape.sharpness.functional import PerturbedLoss, Vector, eval_mode
+from landscape.sharpness.functional import PerturbedLoss
 from landscape.sharpness.result import SharpnessResult, run_settings, summed_over_ranks
+from landscape.tensors import Vector, eval_mode
 
 DEFAULT_STEPS = 20
 _ETA_START, _ETA_MAX, _GROW, _SHRINK, _MOMENTUM = 1.0, 4.0, 2.0, 0.5, 0.75

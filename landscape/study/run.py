@@ -65,10 +65,10 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     unless ``data`` is given); otherwise :data:`~landscape.study.presets.FULL`.
     Explicit ``seeds``/``epochs``/``img_size``/``batch_size`` override the
     preset; ``analyses`` overrides analyzer settings on top of the preset's
-    (as ``build_report``'s; ``"measures"`` too), and ``m`` the m-sharpness
+    (as ``build_report``'s), and ``m`` the m-sharpness
     sub-batch size (None: the preset's or 128, capped at the training images).
     ``external`` (a folder) is evaluated by every run with
-    :func:`landscape.analysis.external.evaluate_external`, ``external_options``
+    :func:`landscape.analysis.external.analyze`, ``external_options``
     being its keyword arguments (``csv``, ``file_col``, ``label_col``,
     ``group_col``, ``env_col``, ``n_boot``). Every model name and setting is
     validated before the first run starts. Writes
@@ -199,10 +199,10 @@ def _analyse(ck, analyses: dict, seed: int, progress: bool, seconds: dict, bar, 
 
 def _evaluate(ck, external, external_options: dict | None, seed: int, progress: bool, seconds: dict, bar) -> None:
     """The cross-site evaluation of loaded checkpoint ``ck`` on ``external`` (cached as a ``metrics`` record)."""
-    from landscape.analysis.external import evaluate_external
+    from landscape.analysis.external import analyze
 
     t0 = time.perf_counter()
-    evaluate_external(ck, external, **(external_options or {}), seed=seed, progress=progress)
+    analyze(ck, external, **(external_options or {}), seed=seed, progress=progress)
     seconds["evaluate"] += time.perf_counter() - t0
     bar.advance()
 

@@ -185,7 +185,7 @@ def forward_seconds(model: nn.Module, loss_fn: Callable, batches: Batches, fast:
     """Seconds of one evaluation pass over ``batches`` as :func:`evaluate_surface` runs it: on the BN-folded,
     channels_last twin when ``fast`` (about 2x faster on CPU), else on ``model``; the unit of a surface plan.
     """
-    from landscape.plan import time_pass
+    from landscape.cost import time_pass
 
     if not fast:
         return time_pass(model, loss_fn, batches, backward=False)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from landscape.errors import LandscapeError
 from landscape.optim import list_optimizers, resolve_hyper
+from landscape.optim.base import DEFAULT_BASE
 from landscape.train.config import TrainConfig
 from landscape.train.loop import TrainResult, train
 from landscape.train.prepare import prepare_data
@@ -37,7 +38,7 @@ def parse_optimizers(spec: str) -> list[str]:
     return names
 
 
-def check_hyper(names: list[str], hyper: dict, base: str = "adam") -> None:
+def check_hyper(names: list[str], hyper: dict, base: str = DEFAULT_BASE) -> None:
     """Reject hyper-parameters that do not apply: to the one optimizer, or to none of several."""
     if len(names) == 1:
         resolve_hyper(names[0], hyper, base=base)

@@ -9,13 +9,10 @@ from pathlib import Path
 
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
+from landscape.optim.base import BASE_DEFAULTS, BASE_LR, DEFAULT_BASE
 
-#: Learning rate used when ``lr`` is None, by base optimizer.
-DEFAULT_LR = {"adam": 1e-3, "sgd": 0.05}
 #: A run name is one path component of these characters (no separators, no "..").
 RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
-#: Optimizers that need a single forward/backward pass per step.
-ONE_PASS = ("adam", "sgd")
 
 
 @dataclass
@@ -23,11 +20,11 @@ class TrainConfig:
     """One training run.
 
     ``data=None`` selects the built-in phantom. ``lr=None`` uses
-    :data:`DEFAULT_LR` of the base optimizer. ``split_seed`` fixes the data split
+    :data:`~landscape.optim.base.BASE_LR` of the base optimizer. ``split_seed`` fixes the data split
     independently of ``seed`` (weights, shuffling, augmentation, dropout), so runs
     with different seeds are evaluated on the same images. ``compute_matched``
-    doubles the epochs of one-pass optimizers so they get as many gradient
-    evaluations as the two-pass SAM family. ``sync_bn`` and ``sam_local``
+    doubles the epochs of one-pass optimizers (``OptimSpec.passes == 1``) so they
+    get as many gradient evaluations as the two-pass SAM family. ``sync_bn`` and ``sam_local``
     apply under ``torchrun`` only (see :mod:`landscape.train.parallel`).
     """
 
@@ -35,8 +32,8 @@ class TrainConfig:
     model: str = "cnn-small"
     model_kwargs: dict = field(default_factory=dict)
     pretrained: bool = False
-    optimizer: str = "adam"
-    base: str = "adam"
+    optimizer: str = DEFAULT_BASE
+    base: str = DEFAULT_BASE
     lr: float | None = None
     weight_decay: float = 0.0
     opt_args: dict = field(default_factory=dict)
@@ -74,7 +71,7 @@ class TrainConfig:
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
             (self.schedule in ("cosine", "constant"), f"schedule must be cosine or constant, got {self.schedule!r}"),
             (self.keep in ("all", "last"), f"keep must be all or last, got {self.keep!r}"),
-            (self.base in DEFAULT_LR, f"base must be adam or sgd, got {self.base!r}"),
+            (self.base in BASE_DEFAULTS, f"base must be one of {', '.join(BASE_DEFAULTS)}, got {self.base!r}"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
              f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (len(self.fractions) == 3 and abs(sum(self.fractions) - 1) < 1e-6 and min(self.fractions) >= 0,
@@ -94,22 +91,34 @@ class TrainConfig:
     def effective_lr(self) -> float:
         if self.lr is not None:
             return self.lr
-        return DEFAULT_LR[self.base if self.optimizer not in ONE_PASS else self.optimizer]
+        from landscape.optim.registry import base_of
+
+        return BASE_LR[base_of(self.optimizer, self.base)]
+
+    @property
+    def one_pass(self) -> bool:
+        """Whether the optimizer takes one forward/backward pass per step (its spec's ``passes``)."""
+        from landscape.optim.registry import get_optimizer
+
+        return get_optimizer(self.optimizer).passes == 1
 
     @property
     def effective_epochs(self) -> int:
         """Epochs actually run: doubled for one-pass optimizers when compute-matched."""
-        return self.epochs * 2 if self.compute_matched and self.optimizer in ONE_PASS else self.epochs
+        return self.epochs * 2 if self.compute_matched and self.one_pass else self.epochs
 
     def run_dir(self, data_name: str) -> Path:
         """``<out>/<data>-<model>-<optimizer>-s<seed>`` (plus base, fold and compute-matched tags)."""
         if self.run_name:
             return Path(self.out) / self.run_name
-        opt = self.optimizer if self.optimizer in ONE_PASS or self.base == "adam" else f"{self.optimizer}_{self.base}"
+        from landscape.optim.registry import get_optimizer
+
+        own_base = get_optimizer(self.optimizer).is_base or self.base == DEFAULT_BASE
+        opt = self.optimizer if own_base else f"{self.optimizer}_{self.base}"
         name = f"{data_name}-{self.model}-{opt}-s{self.seed}"
         if self.kfold:
             name += f"-f{self.fold}of{self.kfold}"
-        if self.compute_matched and self.optimizer in ONE_PASS:
+        if self.compute_matched and self.one_pass:
             name += "-cm"
         return Path(self.out) / name
 

@@ -6,18 +6,15 @@ import torch
 from torch import nn
 
 from landscape.metrics import classification_metrics
+from landscape.tensors import eval_mode
 
 
 @torch.inference_mode()
 def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """Logits ``[N, C]`` (float32, CPU) of ``model`` in eval mode; restores the previous mode."""
-    was_training = model.training
-    model.eval()
     p = next(model.parameters())
-    try:
+    with eval_mode(model):
         out = [model(x[i : i + batch_size].to(p.device, p.dtype)).float().cpu() for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
     return torch.cat(out) if out else torch.empty(0)
 
 

@@ -1,4 +1,4 @@
-"""The checkpoint dictionary written by the trainer (format in docs/DESIGN.md)."""
+"""The checkpoint dictionary written by the trainer (format in docs/records.md)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,8 @@ import torch
 from torch import nn
 
 from landscape import distributed
+from landscape.checkpoint.format import FORMAT_VERSION, KIND
 from landscape.io import versions
-
-FORMAT_VERSION = 1
-KIND = "landscape-checkpoint"
 
 
 def checkpoint_payload(

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from landscape.analysis.hessian import DENSITY, TRACE
+from landscape.cost import CostPlan, duration
 from landscape.hessian.budget import expected_parts
-from landscape.plan import Plan, duration
 
 
 @pytest.fixture
@@ -24,6 +24,7 @@ def fresh_runs(tiny_runs, tmp_path):
 
 def test_dry_run_prints_the_plan_and_computes_nothing(cli, fresh_runs, tmp_path, monkeypatch):
     import landscape.report.collect
+    from landscape.analysis import list_analyses
     from landscape.hessian.operator import HessianOperator
 
     def forbidden(*args, **kwargs):
@@ -38,20 +39,20 @@ def test_dry_run_prints_the_plan_and_computes_nothing(cli, fresh_runs, tmp_path,
     assert not out.exists() and not out.with_suffix(".json").exists()
     assert all(not (r / "analysis").exists() or not any((r / "analysis").iterdir()) for r in fresh_runs)
     text = " ".join(res.err.split())
-    assert "report plan: 2 runs x 10 missing analyses" in text
-    for name in ("hessian", "sharpness", "surface_1d", "surface_2d", "measures"):
+    assert f"report plan: 2 runs x {2 * len(list_analyses())} missing analyses" in text
+    for name in list_analyses():
         assert text.count(name) >= 2
 
 
 def test_plan_rows_count_the_analyzers_units(fresh_runs):
-    from landscape.analysis import get_analysis
+    from landscape.analysis import get_analysis, list_analyses
     from landscape.checkpoint import load_checkpoint
-    from landscape.report.plan import analysis_kwargs, plan_run
+    from landscape.report.costs import plan_run
     from landscape.sharpness.batches import sub_batches
 
     ck = load_checkpoint(fresh_runs[0] / "final.pt")
-    names = ["hessian", "sharpness", "surface_1d", "surface_2d", "measures"]
-    kwargs = {n: analysis_kwargs(get_analysis(n).compute, n, 0, get_analysis(n).report_defaults, None) for n in names}
+    names = list_analyses()
+    kwargs = {n: get_analysis(n).settings(ck, 0) for n in names}
     times: dict = {}
     plans = {p.analysis: p for p in plan_run(ck, names, kwargs, times)}
     size = sum(p.numel() for p in ck.model.parameters())
@@ -72,9 +73,37 @@ def test_plan_rows_count_the_analyzers_units(fresh_runs):
     assert [p.unit_seconds for p in again] == [plans[n].unit_seconds for n in names]
 
 
+def test_analysis_without_a_cost_is_planned_as_one_run_of_unknown_duration(fresh_runs):
+    from landscape.analysis import AnalysisSpec
+    from landscape.checkpoint import load_checkpoint
+    from landscape.report.costs import plan_run
+
+    spec = AnalysisSpec("costless", "costless", lambda ck, seed=0, progress=True: {}, provides={})
+    registry = __import__("landscape.analysis.registry", fromlist=["_REGISTRY"])._REGISTRY
+    registry["costless"] = spec
+    try:
+        (plan,) = plan_run(load_checkpoint(fresh_runs[0] / "final.pt"), ["costless"], {"costless": {}}, {})
+    finally:
+        registry.pop("costless")
+    assert (plan.unit, plan.planned, plan.unit_seconds, plan.eta_seconds) == ("run", 1, None, None)
+
+
 def test_plan_line_and_durations():
-    plan = Plan("Hessian", "HVP", {"top-5": 23, "trace": 27}, cap=80, unit_seconds=6.4, eta_seconds=320.0)
+    plan = CostPlan("Hessian", "HVP", {"top-5": 23, "trace": 27}, cap=80, unit_seconds=6.4, eta_seconds=320.0)
     assert plan.planned == 50
     assert plan.line() == "Hessian plan: top-5 ~23 + trace ~27 = ~50 HVPs (cap 80), 6.4 s each: ETA 5.3 min"
-    assert Plan("surface", "forward pass", {"surface": 2}).line() == "surface plan: ~2 forward passes"
+    assert CostPlan("surface", "forward pass", {"surface": 2}).line() == "surface plan: ~2 forward passes"
     assert (duration(42), duration(600), duration(7200), duration(None)) == ("42 s", "10.0 min", "2.0 h", "?")
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_time_pass_times_cpu_batches_on_a_cuda_model():
+    import torch
+
+    from landscape.cost import time_pass
+
+    model = torch.nn.Linear(4, 2).cuda()
+    batches = [(torch.randn(8, 4), torch.randint(0, 2, (8,)))]  # on the CPU, as sub_batches cuts them
+    assert time_pass(model, torch.nn.CrossEntropyLoss(), batches, backward=True) > 0
+    assert model.weight.grad is None

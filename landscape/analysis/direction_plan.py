@@ -38,7 +38,7 @@ PCA_MARGIN = 1.2  # the PCA axes reach 20% beyond the farthest epoch
 
 
 @dataclass
-class Plan:
+class DirectionPlan:
     """Directions with their axis ranges, labels and provenance."""
 
     kind: str
@@ -103,22 +103,22 @@ def _epoch_paths(ck) -> list[Path]:
 
 
 def make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: int, data,
-              include_bias_bn: bool = False) -> Plan:
+              include_bias_bn: bool = False) -> DirectionPlan:
     """Build the directions for ``ck.model`` (``data``: the surface's batches, used by ``eigen``); none may be zero."""
     return _check_nonzero(_make_plan(ck, kind, other, dim, span, seed, data, include_bias_bn))
 
 
 def _make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: int, data,
-               include_bias_bn: bool) -> Plan:
+               include_bias_bn: bool) -> DirectionPlan:
     model = ck.model
     if kind == "random":
         dirs = random_directions(model, dim, seed=seed, include_bias_bn=include_bias_bn)
         labels = [f"direction {i + 1} (filter-normalised, seed {seed})" for i in range(dim)]
-        return Plan(kind, dirs, [(-span, span)] * dim, labels, {"include_bias_bn": include_bias_bn})
+        return DirectionPlan(kind, dirs, [(-span, span)] * dim, labels, {"include_bias_bn": include_bias_bn})
     if kind == "eigen":
         dirs, info = eigen_directions(model, ck.loss_fn, data, k=dim, seed=seed)
         labels = [f"Hessian eigenvector {i + 1} (lambda = {lam:.4g})" for i, lam in enumerate(info["eigenvalues"])]
-        return Plan(kind, dirs, [(-span, span)] * dim, labels, info)
+        return DirectionPlan(kind, dirs, [(-span, span)] * dim, labels, info)
     if kind == "interp":
         other = resolve_checkpoint_path(other)
         other_state = ck.load_weights(other)
@@ -129,13 +129,13 @@ def _make_plan(ck, kind: str, other: Path | None, dim: int, span: float, seed: i
             dirs += random_directions(model, 1, seed=seed, include_bias_bn=include_bias_bn)
             labels.append(f"random direction (filter-normalised, seed {seed})")
             ranges.append((-span, span))
-        return Plan(kind, dirs, ranges, labels, {"other": str(other), "include_bias_bn": include_bias_bn})
+        return DirectionPlan(kind, dirs, ranges, labels, {"other": str(other), "include_bias_bn": include_bias_bn})
     if kind == "pca":
         return _pca_plan(ck, dim, span)
     raise LandscapeError(f"unknown direction kind {kind!r}")
 
 
-def _check_nonzero(plan: Plan) -> Plan:
+def _check_nonzero(plan: DirectionPlan) -> DirectionPlan:
     """A zero direction (e.g. ``interp:`` the same weights) would draw a flat line: refuse it."""
     for label, d in zip(plan.labels, plan.directions):
         if norm(d) == 0:
@@ -144,7 +144,7 @@ def _check_nonzero(plan: Plan) -> Plan:
     return plan
 
 
-def _pca_plan(ck, dim: int, span: float) -> Plan:
+def _pca_plan(ck, dim: int, span: float) -> DirectionPlan:
     paths = _epoch_paths(ck)
     states = [read_payload(p)["state_dict"] for p in paths]
     pca = trajectory_pca(trainable(ck.model), states, k=dim)
@@ -160,4 +160,4 @@ def _pca_plan(ck, dim: int, span: float) -> Plan:
         "length": pca.length.tolist(),
     }
     info = {"explained_variance": pca.explained_variance.tolist(), "epochs": epochs}
-    return Plan("pca", pca.directions, ranges, labels, info, trajectory)
+    return DirectionPlan("pca", pca.directions, ranges, labels, info, trajectory)

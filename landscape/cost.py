@@ -1,4 +1,4 @@
-"""Cost plans: the units of work an analysis expects (HVPs, gradient passes, forward passes) and an ETA.
+"""Cost plans (:class:`CostPlan`): the units of work an analysis expects (HVPs, gradient or forward passes), an ETA.
 
 Every analysis states its plan before it computes: the units it expects to
 use (``planned``), the most it may use (``cap``) and, once one product has
@@ -33,7 +33,7 @@ def plural(unit: str, n: int) -> str:
 
 
 @dataclass
-class Plan:
+class CostPlan:
     """Expected units per output (``parts``), their ``unit``, an optional ``cap`` and the measured unit time."""
 
     analysis: str
@@ -75,7 +75,7 @@ class Meter:
     Call :meth:`tick` after every unit (e.g. as an operator callback).
     """
 
-    def __init__(self, plan: Plan, after: int = 2, enabled: bool = True):
+    def __init__(self, plan: CostPlan, after: int = 2, enabled: bool = True):
         self.plan, self.after, self.enabled = plan, max(1, int(after)), enabled
         self.start = self._last = time.perf_counter()
         self.done = 0
@@ -101,16 +101,19 @@ def timed(fn, *args, **kwargs) -> tuple[object, float]:
 def time_pass(model, loss_fn, batches, backward: bool) -> float:
     """Seconds of one pass (forward, plus backward to the parameters if ``backward``) over ``batches``.
 
-    Eval mode, ``.grad`` untouched; timed twice, the second time counts
-    (the first warms up the allocator).
+    Eval mode, ``.grad`` untouched; the batches go to the model's device
+    first (not timed); timed twice, the second time counts (the first warms
+    up the allocator).
     """
     import torch
 
+    from landscape.tensors import eval_mode
+
     params = [p for p in model.parameters() if p.requires_grad]
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        seconds = 0.0
+    device = next(model.parameters()).device
+    batches = [(x.to(device), y.to(device)) for x, y in batches]
+    seconds = 0.0
+    with eval_mode(model):
         for _ in range(2):
             start = time.perf_counter()
             for x, y in batches:
@@ -119,37 +122,4 @@ def time_pass(model, loss_fn, batches, backward: bool) -> float:
                     if backward:
                         torch.autograd.grad(loss, params, allow_unused=True)
             seconds = time.perf_counter() - start
-        return seconds
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
-def sharpness_plan(model, loss_fn, batches, kind: str, n_rhos: int, steps: int, draws: int,
-                   measure: bool = True) -> Plan:
-    """Worst case: ``batches x (1 + rhos x (steps + 1))`` gradient passes of ``m`` images, at most (the ascent
-    seldom stops early, so that is also the expectation); average case: ``batches x (1 + 2 draws rhos)`` forward passes.
-    """
-    n = len(batches)
-    if kind == "worst":
-        plan = Plan("sharpness", "gradient pass", {"sharpness": n * (1 + n_rhos * (steps + 1))})
-    else:
-        plan = Plan("sharpness", "forward pass", {"sharpness": n * (1 + 2 * draws * n_rhos)})
-    plan.cap = plan.planned
-    if measure:
-        plan.unit_seconds = time_pass(model, loss_fn, batches[:1], backward=kind == "worst")
-        plan.eta_seconds = plan.planned * plan.unit_seconds
-    return plan
-
-
-def surface_plan(points: int, unit_seconds: float | None = None) -> Plan:
-    """``points`` grid points plus the model itself, each one forward pass over the evaluation data.
-
-    ``unit_seconds``: one such pass as the surface runs it (see
-    :func:`landscape.surface.evaluate.forward_seconds`); None leaves the ETA unknown.
-    """
-    plan = Plan("surface", "forward pass", {"surface": points + 1}, cap=points + 1)
-    if unit_seconds is not None:
-        plan.unit_seconds = unit_seconds
-        plan.eta_seconds = plan.planned * plan.unit_seconds
-    return plan
+    return seconds
