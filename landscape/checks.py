@@ -11,15 +11,22 @@ from landscape.errors import LandscapeError
 SEED_LIMIT = 2**32
 
 
+def _is_integer(value) -> bool:
+    """Whether ``value`` is a Python or numpy integer (not a bool); never imports numpy.
+
+    A numpy integer implies numpy is loaded, so it is looked up in ``sys.modules``.
+    """
+    np = sys.modules.get("numpy")
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer) if np is not None else int)
+
+
 def check_seed(seed, name: str = "seed") -> int:
     """``seed`` as an int, or :class:`LandscapeError` unless it is an integer in ``[0, 2**32)``.
 
     ``name`` is the parameter (or expression of parameters) the message names;
     the CLI shows each parameter as its flag.
     """
-    np = sys.modules.get("numpy")  # a numpy integer implies numpy is loaded: never import it here
-    integer = (int, np.integer) if np is not None else int
-    if isinstance(seed, bool) or not isinstance(seed, integer) or not 0 <= seed < SEED_LIMIT:
+    if not _is_integer(seed) or not 0 <= seed < SEED_LIMIT:
         raise LandscapeError(f"{name} must be an integer from 0 to 2**32 - 1, got {seed!r}",
                              params=tuple(part for part in name.split() if part.isidentifier()))
     return int(seed)
@@ -27,6 +34,6 @@ def check_seed(seed, name: str = "seed") -> int:
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum``, else :class:`LandscapeError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not _is_integer(value) or value < minimum:
         raise LandscapeError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
