@@ -13,7 +13,9 @@ use, so ``import landscape`` stays light:
 * :func:`load_checkpoint` - a run folder or ``.pt`` as a :class:`~landscape.checkpoint.Checkpoint`;
 * :func:`create_model`, :func:`create_optimizer` - the model and optimizer registries;
 * :func:`top_eigenvalues`, :func:`trace`, :func:`spectral_density` - the Hessian of a checkpoint (or
-  run folder), or of a model with ``loss_fn`` and ``data`` (:mod:`landscape.api`);
+  run folder), or of a model with ``loss_fn`` and ``data``, or of an operator (:mod:`landscape.api`);
+* :func:`hessian_operator`, :func:`ggn_operator`, :func:`fisher_operator` - curvature
+  operators of any model, loss and data (``H @ v``, ``H.to_scipy()``);
 * :func:`sharpness`, :func:`surface` - a checkpoint's cached m-sharpness / loss surface
   (the packages :mod:`landscape.sharpness` and :mod:`landscape.surface`, called);
 * :func:`build_report`, :func:`run_study` - the HTML report and the whole study.
@@ -33,6 +35,9 @@ _API: dict[str, tuple[str, str | None]] = {
     "top_eigenvalues": ("landscape.api", "top_eigenvalues"),
     "trace": ("landscape.api", "trace"),
     "spectral_density": ("landscape.api", "spectral_density"),
+    "hessian_operator": ("landscape.hessian", "hessian_operator"),
+    "ggn_operator": ("landscape.hessian", "ggn_operator"),
+    "fisher_operator": ("landscape.hessian", "fisher_operator"),
     "sharpness": ("landscape.sharpness", None),
     "surface": ("landscape.surface", None),
     "build_report": ("landscape.report", "build_report"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from landscape.data import augment, norm_stats, random_affine, to_float
+from landscape.data import augment, norm_stats, normalise, random_affine, to_float
 from landscape.errors import LandscapeError
 
 
@@ -36,6 +36,21 @@ def test_to_float():
     out = to_float(x, 0.4, 0.2)
     assert out.dtype == torch.float32 and out.shape == x.shape
     assert torch.allclose(out, torch.tensor([[[[-2.0, -1.0], [2.0, 3.0]]]]), atol=1e-6)
+
+
+def test_to_float_replicates_grey_and_normalises_per_channel():
+    x = torch.tensor([[[[0, 51], [204, 255]]]], dtype=torch.uint8)
+    out = to_float(x, [0.4, 0.2, 0.0], [0.2, 0.4, 1.0], channels=3)
+    assert out.shape == (1, 3, 2, 2)
+    expected = torch.tensor([[-2.0, -1.0, 2.0, 3.0], [-0.5, 0.0, 1.5, 2.0], [0.0, 0.2, 0.8, 1.0]])
+    assert torch.allclose(out.reshape(3, 4), expected, atol=1e-6)
+    same = to_float(x, 0.4, 0.2, channels=3)  # one mean and std for every channel
+    assert torch.equal(same[:, 0], same[:, 2]) and torch.allclose(same[:, 1], out[:, 0])
+    assert torch.equal(normalise(x, {"mean": 0.4, "std": 0.2}), to_float(x, 0.4, 0.2))
+    for mean, std, channels, message in [([0.4, 0.2], [0.2, 0.2], 3, "one mean and std per channel"),
+                                         (0.4, [0.2, -1.0, 0.2], 3, "std must be positive")]:
+        with pytest.raises(LandscapeError, match=message):
+            to_float(x, mean, std, channels=channels)
 
 
 def blob(size=64, cy=20.0, cx=40.0, sigma=3.0):

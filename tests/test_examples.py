@@ -21,7 +21,7 @@ OWN_TESTS = {"busi_study.py": "tests/test_busi_study_example.py", "custom_analys
 
 def test_there_are_examples():
     assert {"hessian_of_your_model.py", "sam_in_your_loop.py", "timm_surface.py", "custom_analysis.py",
-            "custom_optimizer.py"} <= {p.name for p in EXAMPLES}
+            "custom_optimizer.py", "finetune.py"} <= {p.name for p in EXAMPLES}
 
 
 def _run_example(name: str, *args, cwd: Path) -> subprocess.CompletedProcess:

@@ -41,6 +41,7 @@ def test_cli_writes_a_cached_record_with_certified_numbers(cli, run_dir, tmp_pat
     assert (s["checkpoint"], s["top_k"], s["samples"], s["seed"], s["density"]) == ("final.pt", 2, 40, 3, True)
     assert record["provenance"]["bn_mode"] == r["bn_mode"] == "eval" and "versions" in record["provenance"]
     assert r["n_samples"] == 40 and r["split"] == "train"
+    assert (r["loss_reduction"], r["autocast"], r["dtype"]) == ("mean", False, "float32")
     # a flat bulk puts +-5% out of this tiny run's reach: one warning, an early stop, no other warning
     assert r["warnings"] == ([] if r["trace"]["stopped_by"] != "unreachable" else [r["warnings"][0]])
     assert all(w.startswith("trace: a 95% CI of +-0.05 x |trace| needs about") for w in r["warnings"])

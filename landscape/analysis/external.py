@@ -24,7 +24,7 @@ import numpy as np
 
 from landscape.analysis.cache import as_checkpoint, cached
 from landscape.checkpoint import Checkpoint
-from landscape.data import load_images, to_float
+from landscape.data import load_images, normalise
 from landscape.data.metadata import read_metadata
 from landscape.errors import LandscapeError
 from landscape.external.scoring import binary_metrics, restricted_probs, shared_classes
@@ -86,7 +86,7 @@ def _compute(ck, images, model_idx, pos, meta_csv, n_boot, seed, bar) -> dict:
 
     start = time.perf_counter()
     data = ck.meta["data"]
-    logits = predict(ck.model, to_float(images.pixels, data["mean"], data["std"])).numpy()
+    logits = predict(ck.model, normalise(images.pixels, data)).numpy()
     probs = restricted_probs(logits, model_idx)
     labels = np.asarray(images.labels)
     bar.advance()

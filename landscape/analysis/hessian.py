@@ -154,6 +154,7 @@ def _compute(ck, s: dict, progress: bool) -> dict:
                               ConvergenceWarning, stacklevel=2)
     out.update({
         "bn_mode": "eval", "n_samples": op.num_samples, "split": s["split"], "num_params": op.size,
+        "loss_reduction": op.reduction, "autocast": False,
         "hvps": op.hvps + block_hvps, "hvp_seconds": op.seconds / max(op.hvps, 1), "device": str(op.device),
         "dtype": str(op.dtype).replace("torch.", ""), "seconds": time.perf_counter() - start,
         "plan": plan.to_dict(),

@@ -10,7 +10,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from landscape.checkpoint.format import FORMAT_VERSION, KIND
-from landscape.data import load_images, select, to_float
+from landscape.data import load_images, normalise, select
 from landscape.errors import LandscapeError
 from landscape.io import nonfinite_entries, safe_torch_load, sha256_file
 from landscape.models import create
@@ -131,7 +131,7 @@ class Checkpoint:
         return nn.CrossEntropyLoss()
 
     def tensors(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(x float32 [N,1,S,S] normalised, y int64 [N])`` on CPU, in manifest order."""
+        """``(x float32 [N,C,S,S] normalised as in training, y int64 [N])`` on CPU, in manifest order."""
         if split not in SPLITS:
             raise LandscapeError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
         if split not in self._tensors:
@@ -142,7 +142,7 @@ class Checkpoint:
                                      params=("data_root",))
             images = load_images(source, img_size=data["img_size"], seed=data.get("phantom_seed") or 0)
             x, y = select(images, data["split"], split)
-            self._tensors[split] = (to_float(x, data["mean"], data["std"]), torch.as_tensor(y, dtype=torch.long))
+            self._tensors[split] = (normalise(x, data), torch.as_tensor(y, dtype=torch.long))
         return self._tensors[split]
 
     def loader(self, split: str, batch_size: int = 128, samples: int | None = None, seed: int = 0) -> DataLoader:

@@ -19,10 +19,10 @@ from landscape.errors import LandscapeError
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI on ``argv`` (default ``sys.argv[1:]``) and return the exit code."""
     from landscape.cli.app import register
-    from landscape.cli.flags import flag_message
+    from landscape.cli.flags import flag_message, optional_values
 
     app = register()
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = optional_values(list(sys.argv[1:] if argv is None else argv))
 
     def work() -> int:
         code = app(args=args, prog_name="landscape", standalone_mode=False)

@@ -39,3 +39,24 @@ def flag_message(exc: LandscapeError, app: typer.Typer, args: list[str]) -> str:
         if name in flags:
             message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", flags[name], message)
     return message
+
+
+#: Flags with an optional value: ``--pretrained PATH`` is ``--weights PATH`` (``--pretrained`` alone: timm's hub).
+OPTIONAL_VALUES = {"--pretrained": "--weights"}
+
+
+def optional_values(args: list[str]) -> list[str]:
+    """``args`` with ``FLAG VALUE`` rewritten as ``OTHER VALUE`` for :data:`OPTIONAL_VALUES` (VALUE not a flag).
+
+    ``--pretrained`` is a switch, so a value after it would otherwise be an
+    unexpected argument: the rewrite never changes a command that parses.
+    """
+    out, i = [], 0
+    while i < len(args):
+        if args[i] in OPTIONAL_VALUES and i + 1 < len(args) and not args[i + 1].startswith("-"):
+            out += [OPTIONAL_VALUES[args[i]], args[i + 1]]
+            i += 2
+        else:
+            out.append(args[i])
+            i += 1
+    return out

@@ -18,7 +18,7 @@ HYPER_FLAGS = ("rho", "eta", "alpha", "gamma", "beta")
 
 
 #: ``create`` arguments that have their own ``landscape train`` flag.
-OWN_FLAGS = {"num_classes": "(from the data)", "in_chans": "(always 1)", "img_size": "--img-size",
+OWN_FLAGS = {"num_classes": "(from the data)", "in_chans": "--in-chans", "img_size": "--img-size",
              "pretrained": "--pretrained"}
 
 
@@ -73,7 +73,13 @@ def train_command(
     optimizer: str = typer.Option("adam", "--optimizer", "-o",
                                   help=f"{', '.join(list_optimizers())}, a comma list, or 'all' (see: landscape list "
                                        "optimizers)."),
-    base: str = typer.Option("adam", help="Base optimizer under the SAM family: adam or sgd."),
+    base: str = typer.Option("adam", help="Base optimizer under the SAM family: adam, adamw or sgd."),
+    no_decay_norm_bias: bool = typer.Option(False, "--no-decay-norm-bias",
+                                            help="No weight decay on normalisation weights and biases (a second "
+                                                 "parameter group; the fine-tuning recipe)."),
+    amp: Optional[str] = typer.Option(None, "--amp",
+                                      help="Mixed precision for every pass: bf16 or fp16 (fp16 with a loss scale; "
+                                           "steps with inf/NaN gradients are skipped)."),
     epochs: int = typer.Option(10, help="Training epochs."),
     batch_size: int = typer.Option(32, help="Mini-batch size."),
     lr: Optional[float] = typer.Option(None, help="Peak learning rate (default 1e-3 for adam, 0.05 for sgd)."),
@@ -100,7 +106,12 @@ def train_command(
     run_name: Optional[str] = typer.Option(None, help="Run folder name (default <data>-<model>-<optimizer>-s<seed>)."),
     resume: bool = typer.Option(False, help="Continue an interrupted run from its last epoch."),
     overwrite: bool = typer.Option(False, help="Retrain even if the run folder holds a finished run."),
-    pretrained: bool = typer.Option(False, help="Start from timm's pretrained weights (needs them cached or online)."),
+    pretrained: bool = typer.Option(False, help="Start from timm's pretrained weights (needs them cached or online); "
+                                                "--pretrained PATH is --weights PATH."),
+    weights: Optional[Path] = typer.Option(None, "--weights",
+                                           help="Start from a local .safetensors/.pth state dict or timm/Hugging Face "
+                                                "cache folder (no network): first conv adapted, head new."),
+    in_chans: int = typer.Option(1, "--in-chans", help="Input channels: 1 (grey) or 3 (grey replicated to RGB)."),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     sync_bn: bool = typer.Option(False, "--sync-bn",
                                  help="Under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)."),
@@ -125,6 +136,10 @@ def train_command(
 
       landscape train --model vit_tiny_patch16_224 --img-size 32 --model-arg patch_size=8 --model-arg depth=4
 
+      landscape train --model resnet18 --pretrained r18.safetensors --amp bf16
+
+      landscape train -o sam --base adamw --no-decay-norm-bias --weight-decay 0.05
+
       torchrun --nproc-per-node 4 --no-python landscape train --optimizer sam --batch-size 128
 
     """
@@ -142,7 +157,8 @@ def train_command(
         weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,
         img_size=img_size, seed=seed, split_seed=split_seed, kfold=kfold, fold=fold, keep_conflicts=keep_conflicts,
         augment=augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,
-        pretrained=pretrained, device=device, sync_bn=sync_bn, sam_local=sam_local,
+        pretrained=pretrained, weights=str(weights) if weights is not None else None, in_chans=in_chans,
+        device=device, sync_bn=sync_bn, sam_local=sam_local, no_decay_norm_bias=no_decay_norm_bias, amp=amp,
     )
     if len(names) == 1:
         results = [train(cfg, resume=resume, overwrite=overwrite)]

@@ -20,7 +20,8 @@ _API = {
     "Duplicates": "duplicates", "find_duplicates": "duplicates", "clear_cache": "folder",
     "Images": "images", "load_images": "images", "inspect_data": "inspect",
     "kfold_split": "splits", "make_split": "splits", "manifest_hash": "splits", "select": "splits",
-    "augment": "transforms", "norm_stats": "transforms", "random_affine": "transforms", "to_float": "transforms",
+    "augment": "transforms", "norm_stats": "transforms", "normalise": "transforms", "random_affine": "transforms",
+    "to_float": "transforms",
 }
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "make_split",
     "manifest_hash",
     "norm_stats",
+    "normalise",
     "random_affine",
     "select",
     "to_float",

@@ -1,7 +1,8 @@
 """Pixels to network inputs: normalisation statistics, float conversion, augmentation.
 
 Units: ``mean`` and ``std`` are in [0, 1] pixel units (uint8 / 255); network
-inputs are ``(x / 255 - mean) / std`` as float32 ``[N, 1, S, S]``.
+inputs are ``(x / 255 - mean) / std`` as float32 ``[N, C, S, S]`` (``C = 1``,
+or 3 with grey replicated to RGB for backbones that keep their RGB stem).
 """
 
 from __future__ import annotations
@@ -35,13 +36,33 @@ def norm_stats(x_uint8: torch.Tensor) -> tuple[float, float]:
     return mean, math.sqrt(var)
 
 
-def to_float(x_uint8: torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """``float32 (x / 255 - mean) / std``, same shape and device as ``x_uint8``."""
+def to_float(x_uint8: torch.Tensor, mean, std, channels: int = 1) -> torch.Tensor:
+    """``float32 (x / 255 - mean) / std`` on ``x_uint8``'s device, grey replicated to ``channels`` channels.
+
+    ``mean`` and ``std`` are floats or one value per channel (e.g. ImageNet's
+    three); ``[N, 1, S, S]`` grey images become ``[N, channels, S, S]``.
+    """
     if x_uint8.dtype != torch.uint8:
         raise LandscapeError(f"to_float expects uint8 pixels, got {x_uint8.dtype}")
-    if not std > 0:
+    mean_t, std_t = (torch.as_tensor(v, dtype=torch.float32).reshape(-1) for v in (mean, std))
+    if not bool((std_t > 0).all()):
         raise LandscapeError(f"normalisation std must be positive, got {std}")
-    return (x_uint8.to(torch.float32) / 255.0 - float(mean)) / float(std)
+    if channels != x_uint8.shape[1]:
+        if x_uint8.shape[1] != 1:
+            raise LandscapeError(f"cannot turn {x_uint8.shape[1]}-channel images into {channels} channels")
+        x_uint8 = x_uint8.expand(-1, channels, *x_uint8.shape[2:])
+    if len(mean_t) > 1 or len(std_t) > 1:
+        if len(mean_t) != channels or len(std_t) != channels:
+            raise LandscapeError(f"normalisation needs one mean and std per channel ({channels}), got {mean}, {std}")
+        shape = (1, channels, *([1] * (x_uint8.dim() - 2)))
+        mean_t, std_t = mean_t.view(shape).to(x_uint8.device), std_t.view(shape).to(x_uint8.device)
+        return (x_uint8.to(torch.float32) / 255.0 - mean_t) / std_t
+    return (x_uint8.to(torch.float32) / 255.0 - float(mean_t)) / float(std_t)
+
+
+def normalise(x_uint8: torch.Tensor, data_meta: dict) -> torch.Tensor:
+    """Network inputs as a checkpoint's ``data`` entry says (``mean``, ``std``, ``channels``, default 1)."""
+    return to_float(x_uint8, data_meta["mean"], data_meta["std"], int(data_meta.get("channels", 1)))
 
 
 def random_affine(n: int, generator: torch.Generator, flip: bool = True, max_rotation: float = 10.0,

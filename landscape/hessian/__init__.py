@@ -14,7 +14,9 @@ Modules and the functions they define have different names, so both stay
 reachable: :mod:`~landscape.hessian.lanczos` (:func:`top_eigenvalues`),
 :mod:`~landscape.hessian.hutchpp` (:func:`trace`), :mod:`~landscape.hessian.density`
 (:func:`spectral_density`), :mod:`~landscape.hessian.blocks` (:func:`per_block`),
-:mod:`~landscape.hessian.operator` (:class:`Operator`, :class:`HessianOperator`).
+:mod:`~landscape.hessian.operator` (:class:`Operator`, :class:`HessianOperator`,
+:func:`hessian_operator`), :mod:`~landscape.hessian.ggn` (:func:`ggn_operator`,
+:func:`fisher_operator`).
 
 Example (``A`` has eigenvalues 1, 2, 3)::
 
@@ -29,13 +31,23 @@ Example (``A`` has eigenvalues 1, 2, 3)::
 from landscape.drivers import make_callable
 from landscape.hessian.blocks import BlockResult, per_block
 from landscape.hessian.density import DensityResult, spectral_density
+from landscape.hessian.ggn import FisherOperator, GGNOperator, fisher_operator, ggn_operator
 from landscape.hessian.hutchpp import TraceResult, trace
 from landscape.hessian.lanczos import ConvergenceWarning, EigenResult, top_eigenvalues
-from landscape.hessian.operator import HessianOperator, MatrixOperator, Operator, hvp_operator
+from landscape.hessian.operator import (
+    HessianOperator,
+    MatrixOperator,
+    ModelOperator,
+    Operator,
+    hessian_operator,
+    hvp_operator,
+)
 
 __all__ = [
-    "BlockResult", "ConvergenceWarning", "DensityResult", "EigenResult", "HessianOperator", "MatrixOperator",
-    "Operator", "TraceResult", "hvp_operator", "per_block", "spectral_density", "top_eigenvalues", "trace",
+    "BlockResult", "ConvergenceWarning", "DensityResult", "EigenResult", "FisherOperator", "GGNOperator",
+    "HessianOperator", "MatrixOperator", "ModelOperator", "Operator", "TraceResult", "fisher_operator",
+    "ggn_operator", "hessian_operator", "hvp_operator", "per_block", "spectral_density", "top_eigenvalues",
+    "trace",
 ]
 
 make_callable(__name__, "landscape.analysis.hessian")

@@ -53,7 +53,7 @@ def module_blocks(names: Sequence[str]) -> dict[str, list[str]]:
     return groups
 
 
-def per_block(model: nn.Module, loss_fn: Callable, data: Iterable,
+def per_block(model: nn.Module | HessianOperator, loss_fn: Callable | None = None, data: Iterable | None = None,
               blocks: str | Mapping[str, Sequence[str]] = "module", tol: float = 1e-3, rtol: float = 0.05,
               max_hvps: int = 100, seed: int = 0, progress: Callable[[], None] | None = None,
               num_samples: int | None = None) -> list[BlockResult]:
@@ -65,8 +65,16 @@ def per_block(model: nn.Module, loss_fn: Callable, data: Iterable,
     per block and per quantity (eigenvalue, then trace); ``progress`` is
     called after every product.  ``num_samples``: ``data`` is already this
     rank's shard of that many samples (see :class:`HessianOperator`).
+    ``model`` may instead be a :class:`HessianOperator`: its model, loss,
+    data and reduction are used (its model should still hold its weights).
     """
-    full = HessianOperator(model, loss_fn, data, graph_memory=0, num_samples=num_samples)
+    if isinstance(model, HessianOperator):
+        full = model
+        model, loss_fn = full.model, full.loss_fn
+    elif loss_fn is None or data is None:
+        raise LandscapeError("pass loss_fn and data with a model (or pass a HessianOperator)")
+    else:
+        full = HessianOperator(model, loss_fn, data, graph_memory=0, num_samples=num_samples)
     used = full.names
     if blocks == "module":
         groups = module_blocks(used)
@@ -84,7 +92,8 @@ def per_block(model: nn.Module, loss_fn: Callable, data: Iterable,
         raise LandscapeError(f"blocks must be 'module', 'parameter' or a mapping, got {blocks!r}")
     results = []
     for name, members in groups.items():
-        op = HessianOperator(model, loss_fn, full.batches, params=members, num_samples=full.num_samples)
+        op = HessianOperator(model, loss_fn, full.batches, params=members, num_samples=full.num_samples,
+                             reduction=full.reduction)
         op.callback = progress
         krylov = Krylov(op, generator(seed, LANCZOS_STREAM))
         eig = top_eigenvalues(op, k=1, tol=tol, max_hvps=min(max_hvps, op.size), seed=seed, krylov=krylov)

@@ -3,9 +3,11 @@
 An operator is anything that satisfies :class:`Operator`: ``size`` (int),
 ``dtype``, ``device`` and ``matvec(v: Tensor[size]) -> Tensor[size]`` for a
 symmetric matrix, optionally ``matmat(V: Tensor[size, b]) -> Tensor[size, b]``.
-:class:`HessianOperator` is the model Hessian; :class:`MatrixOperator` wraps
-an explicit matrix (tests, small problems).  Both also count their products
-in ``hvps``.
+:class:`HessianOperator` (:func:`hessian_operator`) is the model Hessian, and
+:mod:`landscape.hessian.ggn` adds the Gauss-Newton and empirical Fisher
+matrices; :class:`MatrixOperator` wraps an explicit matrix (tests, small
+problems).  All count their products in ``hvps`` and have ``H @ v``,
+``H @ V``, ``shape`` and ``to_scipy()`` (:class:`LinearOps`).
 
 How an HVP is computed (measured, not assumed).  On CPU, one thread, a 241k
 parameter BatchNorm CNN at 64 px, batch 128, float32, HVP time over gradient
@@ -17,10 +19,11 @@ time (best of 7, interleaved):
 * reverse-over-reverse on a *retained* first-order graph (forward and
   ``create_graph`` backward done once per batch, kept alive): 2.1x.
 
-So this module uses double backward and keeps each batch's first-order graph
-alive while its saved tensors fit a memory budget (a quarter of the memory
-available when the operator is built; ``graph_memory`` overrides it); batches
-past the budget rebuild their graph on each HVP.  The retained graph is
+So this module uses double backward and keeps the leading batches and their
+first-order graphs on the device while they fit a memory budget (a quarter of
+the memory available when the operator is built; ``graph_memory`` overrides
+it); batches past the budget are read again from the data and rebuild their
+graph on each HVP, one batch on the device at a time.  The retained graph is
 ~4.5 MB per 64 px image for that CNN (measured with saved-tensor hooks).
 
 Data parallel (under ``torchrun``, see :mod:`landscape.distributed`): every
@@ -35,6 +38,7 @@ identical steps on every rank, with the same HVP count as one process.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +50,7 @@ from torch.func import functional_call
 
 from landscape import distributed
 from landscape.errors import LandscapeError
+from landscape.hessian.batches import Batches
 from landscape.hessian.second_order import check_twice_differentiable, second_order
 
 
@@ -66,7 +71,63 @@ class Operator(Protocol):
         ...
 
 
-class MatrixOperator:
+class LinearOps:
+    """``A @ v``, ``A @ V``, ``shape``, ``matmat``, ``to_scipy()`` and ``krylov()`` for an operator's ``matvec``."""
+
+    size: int
+    dtype: torch.dtype
+    device: torch.device
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(size, size)``."""
+        return (self.size, self.size)
+
+    def matmat(self, vectors: torch.Tensor) -> torch.Tensor:
+        """``A V`` for ``V: [size, b]``, one ``matvec`` per column (``b`` products)."""
+        return torch.stack([self.matvec(v) for v in vectors.T], dim=1)
+
+    def __matmul__(self, other: torch.Tensor) -> torch.Tensor:
+        """``A @ v`` (``[size]``) or ``A @ V`` (``[size, b]``)."""
+        if not isinstance(other, torch.Tensor) or other.dim() not in (1, 2) or other.shape[0] != self.size:
+            shape = tuple(other.shape) if hasattr(other, "shape") else type(other).__name__
+            raise LandscapeError(f"an operator of shape {self.shape} multiplies a tensor [{self.size}] or "
+                                 f"[{self.size}, b], got {shape}")
+        return self.matvec(other) if other.dim() == 1 else self.matmat(other)
+
+    def to_scipy(self):
+        """A ``scipy.sparse.linalg.LinearOperator`` (NumPy in, NumPy out, in this operator's dtype).
+
+        For SciPy's solvers, e.g. ``eigsh(H.to_scipy(), k=3)``; every product
+        runs on ``device``.
+        """
+        import numpy as np
+        from scipy.sparse.linalg import LinearOperator
+
+        def matvec(v):
+            v = torch.as_tensor(np.asarray(v).reshape(-1)).to(self.device, self.dtype)
+            return self.matvec(v).cpu().numpy()
+
+        def matmat(vectors):
+            vectors = torch.as_tensor(np.asarray(vectors)).to(self.device, self.dtype)
+            return self.matmat(vectors).cpu().numpy()
+
+        np_dtype = torch.empty(0, dtype=self.dtype).numpy().dtype
+        return LinearOperator(self.shape, matvec=matvec, rmatvec=matvec, matmat=matmat, dtype=np_dtype)
+
+    def krylov(self, seed: int = 0):
+        """A Lanczos basis to pass as ``krylov=`` to ``top_eigenvalues``, ``trace`` and ``spectral_density``.
+
+        They then share its products (one Krylov run); the numbers are those
+        each would get alone with the same ``seed``.
+        """
+        from landscape.hessian.krylov import Krylov, generator
+        from landscape.hessian.lanczos import LANCZOS_STREAM
+
+        return Krylov(self, generator(seed, LANCZOS_STREAM))
+
+
+class MatrixOperator(LinearOps):
     """An explicit symmetric matrix ``[n, n]`` as an operator (counts products)."""
 
     def __init__(self, matrix: torch.Tensor):
@@ -89,25 +150,34 @@ class MatrixOperator:
         return self.matrix @ vectors
 
 
-class HessianOperator:
-    """The Hessian of the sample-weighted mean loss over every batch of ``data``.
+REDUCTIONS = ("mean", "sum")
 
-    ``H = sum_b (n_b / N) * hessian(loss_fn(model(x_b), y_b))`` where
-    ``loss_fn`` returns the mean over a batch, so an uneven last batch counts
-    by its size.  ``data`` is read once and kept on the model's device.  The
-    Hessian is taken with respect to ``params`` (names; default: every
-    parameter with ``requires_grad``), less those the loss does not use on
-    the first batch (listed in ``unused``), at
-    the weights the model has when the operator is built: parameters and
-    buffers are copied, so later changes to the model do not affect it.  The
-    model runs in eval mode (BatchNorm uses its running statistics; dropout
-    is off) and with math attention (:mod:`landscape.hessian.second_order`)
-    during products; its modes and the SDPA settings are restored afterwards.
-    An op without a double backward raises :class:`LandscapeError`.
 
-    Vectors are flat, ``[size]``, in the model's dtype and device, laid out in
+class ModelOperator(LinearOps):
+    """A curvature matrix of the sample-mean loss of ``model`` over ``data`` (base of Hessian, GGN, Fisher).
+
+    The loss over the whole data is ``L = (1/N) sum_i l_i`` whatever the batch
+    sizes: ``loss_fn(outputs, targets)`` returns a batch's mean (``reduction``
+    "mean": batch ``b`` weighs ``n_b / N``) or its sum ("sum": ``1 / N``).
+    ``reduction=None`` reads ``loss_fn.reduction`` or, failing that, tells
+    the two apart on the first batch (whole batch against its two halves).
+    ``data``: any iterable of batches, ``batch_fn`` reads each as
+    ``(inputs, targets)`` (:mod:`landscape.hessian.batches`); batches go to
+    the device one at a time, and those past the memory budget are re-read on
+    every product.  The matrix is taken with respect to ``params`` (names;
+    default: every parameter with ``requires_grad``), less those the loss does
+    not use on the first batch (``unused``), at the weights the model has when
+    the operator is built (parameters and buffers are copied).  Products run
+    in eval mode (BatchNorm running statistics, no dropout), with math
+    attention and never under autocast: in the model's dtype, float32 for a
+    half-precision model (:mod:`landscape.hessian.second_order`); the model's
+    modes and the SDPA settings are restored afterwards.
+
+    Vectors are flat, ``[size]``, in ``dtype`` on ``device``, laid out in
     ``names`` order; :meth:`unflatten` turns one into parameter-shaped
     tensors.  ``callback`` (if set) is called after every product.
+    ``graph_memory`` (bytes; default a quarter of the free memory) bounds the
+    batches and graphs kept on the device.
 
     Under ``torchrun`` ``data`` (the same on every rank) is split over the
     ranks; ``num_samples`` instead says ``data`` already is this rank's shard
@@ -115,8 +185,12 @@ class HessianOperator:
     ``num_samples`` is the global count, ``local_samples`` this rank's.
     """
 
+    #: what the matrix is, for results and messages
+    kind = "curvature"
+
     def __init__(self, model: nn.Module, loss_fn: Callable, data: Iterable, params: Sequence[str] | None = None,
-                 graph_memory: int | None = None, num_samples: int | None = None):
+                 graph_memory: int | None = None, num_samples: int | None = None,
+                 batch_fn: Callable | None = None, reduction: str | None = None):
         try:
             first = next(model.parameters())
         except StopIteration:
@@ -124,13 +198,12 @@ class HessianOperator:
         self.model = model
         self.loss_fn = loss_fn
         self.device = first.device
-        self.dtype = first.dtype
-        if num_samples is None:
-            self.batches, self.num_samples = _load_batches(data, self.device, self.dtype, shard=True)
-        else:
-            self.batches, self.num_samples = _load_batches(data, self.device, self.dtype,
-                                                           shard=False)[0], int(num_samples)
-        self.local_samples = sum(len(y) for _, y in self.batches)
+        self.dtype = first.dtype if first.dtype in (torch.float32, torch.float64) else torch.float32
+        budget = _available_memory(self.device) // 4 if graph_memory is None else int(graph_memory)
+        self.batches = Batches(data, self.device, self.dtype, batch_fn=batch_fn, shard=num_samples is None,
+                               budget=budget)
+        self.num_samples = self.batches.num_samples if num_samples is None else int(num_samples)
+        self.local_samples = self.batches.local_samples
         named = dict(model.named_parameters())
         if params is None:
             chosen = [n for n, p in named.items() if p.requires_grad]
@@ -141,8 +214,10 @@ class HessianOperator:
                 raise LandscapeError(f"not a parameter of the model: {unknown[0]!r}")
             if len(set(chosen)) != len(chosen):
                 raise LandscapeError("params lists a parameter twice")
-        # Constant copies of everything the forward pass reads, plus leaves to differentiate.
-        self._state = {n: t.detach().clone() for n, t in list(named.items()) + list(model.named_buffers())}
+        # Constant copies of everything the forward pass reads (float tensors in self.dtype), plus leaves.
+        self._state = {n: t.detach().to(self.dtype, copy=True) if t.is_floating_point() else t.detach().clone()
+                       for n, t in list(named.items()) + list(model.named_buffers())}
+        self.reduction = self._reduction(reduction)
         leaves = {n: self._state[n].requires_grad_(True) for n in chosen}
         used = self._used(leaves)
         if not used:
@@ -158,9 +233,7 @@ class HessianOperator:
         self.hvps = 0
         self.seconds = 0.0
         self.callback: Callable[[], None] | None = None
-        self._budget = _available_memory(self.device) // 4 if graph_memory is None else int(graph_memory)
-        self._graphs: list[tuple | None] = [None] * len(self.batches)
-        self._graph_bytes = 0
+        self._budget = max(budget - self.batches.kept_bytes, 0)
 
     # ----------------------------------------------------------------- helpers
     @contextlib.contextmanager
@@ -168,23 +241,58 @@ class HessianOperator:
         modes = [(m, m.training) for m in self.model.modules()]
         self.model.eval()
         try:
-            with torch.enable_grad(), second_order(self.model):
+            with torch.enable_grad(), torch.autocast(self.device.type, enabled=False), second_order(self.model):
                 yield
         finally:
             for m, mode in modes:
                 m.training = mode
 
-    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        loss = self.loss_fn(functional_call(self.model, self._state, (x,)), y)
-        if loss.dim() != 0:
-            raise LandscapeError(f"loss_fn must return a scalar (the batch mean), got shape {tuple(loss.shape)}")
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, self._state, (x,))
+
+    def _criterion(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        loss = self.loss_fn(out, y)
+        if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
+            shape = tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__
+            raise LandscapeError(f"loss_fn must return a scalar (the batch mean or sum), got {shape}")
         return loss
+
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return self._criterion(self._forward(x), y)
+
+    def _reduction(self, given: str | None) -> str:
+        """``given``, else ``loss_fn.reduction``, else mean or sum as the first batch shows; agreed by all ranks."""
+        declared = given if given is not None else getattr(self.loss_fn, "reduction", None)
+        if declared is not None:
+            if declared not in REDUCTIONS:
+                raise LandscapeError(f"loss_fn must return a scalar: reduction must be 'mean' or 'sum', "
+                                     f"got {declared!r}")
+            return declared
+        x, y = self.batches.first
+        code = 1.0  # mean (also when a single sample cannot tell)
+        if len(y) >= 2:
+            half = len(y) // 2
+            with self._eval(), torch.no_grad():
+                whole, a, b = (float(self._loss(x[s], y[s])) for s in (slice(None), slice(0, half), slice(half, None)))
+            tol = float(torch.finfo(self.dtype).eps) ** 0.5 * max(abs(whole), abs(a), abs(b), 1e-30)
+            if not math.isfinite(tol) or abs(whole - (half * a + (len(y) - half) * b) / len(y)) <= tol:
+                code = 1.0  # a non-finite loss is reported by _used
+            elif abs(whole - (a + b)) <= tol:
+                code = 2.0
+            else:
+                code = 3.0
+        flag = torch.tensor([code], dtype=torch.float64)
+        distributed.all_reduce(flag, op="max")
+        if flag.item() == 3.0:
+            raise LandscapeError("loss_fn is neither the mean nor the sum of per-sample losses on the first batch; "
+                                 "pass reduction='mean' or 'sum' if it is")
+        return "mean" if flag.item() == 1.0 else "sum"
 
     def _used(self, leaves: dict[str, torch.Tensor]) -> list[str]:
         """Names whose gradient exists on the first batch (unused parameters have none), agreed by all ranks."""
         if not leaves:
             return []
-        x, y = self.batches[0]
+        x, y = self.batches.first
         with self._eval():
             loss = self._loss(x, y)
             finite = bool(torch.isfinite(loss))
@@ -197,6 +305,66 @@ class HessianOperator:
         if flags[-1]:
             raise LandscapeError(f"the loss is not finite on the first batch ({distributed.where()}{loss.item()})")
         return [n for n, f in zip(leaves, flags.tolist()) if f]
+
+    def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split a flat ``[size]`` vector into parameter-shaped tensors keyed by name."""
+        return {n: t.view(s) for n, t, s in zip(self.names, torch.split(v, self.numels), self.shapes)}
+
+    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Concatenate parameter-shaped tensors (absent names are zero) into a flat vector."""
+        parts = [tensors[n].reshape(-1).to(self.device, self.dtype) if n in tensors
+                 else torch.zeros(k, device=self.device, dtype=self.dtype) for n, k in zip(self.names, self.numels)]
+        return torch.cat(parts)
+
+    # ------------------------------------------------------------------ product
+    def _weight(self, n: int) -> float:
+        """Weight of a batch of ``n`` samples' product in the whole-data mean."""
+        return (n if self.reduction == "mean" else 1) / self.num_samples
+
+    def _batch_product(self, i: int, x: torch.Tensor, y: torch.Tensor,
+                       pieces: list[torch.Tensor]) -> Sequence[torch.Tensor | None]:
+        """Batch ``i``'s matrix (of ``loss_fn`` on it) times ``pieces`` (parameter-shaped), one tensor per leaf."""
+        raise NotImplementedError
+
+    def matvec(self, v: torch.Tensor) -> torch.Tensor:
+        """The matrix times a flat ``v`` of length ``size``."""
+        start = time.perf_counter()
+        pieces = [t.view(s) for t, s in zip(torch.split(v.to(self.device, self.dtype), self.numels), self.shapes)]
+        out = torch.zeros(self.size, device=self.device, dtype=self.dtype)
+        outs = [t.view(s) for t, s in zip(torch.split(out, self.numels), self.shapes)]
+        with self._eval():
+            i = 0  # not enumerate(): its reused result tuple would hold the last batch while the next is read
+            for x, y in self.batches:
+                weight = self._weight(len(y))
+                for o, h in zip(outs, self._batch_product(i, x, y, pieces)):
+                    if h is not None:
+                        o.add_(h, alpha=weight)
+                i += 1
+                del x, y  # free this batch before the next one is read
+        distributed.all_reduce(out)  # the one collective of a product (no-op in one process)
+        self.hvps += 1
+        self.seconds += time.perf_counter() - start
+        if self.callback is not None:
+            self.callback()
+        return out
+
+    def release(self) -> None:
+        """Free what the operator keeps between products (rebuilt on demand)."""
+
+
+class HessianOperator(ModelOperator):
+    """The Hessian of the mean loss over ``data`` (see :class:`ModelOperator` for data, reduction and precision).
+
+    Each kept batch's first-order graph stays alive between products while it
+    fits the memory budget (see the module docstring for why).
+    """
+
+    kind = "hessian"
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._graphs: dict[int, tuple] = {}
+        self._graph_bytes = 0
 
     def _first_order(self, x: torch.Tensor, y: torch.Tensor, count: bool) -> tuple:
         """(gradient entries that depend on the weights, their leaves), with ``create_graph``.
@@ -216,60 +384,47 @@ class HessianOperator:
         keep = [i for i, g in enumerate(grads) if g is not None and g.requires_grad]
         return tuple(grads[i] for i in keep), keep, sum(seen.values())
 
-    def unflatten(self, v: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Split a flat ``[size]`` vector into parameter-shaped tensors keyed by name."""
-        return {n: t.view(s) for n, t, s in zip(self.names, torch.split(v, self.numels), self.shapes)}
-
-    def flatten(self, tensors: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Concatenate parameter-shaped tensors (absent names are zero) into a flat vector."""
-        parts = [tensors[n].reshape(-1).to(self.device, self.dtype) if n in tensors
-                 else torch.zeros(k, device=self.device, dtype=self.dtype) for n, k in zip(self.names, self.numels)]
-        return torch.cat(parts)
-
-    # ------------------------------------------------------------------ product
-    def matvec(self, v: torch.Tensor) -> torch.Tensor:
-        """``H @ v`` for a flat ``v`` of length ``size``."""
-        start = time.perf_counter()
-        pieces = [t.view(s) for t, s in zip(torch.split(v.to(self.device, self.dtype), self.numels), self.shapes)]
-        out = torch.zeros(self.size, device=self.device, dtype=self.dtype)
-        outs = [t.view(s) for t, s in zip(torch.split(out, self.numels), self.shapes)]
-        with self._eval():
-            for i, (x, y) in enumerate(self.batches):
-                graph = self._graphs[i]
-                retain = graph is not None
-                if graph is None:
-                    grads, keep, nbytes = self._first_order(x, y, count=self._graph_bytes < self._budget)
-                    graph = (grads, keep)
-                    if nbytes and self._graph_bytes + nbytes <= self._budget:
-                        self._graphs[i], self._graph_bytes, retain = graph, self._graph_bytes + nbytes, True
-                    else:
-                        self._budget = self._graph_bytes  # stop measuring: later batches will not fit either
-                grads, keep = graph
-                if not grads:
-                    continue
-                hv = torch.autograd.grad(grads, self._leaves, grad_outputs=[pieces[j] for j in keep],
-                                         retain_graph=retain, allow_unused=True)
-                weight = len(y) / self.num_samples
-                for o, h in zip(outs, hv):
-                    if h is not None:
-                        o.add_(h, alpha=weight)
-        distributed.all_reduce(out)  # the one collective of a product (no-op in one process)
-        self.hvps += 1
-        self.seconds += time.perf_counter() - start
-        if self.callback is not None:
-            self.callback()
-        return out
+    def _batch_product(self, i, x, y, pieces):
+        graph = self._graphs.get(i)
+        retain = graph is not None
+        if graph is None:
+            keepable = i < len(self.batches.kept)
+            grads, keep, nbytes = self._first_order(x, y, count=keepable and self._graph_bytes < self._budget)
+            graph = (grads, keep)
+            if keepable and nbytes and self._graph_bytes + nbytes <= self._budget:
+                self._graphs[i], self._graph_bytes, retain = graph, self._graph_bytes + nbytes, True
+            elif keepable:
+                self._budget = self._graph_bytes  # stop measuring: later batches will not fit either
+        grads, keep = graph
+        if not grads:
+            return []
+        return torch.autograd.grad(grads, self._leaves, grad_outputs=[pieces[j] for j in keep],
+                                   retain_graph=retain, allow_unused=True)
 
     def release(self) -> None:
         """Free the retained graphs (they are rebuilt on demand)."""
-        self._graphs = [None] * len(self.batches)
+        self._graphs = {}
         self._graph_bytes = 0
+
+
+def hessian_operator(model: nn.Module, loss_fn: Callable, data: Iterable, batch_fn: Callable | None = None,
+                     params: Sequence[str] | None = None, reduction: str | None = None,
+                     graph_memory: int | None = None) -> HessianOperator:
+    """The Hessian of the mean loss of ``model`` over ``data`` as an operator (``H @ v``, ``H.to_scipy()``).
+
+    ``data``: any iterable of batches, read one batch at a time;
+    ``batch_fn(batch) -> (inputs, targets)`` for layouts other than tuples
+    and ``image``/``label`` or ``input``/``target`` dicts; ``reduction``:
+    "mean" or "sum" (default: detected, see :class:`ModelOperator`).
+    """
+    return HessianOperator(model, loss_fn, data, params=params, graph_memory=graph_memory, batch_fn=batch_fn,
+                           reduction=reduction)
 
 
 def hvp_operator(model: nn.Module, loss_fn: Callable, data: Iterable, params: Sequence[str] | None = None,
                  graph_memory: int | None = None) -> HessianOperator:
-    """The Hessian of the mean loss of ``model`` over ``data`` as an operator; see :class:`HessianOperator`."""
-    return HessianOperator(model, loss_fn, data, params=params, graph_memory=graph_memory)
+    """:func:`hessian_operator` under its older name (same operator)."""
+    return hessian_operator(model, loss_fn, data, params=params, graph_memory=graph_memory)
 
 
 def as_operator(model, loss_fn=None, data=None) -> Operator:
@@ -279,34 +434,6 @@ def as_operator(model, loss_fn=None, data=None) -> Operator:
     if loss_fn is None or data is None:
         raise LandscapeError("pass loss_fn and data with a model (or pass an operator)")
     return HessianOperator(model, loss_fn, data)
-
-
-def _load_batches(data: Iterable, device: torch.device, dtype: torch.dtype,
-                  shard: bool) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
-    """``(batches, samples in all)``: the ``(inputs, targets)`` batches of ``data`` on ``device``.
-
-    Float inputs/targets are cast to ``dtype``. With ``shard`` each rank keeps
-    its slice of every batch (:func:`landscape.distributed.shard`).
-    """
-    batches, total = [], 0
-    for batch in data:
-        if not isinstance(batch, (tuple, list)) or len(batch) != 2:
-            raise LandscapeError("data must yield (inputs, targets) batches")
-        x, y = batch
-        total += len(y)
-        if shard:
-            part = distributed.shard(len(y))
-            x, y = x[part.start:part.stop], y[part.start:part.stop]
-        if len(y) == 0:
-            continue
-        x, y = (t.to(device, dtype) if t.is_floating_point() else t.to(device) for t in (x, y))
-        batches.append((x, y))
-    if total == 0:
-        raise LandscapeError("data has no samples")
-    if not batches:
-        raise LandscapeError(f"{total} samples cannot be spread over {distributed.world_size()} ranks: "
-                             f"use more samples or fewer ranks")
-    return batches, total
 
 
 def _available_memory(device: torch.device) -> int:

@@ -15,7 +15,11 @@ hyper-parameters, passes per step, description) in the registry:
 :func:`list_optimizers`, :func:`get_optimizer`, :func:`register_optimizer`.
 ``OPTIMIZERS`` names the built-ins (adam, sgd, sam, asam, gsam, wsam, crsam,
 gcsam). ``resolve_hyper(name, given, base)`` fills defaults and rejects keys
-that do not apply; ``hyper_defaults(name, base)`` lists them.
+that do not apply; ``hyper_defaults(name, base)`` lists them. ``base`` may
+be any ``torch.optim.Optimizer`` subclass, ``model_or_params`` a list of
+parameter groups (:func:`weight_decay_groups` makes timm's no-decay groups),
+and ``amp="bf16"|"fp16"`` runs every pass in mixed precision
+(:mod:`landscape.optim.amp`; closures then call ``opt.backward(loss)``).
 """
 
 from landscape.optim.hyper import BASE_DEFAULTS
@@ -45,12 +49,17 @@ __all__ = [
     "list_optimizers",
     "register_optimizer",
     "resolve_hyper",
+    "weight_decay_groups",
 ]
 
 
-def __getattr__(name: str):
-    if name == "ClosureOptimizer":  # the only name that needs torch: loaded on first use
-        from landscape.optim.base import ClosureOptimizer
+#: public names that need torch -> their module, imported on first use (``--help`` lists optimizers without torch)
+_LAZY = {"ClosureOptimizer": "landscape.optim.base", "weight_decay_groups": "landscape.optim.groups"}
 
-        return ClosureOptimizer
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'landscape.optim' has no attribute {name!r}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from landscape.optim.base import nonnegative
-from landscape.optim.perturb import EPS, global_norm
+from landscape.optim.perturb import global_norm
 from landscape.optim.sam import SAM
 
 
@@ -52,8 +52,8 @@ class ASAM(SAM):
             torch._foreach_abs_(t)
             torch._foreach_add_(t, self.hyper["eta"])
             torch._foreach_mul_(g_w, t)  # T g
-        scale = self.radius() / (global_norm(grads) + EPS)
+        norm = global_norm(grads)  # ||T g||
         if idx:
             torch._foreach_mul_(g_w, t)  # T^2 g
-        torch._foreach_mul_(grads, scale)
+        self.scale_by_radius(params, grads, norm)
         return grads

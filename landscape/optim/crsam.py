@@ -33,6 +33,7 @@ class CRSAM(SAM):
     """SAM plus finite-difference curvature (gamma) and gradient-norm (beta) regularisers."""
 
     name = "crsam"
+    group_rho = False  # one radius for all groups (GSAM: scheduled; CR-SAM: one finite-difference step)
     passes_per_step = 3
     offsets = (1.0, -1.0)
 

@@ -33,6 +33,7 @@ class GSAM(SAM):
     """SAM plus an ascent step along the clean gradient's part orthogonal to g+."""
 
     name = "gsam"
+    group_rho = False  # one radius for all groups (GSAM: scheduled; CR-SAM: one finite-difference step)
 
     @classmethod
     def check_hyper(cls, hyper: dict, given: dict) -> dict:

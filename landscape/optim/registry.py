@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from landscape.errors import LandscapeError
-from landscape.optim.hyper import BASE_DEFAULTS, nonnegative, require
+from landscape.optim.hyper import BASE_DEFAULTS, DEFAULT_BASE, nonnegative, require
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
-    from landscape.optim.base import ClosureOptimizer
+    from landscape.optim.base import Base, ClosureOptimizer
 
 
 @dataclass(frozen=True)
@@ -117,20 +116,35 @@ def get_optimizer(name: str) -> OptimSpec:
     return _REGISTRY[key]
 
 
-def base_of(name: str, base: str | None = "adam") -> str:
-    """The base optimizer used by ``name``: adam and sgd are their own base, the SAM family uses ``base``."""
+def base_of(name: str, base: Base | None = "adam") -> Base:
+    """The base optimizer used by ``name``: adam and sgd are their own base, the SAM family uses ``base``.
+
+    ``base``: a name of :data:`~landscape.optim.base.BASE_DEFAULTS` (any case)
+    or a ``torch.optim.Optimizer`` subclass (returned as is).
+    """
     spec = get_optimizer(name)
     if spec.is_base:
         return spec.name
-    base = "adam" if base is None else str(base).lower()
-    if base not in BASE_DEFAULTS:
-        raise LandscapeError(f"unknown base optimizer {base!r}; choose from: {', '.join(BASE_DEFAULTS)}")
+    if base is None:
+        return DEFAULT_BASE
+    if isinstance(base, str):
+        base = base.lower()
+    from landscape.optim.base import base_class
+
+    base_class(base)  # LandscapeError for an unknown base
     return base
 
 
-def hyper_defaults(name: str, base: str | None = "adam") -> dict[str, Any]:
+def hyper_defaults(name: str, base: Base | None = "adam") -> dict[str, Any]:
     """Every hyper-parameter of ``name`` (on ``base``) with its default value."""
-    return {**get_optimizer(name).defaults, **BASE_DEFAULTS[base_of(name, base)]}
+    base = base_of(name, base)
+    if isinstance(base, str):
+        own = BASE_DEFAULTS[base]
+    else:
+        from landscape.optim.base import class_defaults
+
+        own = class_defaults(base)
+    return {**get_optimizer(name).defaults, **own}
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -178,35 +192,50 @@ def resolve_hyper(name: str, given: dict[str, Any] | None = None, base: str | No
     learning-rate-scheduled radius (``rho`` is then ``None``); ``rho`` alone keeps it constant.
     """
     spec = get_optimizer(name)
+    base = base_of(spec.name, base)
     defaults = hyper_defaults(spec.name, base)
     given = {k: v for k, v in (given or {}).items() if v is not None}
     for key in given:
         if key not in defaults:
-            on = "" if spec.is_base else f" (base {base_of(spec.name, base)})"
+            from landscape.optim.base import base_name
+
+            on = "" if spec.is_base else f" (base {base_name(base)})"
             raise LandscapeError(f"{key} does not apply to {spec.name}{on}; "
                                  f"it takes: {', '.join(sorted(defaults)) or 'nothing'}")
-    hyper = {**defaults, **{k: _coerce(k, v, defaults[k]) for k, v in given.items()}}
-    _check_base(spec.name, hyper)
+    # a class base checks its own keyword arguments; named bases' CLI strings are parsed and checked here
+    parse = {k for k in given if k in spec.defaults or isinstance(base, str)}
+    hyper = {**defaults, **{k: _coerce(k, v, defaults[k]) if k in parse else v for k, v in given.items()}}
+    if isinstance(base, str):
+        _check_base(spec.name, hyper)
     return spec.optimizer_class().check_hyper(hyper, given)
 
 
 def create_optimizer(
     name: str,
-    model_or_params: nn.Module | Iterable[torch.Tensor],
-    base: str | None = "adam",
+    model_or_params: nn.Module | Iterable,
+    base: Base | None = "adam",
     lr: float = 1e-3,
+    amp: str | None = None,
+    model: nn.Module | None = None,
     **hyper: Any,
 ) -> ClosureOptimizer:
     """Build optimizer ``name`` (one of :func:`list_optimizers`) behind the closure interface.
 
     ``model_or_params``: a model (preferred: its BatchNorm statistics are
     protected from the perturbed passes and ASAM tells weights from biases by
-    name) or an iterable of parameters. ``base``: ``"adam"`` or ``"sgd"``, the
-    optimizer that applies the SAM family's gradient (ignored for ``adam`` and
-    ``sgd``, which are their own base). ``hyper``: the optimizer's
-    hyper-parameters and the base optimizer's keyword arguments (``momentum``,
-    ``weight_decay``, ``betas``, ``eps``, ``nesterov``, ...); ``None`` means the
-    default. ``momentum`` applies to SGD only (Adam's is ``betas``).
+    name), an iterable of parameters, or a list of parameter groups (dicts
+    with ``params`` and the group's own ``lr``, ``weight_decay``, ... and, for
+    variants that allow it, ``rho``); pass ``model=`` with parameters or
+    groups for the BatchNorm protection and names.  ``base``: the optimizer
+    that applies the SAM family's gradient, a name (``"adam"``, ``"adamw"``,
+    ``"sgd"``) or any ``torch.optim.Optimizer`` subclass such as
+    ``torch.optim.AdamW`` (ignored for ``adam`` and ``sgd``, which are their
+    own base). ``hyper``: the optimizer's hyper-parameters and the base
+    optimizer's keyword arguments (``momentum``, ``weight_decay``, ``betas``,
+    ``eps``, ``nesterov``, ...); ``None`` means the default. ``momentum``
+    applies to SGD only (Adam's is ``betas``). ``amp``: None, ``"bf16"`` or
+    ``"fp16"`` (:mod:`landscape.optim.amp`; closures then call
+    ``opt.backward(loss)``).
     """
     spec = get_optimizer(name)
     try:
@@ -217,9 +246,16 @@ def create_optimizer(
         raise LandscapeError(f"lr must be > 0, got {lr}")
     base = base_of(spec.name, base)
     full = resolve_hyper(spec.name, hyper, base)
-    base_kwargs = {k: full[k] for k in BASE_DEFAULTS[base]}
+    if isinstance(base, str):
+        base_kwargs = {k: full[k] for k in BASE_DEFAULTS[base]}
+    else:  # a class base gets what was given; the record lists its defaults too
+        base_kwargs = {k: v for k, v in hyper.items() if k not in spec.defaults and v is not None}
     own = {k: full[k] for k in spec.defaults}
-    return spec.optimizer_class()(model_or_params, base=base, lr=lr, base_kwargs=base_kwargs, hyper=own, name=spec.name)
+    opt = spec.optimizer_class()(model_or_params, base=base, lr=lr, base_kwargs=base_kwargs, hyper=own,
+                                 name=spec.name, amp=amp, model=model)
+    if not isinstance(base, str):
+        opt.hyper = {**own, **{k: v for k, v in full.items() if k not in own}}
+    return opt
 
 
 # The built-ins, in the registry's order (and ``--optimizer all``'s).

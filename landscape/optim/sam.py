@@ -42,6 +42,7 @@ class SAM(ClosureOptimizer):
 
     name = "sam"
     passes_per_step = 2
+    group_rho = True
     offsets: tuple[float, ...] = (1.0,)  # perturbed passes at w + s * e
     direction_hook: Callable[[list[torch.Tensor]], None] | None = None
 
@@ -65,9 +66,24 @@ class SAM(ClosureOptimizer):
 
     def perturbation(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
         """Ascent step e (one tensor per param). SAM scales ``grads`` in place (g is not needed later)."""
-        scale = self.radius() / (global_norm(grads) + EPS)
-        torch._foreach_mul_(grads, scale)
+        self.scale_by_radius(params, grads, global_norm(grads))
         return grads
+
+    def scale_by_radius(self, params: list[torch.Tensor], tensors: list[torch.Tensor], norm: torch.Tensor) -> None:
+        """``tensors *= rho / (norm + 1e-12)`` in place, with each parameter group's own ``rho`` where it has one."""
+        radii = self.group_radii(params)
+        if radii is None:
+            torch._foreach_mul_(tensors, self.radius() / (norm + EPS))
+        else:
+            torch._foreach_mul_(tensors, 1.0 / (norm + EPS))
+            torch._foreach_mul_(tensors, radii)
+
+    def group_radii(self, params: list[torch.Tensor]) -> list[float] | None:
+        """The radius of each of ``params`` (its group's ``rho``, else :meth:`radius`); None when no group has one."""
+        if not any("rho" in g for g in self.param_groups):
+            return None
+        rho_of = {id(p): g.get("rho", self.radius()) for g in self.param_groups for p in g["params"]}
+        return [float(rho_of[id(p)]) for p in params]
 
     def direction(self, params: list[torch.Tensor], g: list[torch.Tensor], perturbed: list[list[torch.Tensor]]) -> None:
         """Leave the base optimizer's gradient in ``p.grad``. ``perturbed[-1]`` already is ``p.grad``."""
@@ -81,15 +97,22 @@ class SAM(ClosureOptimizer):
 
     # --- the shared multi-pass step ------------------------------------------------------
     def step(self, closure: Closure) -> torch.Tensor:  # type: ignore[override]
-        """Run the clean and perturbed passes, then update the original weights. Returns the clean loss."""
+        """Run the clean and perturbed passes, then update the original weights. Returns the clean loss.
+
+        Under ``amp`` each pass runs under autocast and its gradients are
+        unscaled before use; inf/NaN gradients in any pass skip the step whole.
+        """
         self._rng.capture()
-        loss = closure()
+        loss = self.run_pass(closure)
         check_finite(loss)
         params, g = take_grads(self._params)
+        if not self.grads_finite(g):
+            return self.skip_step(loss)
         with torch.no_grad():
             e = self.perturbation(params, g)
         w0 = self._guard.save(params)
         perturbed: list[list[torch.Tensor]] = []
+        finite = True
         try:
             for k, sign in enumerate(self.offsets):
                 with torch.no_grad():
@@ -97,13 +120,18 @@ class SAM(ClosureOptimizer):
                         torch._foreach_copy_(params, w0)
                     torch._foreach_add_(params, e, alpha=sign)
                 self._rng.replay()
-                check_finite(closure(), "loss at the perturbed weights")
+                check_finite(self.run_pass(closure), "loss at the perturbed weights")
                 perturbed.append(grads_of(params))
+                finite = self.grads_finite(perturbed[-1])
+                if not finite:
+                    break
                 if k + 1 < len(self.offsets):
                     for p in params:
                         p.grad = None
         finally:
             self._guard.restore()
+        if not finite:
+            return self.skip_step(loss)
         with torch.no_grad():
             self.direction(params, g, perturbed)
             if self.direction_hook is not None:
@@ -111,4 +139,5 @@ class SAM(ClosureOptimizer):
         self.base_optimizer.step()
         with torch.no_grad():
             self.after_base_step(params)
+        self.stepped()
         return loss.detach()

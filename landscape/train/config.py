@@ -26,12 +26,19 @@ class TrainConfig:
     doubles the epochs of one-pass optimizers (``OptimSpec.passes == 1``) so they
     get as many gradient evaluations as the two-pass SAM family. ``sync_bn`` and ``sam_local``
     apply under ``torchrun`` only (see :mod:`landscape.train.parallel`).
+    ``weights``: a local weights file or timm / Hugging Face cache folder
+    (:mod:`landscape.models.weights`); ``in_chans`` 3 replicates grey images to
+    RGB. ``no_decay_norm_bias`` puts normalisation weights and biases in a
+    parameter group without weight decay. ``amp``: None, "bf16" or "fp16"
+    (:mod:`landscape.optim.amp`).
     """
 
     data: str | None = None
     model: str = "cnn-small"
     model_kwargs: dict = field(default_factory=dict)
     pretrained: bool = False
+    weights: str | None = None
+    in_chans: int = 1
     optimizer: str = DEFAULT_BASE
     base: str = DEFAULT_BASE
     lr: float | None = None
@@ -55,6 +62,8 @@ class TrainConfig:
     device: str = "auto"
     sync_bn: bool = False
     sam_local: bool = False
+    no_decay_norm_bias: bool = False
+    amp: str | None = None
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`LandscapeError` for values that cannot work; return self."""
@@ -72,6 +81,10 @@ class TrainConfig:
             (self.schedule in ("cosine", "constant"), f"schedule must be cosine or constant, got {self.schedule!r}"),
             (self.keep in ("all", "last"), f"keep must be all or last, got {self.keep!r}"),
             (self.base in BASE_DEFAULTS, f"base must be one of {', '.join(BASE_DEFAULTS)}, got {self.base!r}"),
+            (self.in_chans in (1, 3), f"in_chans must be 1 (grey) or 3 (grey replicated to RGB), got {self.in_chans}"),
+            (not (self.pretrained and self.weights), "weights (a local file) and pretrained (timm's hub) exclude "
+                                                     "each other"),
+            (self.amp in (None, "bf16", "fp16"), f"amp must be bf16 or fp16, got {self.amp!r}"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"),
              f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}"),
             (len(self.fractions) == 3 and abs(sum(self.fractions) - 1) < 1e-6 and min(self.fractions) >= 0,
@@ -85,6 +98,16 @@ class TrainConfig:
         from landscape.models.registry import check_arguments
 
         check_arguments(self.model, self.model_kwargs)
+        if self.weights is not None:  # a file of another architecture fails here, before the data are loaded
+            import torch
+
+            from landscape.models import create
+            from landscape.models.weights import check_weights
+
+            with torch.device("meta"):
+                model = create(self.model, num_classes=2, in_chans=self.in_chans, img_size=self.img_size,
+                               **self.model_kwargs)
+            check_weights(model, self.weights)
         return self
 
     @property

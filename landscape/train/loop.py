@@ -26,7 +26,8 @@ from landscape import distributed
 from landscape.data import augment
 from landscape.errors import LandscapeError
 from landscape.io import atomic_torch_save, check_writable, nonfinite_entries, read_json, safe_torch_load, write_json
-from landscape.optim import create_optimizer
+from landscape.optim import BASE_DEFAULTS, create_optimizer
+from landscape.optim.groups import weight_decay_groups
 from landscape.progress import progress_bar
 from landscape.runlock import run_lock
 from landscape.train.config import TrainConfig
@@ -141,7 +142,11 @@ class _Trainer:
         if cfg.weight_decay:
             hyper["weight_decay"] = cfg.weight_decay
         self.lr = cfg.effective_lr
-        self.opt = create_optimizer(cfg.optimizer, self.model, base=cfg.base, lr=self.lr, **hyper)
+        params = self.model
+        if cfg.no_decay_norm_bias:
+            params = weight_decay_groups(self.model, hyper.pop("weight_decay", BASE_DEFAULTS[cfg.base]["weight_decay"]))
+        self.opt = create_optimizer(cfg.optimizer, params, base=cfg.base, lr=self.lr, amp=cfg.amp, model=self.model,
+                                    **hyper)
         self.dp = DataParallel(self.model, self.opt, cfg.sync_bn, cfg.sam_local, cfg.batch_size)
         self.loss_fn = nn.CrossEntropyLoss()
         self.history: list[dict] = []
@@ -161,7 +166,8 @@ class _Trainer:
     def optimizer_meta(self) -> dict:
         return {"name": self.cfg.optimizer, "base": self.cfg.base, "lr": self.lr, "schedule": self.cfg.schedule,
                 "hyper": self.opt.hyper, "passes_per_step": self.opt.passes_per_step,
-                "compute_matched": self.cfg.compute_matched}
+                "compute_matched": self.cfg.compute_matched, "groups": self.opt.group_settings(),
+                "amp": self.cfg.amp, "skipped_steps": self.opt.skipped_steps}
 
     def payload(self, epoch: int, metrics: dict, with_state: bool) -> dict:
         return checkpoint_payload(
@@ -263,13 +269,13 @@ class _Trainer:
             xb, yb = self.dp.local(xb, yb)
             xb, yb = xb.to(self.device, self.dtype), yb.to(self.device)
             step = (epoch - 1) * self.steps_per_epoch + i
-            for group in self.opt.param_groups:
-                group["lr"] = lr_at(step, self.total_steps, self.lr, cfg.schedule)
+            for group, peak in zip(self.opt.param_groups, self.opt.lr_max):
+                group["lr"] = lr_at(step, self.total_steps, peak, cfg.schedule)
 
             def closure(xb=xb, yb=yb):
                 self.model.zero_grad(set_to_none=True)
                 loss = self.loss_fn(self.model(xb), yb)
-                loss.backward()
+                self.opt.backward(loss)  # under --amp the optimizer runs this pass in autocast and scales (fp16)
                 return loss
 
             if self.dp.active:

@@ -45,7 +45,7 @@ class DataParallel:
     def __init__(self, model: nn.Module, opt, sync_bn: bool, sam_local: bool, batch_size: int):
         self.active = distributed.active()
         self.world = distributed.world_size()
-        self.model = model
+        self.model, self.opt = model, opt
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.sam_local = bool(sam_local and self.active and opt.passes_per_step > 1)
         self.sync_bn = bool(sync_bn and self.active)
@@ -86,7 +86,7 @@ class DataParallel:
         def closure() -> torch.Tensor:
             model.zero_grad(set_to_none=True)
             loss = loss_fn(model(x), y)
-            (loss if self.sam_local else loss * weight).backward()
+            self.opt.backward(loss if self.sam_local else loss * weight)
             grads = [] if self.sam_local else [p.grad for p in self.params if p.grad is not None]
             total = (loss.detach() * weight).reshape(1)
             sum_over_ranks([*grads, total])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
 from landscape import distributed
 from landscape.data import kfold_split, load_images, make_split, norm_stats, select, to_float
 from landscape.models import create, describe
+from landscape.models.weights import load_weights, weights_normalization
 from landscape.train.config import TrainConfig
 
 #: Seed of the phantom's pixels. Fixed, so every run sees the same phantom.
@@ -34,8 +36,15 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
     else:
         manifest = make_split(images, fractions=cfg.fractions, seed=cfg.split_seed, keep_conflicts=cfg.keep_conflicts)
     raw = {s: select(images, manifest, s) for s in ("train", "val", "test")}
-    mean, std = norm_stats(raw["train"][0])
-    tensors = {s: (to_float(x, mean, std), torch.as_tensor(y, dtype=torch.long)) for s, (x, y) in raw.items()}
+    asked = weights_normalization(cfg.weights) if cfg.weights is not None else None
+    if asked is None:
+        mean, std = norm_stats(raw["train"][0])
+    elif cfg.in_chans == 1:  # the adapted first conv sums RGB: one grey value stands for all three (timm's rule)
+        mean, std = float(np.mean(asked["mean"])), float(np.mean(asked["std"]))
+    else:
+        mean, std = asked["mean"], asked["std"]
+    tensors = {s: (to_float(x, mean, std, cfg.in_chans), torch.as_tensor(y, dtype=torch.long))
+               for s, (x, y) in raw.items()}
     data_meta = {
         "source": images.name,
         "kind": images.kind,
@@ -43,19 +52,29 @@ def prepare_data(cfg: TrainConfig) -> Prepared:
         "phantom_seed": PHANTOM_SEED if images.kind == "phantom" else None,
         "classes": list(images.classes),
         "img_size": cfg.img_size,
-        "mean": float(mean),
-        "std": float(std),
+        "mean": mean,
+        "std": std,
+        "channels": cfg.in_chans,
+        "normalization": "data" if asked is None else "weights",
         "split": manifest,
     }
     return Prepared(tensors, data_meta, list(images.classes))
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, dict]:
-    """Seeded model and its rebuild recipe ``{"name", "kwargs", "num_params"}``."""
+    """Seeded model and its rebuild recipe ``{"name", "kwargs", "num_params"}``.
+
+    With ``cfg.weights`` the recipe also holds ``weights``: what
+    :func:`~landscape.models.weights.load_weights` did (file, SHA-256, adapted
+    first conv, fresh head, normalisation).
+    """
     torch.manual_seed(cfg.seed)
-    kwargs = {"num_classes": num_classes, "in_chans": 1, "img_size": cfg.img_size, **cfg.model_kwargs}
+    kwargs = {"num_classes": num_classes, "in_chans": cfg.in_chans, "img_size": cfg.img_size, **cfg.model_kwargs}
     model = create(cfg.model, pretrained=cfg.pretrained, **kwargs)
-    return model, {"name": cfg.model, "kwargs": kwargs, **describe(model)}
+    meta = {"name": cfg.model, "kwargs": kwargs, **describe(model)}
+    if cfg.weights is not None:
+        meta["weights"] = load_weights(model, cfg.weights)
+    return model, meta
 
 
 def resolve_device(name: str) -> torch.device:
