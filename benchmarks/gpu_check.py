@@ -172,7 +172,9 @@ def train_args(check: Check) -> list:
 
 
 def section_train(check: Check) -> tuple[dict, list[str]]:
-    has_amp = "--amp" in run(landscape("train", "--help"), 60)["tail"]
+    usage = subprocess.run([str(a) for a in landscape("train", "--help")], cwd=ROOT, capture_output=True, text=True,
+                           timeout=60, env={**os.environ, "COLUMNS": "200"}).stdout
+    has_amp = re.search(r"^\W*--amp\b", usage, re.M) is not None  # an option row, not an example
     out, lines = {"amp_flag": has_amp}, []
     for name, extra in (("fp32", []), ("bf16", ["--amp", "bf16"])):
         if extra and not has_amp:

@@ -34,7 +34,8 @@ def test_cuda_path_writes_every_figure(tmp_path):
     hvp = record["sections"]["hvp"]
     for name in ("resnet50", "vit_small_patch16_224"):
         assert hvp[name]["gradient_s"] > 0 and hvp[name]["hvp_s"] > 0
-    assert record["sections"]["train"]["fp32"]["returncode"] == 0
+    train = record["sections"]["train"]
+    assert train["fp32"]["returncode"] == 0 and train["amp_flag"] and train["bf16"]["returncode"] == 0
     hessian = record["sections"]["hessian"]
     assert hessian["returncode"] == 0 and len(hessian["result"]["result"]["top_k"]["eigenvalues"]) == 5
     assert (tmp_path / "summary.md").read_text().startswith("# GPU check")
