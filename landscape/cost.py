@@ -64,9 +64,18 @@ class CostPlan:
 
 
 def announce(text: str, enabled: bool = True) -> None:
-    """Print ``text`` to stderr (no markup) when ``enabled``."""
-    if enabled:
-        Console(stderr=True).print(text, markup=False, soft_wrap=True)
+    """Log ``text`` prefixed with its run (:func:`landscape.logs.info`) when ``enabled``.
+
+    Without a configured ``landscape`` logger (library use) it goes to stderr as before.
+    """
+    from landscape import logs
+
+    if not enabled or logs.quiet():
+        return
+    if logs.configured():
+        logs.info(text)
+    else:
+        Console(stderr=True).print(logs.named(text), markup=False, soft_wrap=True)
 
 
 class Meter:

@@ -136,3 +136,16 @@ def test_study_checks_external_options_before_training(tmp_path, cli):
     res = cli("study", "--quick", "--out", str(tmp_path / "s"), "--external", str(tmp_path), "--csv-env-col", "Device")
     assert res.code == 2 and "need --csv" in res.err
     assert not (tmp_path / "s").exists()
+
+
+def test_cli_warns_on_a_phantom_model_and_rounds_the_drop(evaluated, busbra, cli):
+    ck, rec = evaluated
+    res = cli("evaluate", ck.run_dir, "--data", busbra, "--csv", busbra / "bus_data.csv", "--n-boot", "30",
+              "--csv-file-col", "ID", "--csv-label-col", "Pathology", "--csv-group-col", "Case", "--csv-env-col",
+              "Device")
+    assert res.code == 0, res.err
+    drop = rec["result"]["external"]["drop"]
+    assert (f"drop (internal − external): AUROC {drop['auroc']:.3g}, balanced accuracy "
+            f"{drop['balanced_accuracy']:.3g}") in res.out
+    assert f"warning: {ck.run_dir.name} was trained on the synthetic phantom" in res.out
+    assert f"cached: computed {rec['provenance']['created']} with " in res.out  # the fixture computed it

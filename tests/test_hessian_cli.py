@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -32,6 +33,12 @@ def test_cli_writes_a_cached_record_with_certified_numbers(cli, run_dir, tmp_pat
             "--per-layer", "--plot", png, "--json", out, "--device", "cpu"]
     res = cli("hessian", *args)
     assert res.code == 0, res.err
+    assert "cached:" not in res.out and re.search(r"^\d+ HVPs in \d+\.\d s", res.out, re.M)
+    again = cli("hessian", *args)  # a re-run says where its numbers come from
+    created = json.loads(out.read_text())["provenance"]["created"]
+    assert again.code == 0 and f"cached: computed {created} with top_k=2, trace=True, density=True," in again.out
+    assert "samples=40, batch_size=16, tol=0.0001, seed=3," in again.out
+    assert re.search(r"^when computed: \d+ HVPs in \d+\.\d s", again.out, re.M)
     assert "BN in eval mode" in res.out and "40 images" in res.out and "per-layer diagonal blocks" in res.out
     record = json.loads(out.read_text())
     stored = list((run_dir / "analysis").glob("hessian-*.json"))

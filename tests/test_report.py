@@ -176,9 +176,21 @@ def test_figures_hold_the_records_data(report):
     zrange = [specs["surfaces-2d"]["layout"]["coloraxis"]["cmin"], specs["surfaces-2d"]["layout"]["coloraxis"]["cmax"]]
     surface3d = [t for t in specs["surfaces-3d"]["data"] if t["type"] == "surface"]
     assert len(surface3d) == 3 and all([t["cmin"], t["cmax"]] == zrange for t in surface3d)
-    assert len(specs["density"]["data"]) == 3 and len(specs["sharpness"]["data"]) == 3
+    def runs_of(name):  # single-run lines (hidden behind the grouped view: mean and band per optimizer)
+        return [t for t in specs[name]["data"] if t.get("meta") == "run"]
+
+    assert len(runs_of("density")) == 3 and len(runs_of("sharpness")) == 3
+    for name in ("landscape-1d", "density", "sharpness"):
+        data = specs[name]["data"]
+        assert all(t["visible"] is False for t in runs_of(name)) and len(data) == 3 + 2 * 2  # 2 groups: band, mean
+        adam = [_array(t["y"]) for t in runs_of(name) if t["legendgroup"] == "adam"]
+        mean = next(t for t in data if t.get("meta") == "group" and t["name"] == "adam (mean of 2)")
+        np.testing.assert_allclose(_array(mean["y"]), np.mean(adam, axis=0), rtol=1e-6)
+        toggle = specs[name]["layout"]["updatemenus"][-1]["buttons"]
+        assert [b["label"] for b in toggle] == ["groups: mean, band min–max", "single runs"]
+        assert toggle[1]["args"][0]["visible"] == [t.get("meta") == "run" for t in data]
     # colliding labels fall back to the (escaped) run names
-    names = {t["name"] for t in specs["landscape-1d"]["data"]}
+    names = {t["name"] for t in runs_of("landscape-1d")}
     assert names == {"&lt;img src=x onerror=alert(1)&gt;", "adam&amp;amp;&lt;b&gt;bold", sam_label}
 
 
@@ -220,6 +232,23 @@ def test_pngs_for_papers(report):
             assert im.format == "PNG" and min(im.size) > 300
 
 
+def test_figures_for_print_png_pdf_svg(report, cli, tmp_path):
+    import xml.etree.ElementTree as ET
+
+    from PIL import Image
+
+    out, _, _, runs = report
+    res = cli("report", *runs, "-o", tmp_path / "r.html", "--no-compute", "--figures", tmp_path / "fig", "-q")
+    assert res.code == 0, res.err
+    stems = sorted(p.stem for p in (out.parent / "png").glob("*.png"))
+    for stem in stems:
+        with Image.open(tmp_path / "fig" / f"{stem}.png") as im:
+            assert im.format == "PNG" and round(im.info["dpi"][0]) == 300
+        assert (tmp_path / "fig" / f"{stem}.pdf").read_bytes()[:5] == b"%PDF-"
+        assert ET.parse(tmp_path / "fig" / f"{stem}.svg").getroot().tag == "{http://www.w3.org/2000/svg}svg"
+    assert len(list((tmp_path / "fig").iterdir())) == 3 * len(stems) == 15
+
+
 def test_no_compute_lists_what_is_missing(tiny_runs, tmp_path):
     bare = tmp_path / "bare"
     shutil.copytree(tiny_runs[1], bare, ignore=shutil.ignore_patterns("analysis"))
@@ -229,7 +258,8 @@ def test_no_compute_lists_what_is_missing(tiny_runs, tmp_path):
                                                             "surface_1d", "surface_2d", "measures"}
     assert not (bare / "analysis").exists()
     html = out.read_text(encoding="utf-8")
-    assert "Missing (not computed with --no-compute)" in html and 'id="flatness-plot"' not in html  # nothing to plot
+    # no flatness measure at all: the scatter is left out, and the missing list says why
+    assert "Missing (not computed with --no-compute)" in html and 'id="flatness-plot"' not in html
     assert numbers["rows"][0]["lambda_max"] is None and numbers["rows"][0]["balanced_accuracy"] is not None
 
 
@@ -309,9 +339,15 @@ class Chromium:
     def evaluate(self, expression: str):
         return self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})["result"].get("value")
 
-    def screenshot(self, max_height: int = 12000) -> bytes:
+    def screenshot(self, max_height: int = 12000, element: str | None = None) -> bytes:
+        """The page (or the element matching the CSS selector ``element``) as PNG bytes."""
         size = self.send("Page.getLayoutMetrics")["cssContentSize"]
         clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], max_height), "scale": 1}
+        if element is not None:
+            rect = json.loads(self.evaluate(f"JSON.stringify((function (r) {{ return [r.left + window.scrollX, "
+                                            f"r.top + window.scrollY, r.width, r.height]; }})(document.querySelector("
+                                            f"{json.dumps(element)}).getBoundingClientRect()))"))
+            clip = {"x": rect[0], "y": rect[1], "width": rect[2], "height": min(rect[3], max_height), "scale": 1}
         shot = self.send("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
         return base64.b64decode(shot["data"])
 
@@ -330,6 +366,46 @@ class Chromium:
         os.close(self._w)
 
 
+#: Per plotly figure: cartesian axes without a title, axes without a trace (an empty subplot), overlapping
+#: subplot titles, and buttons that overlap plotly's toolbar or a subplot title.
+LAYOUT_PROBLEMS = """JSON.stringify(Array.prototype.map.call(document.querySelectorAll('div.plotly-graph-div'),
+function (gd) {
+  // the figure's own layout: plotly's _fullLayout drops unused axes and fills placeholder titles
+  var L = gd.layout, problems = [];
+  function titled(ax) { return !!(ax && ax.title && (typeof ax.title === 'string' ? ax.title : ax.title.text)); }
+  var axes = Object.keys(L).filter(function (k) { return /^[xy]axis\\d*$/.test(k); });
+  if (gd._fullData.some(function (t) { return t.xaxis; })) {  // cartesian traces: their axes count too
+    ['xaxis', 'yaxis'].forEach(function (k) { if (axes.indexOf(k) < 0) axes.push(k); });
+  }
+  axes.forEach(function (k) {
+    if (!titled(L[k])) problems.push('no title: ' + k);
+    var id = k[0] + k.slice(5);
+    var used = gd._fullData.some(function (t) { return t[k[0] + 'axis'] === id; });
+    if (!used) problems.push('empty subplot: ' + k);
+  });
+  Object.keys(gd._fullLayout).filter(function (k) { return /^scene\\d*$/.test(k); }).forEach(function (k) {
+    var scene = L[k] || {};
+    ['xaxis', 'yaxis', 'zaxis'].forEach(function (a) {
+      if (!titled(scene[a])) problems.push('no title: ' + k + '.' + a);
+    });
+  });
+  function box(e) { var r = e.getBoundingClientRect(); return r.width && r.height ? r : null; }
+  function hit(a, b) { return a && b && a.left < b.right - 1 && b.left < a.right - 1 && a.top < b.bottom - 1
+                       && b.top < a.bottom - 1; }
+  var titles = Array.prototype.map.call(gd.querySelectorAll('.annotation-text'), box).filter(Boolean);
+  for (var i = 0; i < titles.length; i++) for (var j = i + 1; j < titles.length; j++)
+    if (hit(titles[i], titles[j])) problems.push('overlapping annotations ' + i + ', ' + j);
+  var menus = Array.prototype.map.call(gd.querySelectorAll('.updatemenu-button, .updatemenu-header'), box);
+  var modebar = gd.querySelector('.modebar') && box(gd.querySelector('.modebar'));
+  var gtitle = gd.querySelector('.gtitle') && box(gd.querySelector('.gtitle'));
+  menus.forEach(function (m, i) {
+    if (hit(m, modebar)) problems.push('button ' + i + ' under the toolbar');
+    if (hit(m, gtitle)) problems.push('button ' + i + ' over the title');
+    titles.forEach(function (t, j) { if (hit(m, t)) problems.push('button ' + i + ' over annotation ' + j); });
+  });
+  return [gd.id, problems];
+}))"""
+SECTIONS = ("summary", "runs", "groups", "correlations", "predictors", "landscapes", "provenance")
 RENDERED = """JSON.stringify(Array.prototype.map.call(document.querySelectorAll('div.plotly-graph-div'), function (d) {
   return [d.id, d.getAttribute('data-rendered') === 'true', !!d.querySelector('svg.main-svg, canvas')]; }))"""
 
@@ -349,13 +425,28 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
             time.sleep(0.25)
         text = browser.evaluate("document.body.innerText")
         injected = browser.evaluate("document.querySelectorAll('img, b').length")
+        problems = json.loads(browser.evaluate(LAYOUT_PROBLEMS))
+        summary = browser.evaluate("document.getElementById('summary').innerText")
+        clipped = browser.evaluate("Array.prototype.filter.call(document.querySelectorAll('#runs td'), function (td) "
+                                   "{ return td.scrollWidth > td.clientWidth + 1; }).length")
         png = browser.screenshot()
+        shots = {name: browser.screenshot(element=f"#{name}") for name in SECTIONS}
         browser.evaluate("0")  # drain events raised while rendering
     finally:
         browser.close()
     artefacts = ROOT / "test-artifacts"
     artefacts.mkdir(exist_ok=True)
     (artefacts / "report.png").write_bytes(png)
+    for name, shot in shots.items():
+        (artefacts / f"report-{name}.png").write_bytes(shot)
+        assert shot[:8] == b"\x89PNG\r\n\x1a\n" and len(shot) > 2_000, name
+    assert problems == [[f"{n}-plot", []] for n in FIGURES]  # titled axes, no empty subplot, nothing overlaps
+    assert clipped == 0  # the runs table wraps long cells instead of cutting them
+    _, _, numbers, _ = report
+    corrs = numbers["summary"]["correlations"]  # each one in words: its direction, or why it has none
+    said = [c for c in corrs if c["kendall_tau"] is not None]
+    assert summary.count("Sharper runs had ") == summary.count("flatness hypothesis") == len(said)
+    assert summary.count(", so no direction.") == len(corrs) - len(said)
     assert [s[0] for s in state] == [f"{n}-plot" for n in FIGURES]
     assert all(rendered and drawn for _, rendered, drawn in state), state
     methods = [e.get("method") for e in browser.events]
@@ -371,6 +462,59 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     assert SCRIPT_NAME in text and IMG_NAME in text and AMP_NAME in text  # shown as text
     assert injected == 0
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="headless Chromium (/usr/bin/chromium) not installed")
+def test_layout_check_finds_untitled_axes_empty_subplots_and_overlaps(tmp_path):
+    """The DOM check of the browser test on a deliberately bad figure: it must report each fault."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    from landscape.report.html import Figure, figure_block, page
+
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["a title long enough to run into its neighbour " * 2, "b"])
+    fig.add_trace(go.Scatter(x=[0, 1], y=[1, 2]), row=1, col=1)
+    fig.update_layout(width=600, updatemenus=[{"type": "buttons", "x": 1.0, "xanchor": "right", "y": 1.12,
+                                                "buttons": [{"label": "log", "method": "relayout", "args": [{}]}]}])
+    out = tmp_path / "bad.html"
+    out.write_text(page("t", "s", [("figs", "Figures", figure_block(Figure("bad", "bad", "", fig)))], {}),
+                   encoding="utf-8")
+    browser = Chromium(tmp_path / "profile")
+    try:
+        browser.open(out.resolve().as_uri())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            state = json.loads(browser.evaluate(RENDERED) or "[]")
+            if state and all(rendered and drawn for _, rendered, drawn in state):
+                break
+            time.sleep(0.25)
+        problems = dict(json.loads(browser.evaluate(LAYOUT_PROBLEMS)))["bad-plot"]
+    finally:
+        browser.close()
+    assert {"no title: xaxis", "no title: yaxis", "no title: xaxis2", "empty subplot: xaxis2"} <= set(problems)
+    assert "overlapping annotations 0, 1" in problems
+    assert any(p.startswith("button 0 ") for p in problems)  # under the toolbar or over the title
+
+
+@pytest.mark.parametrize("target, tau, ci, words", [
+    ("balanced_accuracy", 0.57, [0.1, 0.9], "Sharper runs had higher test balanced accuracy: this contradicts the "
+                                            "flatness hypothesis (flatter minima generalize better)."),
+    ("balanced_accuracy", -0.4, [-0.8, -0.05], "Sharper runs had lower test balanced accuracy: this supports the "
+                                               "flatness hypothesis (flatter minima generalize better)."),
+    ("gap", 0.3, [0.05, 0.6], "Sharper runs had a larger generalization gap: this supports the flatness hypothesis "
+                              "(flatter minima generalize better)."),
+    ("gap", -0.2, [-0.6, 0.3], "Sharper runs had a smaller generalization gap, leaning against the flatness "
+                               "hypothesis, but the 95% CI includes 0: no evidence either way."),
+    ("balanced_accuracy", 0.0, [-0.5, 0.5], "Sharper runs were neither better nor worse here (τ = 0)."),
+])
+def test_direction_sentences(target, tau, ci, words):
+    from landscape.report.content import direction, findings
+
+    assert direction({"target": target, "kendall_tau": tau, "kendall_ci": ci}) == words
+    c = {"measure": "lambda_max", "target": target, "n": 9, "kendall_tau": tau, "kendall_ci": ci,
+         "spearman_rho": tau, "spearman_ci": ci}
+    assert words in findings([{}] * 9, {"groups": [], "correlations": [c], "measures": {"lambda_max": "λ_max"}})
 
 
 def test_records_of_other_weights_are_not_used(report, tmp_path):

@@ -468,7 +468,9 @@ def _bad_values(run: Path, afile: Path, folder: Path) -> list[tuple[str, ...]]:
         ("data", "inspect"): {"--img-size": ["4"], "--seed": seeds, "--json": [str(folder), str(afile / "i.json")]},
         ("measures", str(run)): {"--samples": ["0"], "--measures": ["bogus"], "--json": [str(afile / "m.json")]},
         ("evaluate", str(run)): {"--data": [str(afile), str(folder / "nope")]},
-        ("correlate", str(run)): {"--json": [str(afile / "c.json")]},
+        ("correlate", str(run)): {"--json": [str(afile / "c.json")], "--min-domain-size": ["0"]},
+        ("compare", str(run)): {"--json": [str(afile / "c.json")], "--seed": seeds, "--n-boot": ["5"],
+                                "--baseline": ["lion", ""]},
     }
     cases = [(*base, option, value) for base, options in table.items() for option, values in options.items()
              for value in values]

@@ -11,28 +11,29 @@ import pytest
 from landscape.errors import LandscapeError
 from landscape.optim.registry import _REGISTRY, OptimSpec, register_optimizer
 
-ROOT_COMMANDS = ["train", "evaluate", "hessian", "sharpness", "surface", "measures", "correlate", "report",
-                 "study", "list", "data", "data inspect"]
-
 PROBE = """
 import json, sys
+import typer
 from landscape.cli import main
 from landscape.cli.app import register
-names = sorted(typer_cmd.name for typer_cmd in register().registered_commands) + ["data", "data inspect"]
-codes = {}
-for args in [[]] + [c.split() for c in sys.argv[1:]]:
-    codes[" ".join(args)] = main([*args, "--help"])
-print(json.dumps({"codes": codes, "names": names,
+
+def walk(command, path):
+    yield path
+    for name, sub in sorted(getattr(command, "commands", {}).items()):
+        yield from walk(sub, [*path, name])
+
+paths = list(walk(typer.main.get_command(register()), []))
+codes = {" ".join(path): main([*path, "--help"]) for path in paths}
+print(json.dumps({"codes": codes,
                   "loaded": sorted(m for m in ("torch", "timm", "sklearn", "scipy") if m in sys.modules)}))
 """
 
 
 def test_help_of_every_command_imports_neither_torch_nor_timm():
-    out = subprocess.run([sys.executable, "-c", PROBE, *ROOT_COMMANDS], capture_output=True, text=True,
-                         check=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, check=True, timeout=300)
     probe = json.loads(out.stdout.strip().splitlines()[-1])
-    assert set(probe["names"]) == set(ROOT_COMMANDS)  # the list above covers every registered command
-    assert set(probe["codes"].values()) == {0} and len(probe["codes"]) == len(ROOT_COMMANDS) + 1
+    assert {"", "train", "study", "surface", "hessian", "data", "data inspect"} <= set(probe["codes"])
+    assert set(probe["codes"].values()) == {0}
     assert probe["loaded"] == []
 
 

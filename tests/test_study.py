@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 
+import pandas as pd
 import pytest
 import torch
 
@@ -46,6 +47,10 @@ def test_study_trains_analyses_and_reports(study):
     assert "dist_init" in numbers["predictors"]["measures"]
     assert summary["settings"]["optimizers"] == ["adam", "sam"] and summary["settings"]["seeds"] == [0]
     assert result.report == out / "report.html" and result.report.stat().st_size > 1_000_000  # plotly.js inline
+    tidy = pd.read_csv(out / "runs.csv")  # the paper tables beside the report
+    assert list(tidy["run"]) == names and list(tidy["lambda_max"]) == [r["lambda_max"] for r in numbers["rows"]]
+    assert (out / "tables.tex").read_text().count("\\begin{tabular}") == 2
+    assert summary["tables"] == {"csv": str(out / "runs.csv"), "latex": str(out / "tables.tex")}
     for run_dir in result.run_dirs:  # the quick preset keeps what its analyses need: no per-surface HTML
         assert not list((run_dir / "analysis").glob("*.html"))
         assert sorted(p.name for p in run_dir.glob("*.pt")) == ["best.pt", "epoch_000.pt", "final.pt"]

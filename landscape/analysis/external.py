@@ -22,10 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
+from landscape import logs
 from landscape.analysis.cache import as_checkpoint, cached
 from landscape.checkpoint import Checkpoint
 from landscape.data import load_images, normalise
 from landscape.data.metadata import read_metadata
+from landscape.data.subset import keep_classes, parse_classes
 from landscape.errors import LandscapeError
 from landscape.external.scoring import binary_metrics, restricted_probs, shared_classes
 from landscape.io import stable_hash
@@ -47,32 +49,36 @@ def check_options(data, csv=None, file_col=None, label_col=None, group_col=None,
 
 def analyze(ck: Checkpoint | str | Path, data: str | Path, csv: str | Path | None = None,
                       file_col: str | None = None, label_col: str | None = None, group_col: str | None = None,
-                      env_col: str | None = None, positive: str = "malignant", n_boot: int = 1000, seed: int = 0,
+                      env_col: str | None = None, positive: str = "malignant", classes=None, n_boot: int = 1000,
+                      seed: int = 0,
                       device: str | None = None, data_root: str | Path | None = None,
                       progress: bool = True) -> dict:
     """Evaluate a checkpoint on the external folder ``data``; returns its cached ``metrics`` record plus ``"path"``.
 
     ``csv`` with ``file_col`` (and optional label/group/environment columns)
     is metadata beside the images (:func:`landscape.data.metadata.read_metadata`).
+    ``classes`` (e.g. ``"benign,malignant"``) scores only those external classes.
     ``result["external"]`` = ``{"source", "content_hash", "classes", "positive",
     "overall": metrics, "environments": {env: metrics}, "internal": metrics,
     "drop": {"auroc", "balanced_accuracy"}, "scores": [...]}``.
     """
     check_options(data, csv, file_col, label_col, group_col, env_col)
+    classes = parse_classes(classes)
     ck = as_checkpoint(ck, device, data_root)
     meta = ck.meta["data"]
-    images = load_images(data, img_size=meta["img_size"])
+    images = keep_classes(load_images(data, img_size=meta["img_size"]), classes)
     model_idx = shared_classes(ck.classes, images.classes)
     meta_csv = read_metadata(images, csv, file_col, label_col, group_col, env_col) if csv is not None else None
     pos = next((i for i, c in enumerate(images.classes) if c.lower() == positive.lower()), None)
     if len(images.classes) == 2 and pos is None:
         raise LandscapeError(f"positive class {positive!r} is not a class of {data} ({', '.join(images.classes)})")
     content = stable_hash(sorted(zip(images.files, images.file_hashes)), length=16)
-    settings = {"external": images.name, "content_hash": content, "metadata": meta_csv.settings() if meta_csv else None,
-                "positive": positive, "n_boot": int(n_boot), "seed": int(seed)}
+    settings = {"external": images.name, "content_hash": content, **({"classes": classes} if classes else {}),
+                "metadata": meta_csv.settings() if meta_csv else None, "positive": positive, "n_boot": int(n_boot),
+                "seed": int(seed)}
 
     def compute(full: dict) -> tuple[dict, dict]:
-        with progress_bar(f"evaluate on {images.name}", 3, progress) as bar:
+        with logs.run_context(ck.run_dir.name), progress_bar(f"evaluate on {images.name}", 3, progress) as bar:
             result = _compute(ck, images, model_idx, pos if len(images.classes) == 2 else None, meta_csv,
                               n_boot, seed, bar)
         result["external"].update(source=images.name, root=images.root, content_hash=content)

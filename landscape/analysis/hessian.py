@@ -6,6 +6,7 @@ import time
 import warnings
 from pathlib import Path
 
+from landscape import logs
 from landscape.analysis.cache import as_checkpoint, cached
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint.load import SPLITS
@@ -87,7 +88,8 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
                 "block_settings": BLOCKS if per_layer else None, "budget_hvps": budget_hvps}
 
     def compute(full: dict) -> tuple[dict, dict]:
-        result = _compute(ck, full, progress)
+        with logs.run_context(ck.run_dir.name):
+            result = _compute(ck, full, progress)
         return result, {"split": split, "bn_mode": "eval", "device": result["device"], "dtype": result["dtype"]}
 
     record = cached(ck, "hessian", settings, compute)
@@ -112,7 +114,7 @@ def _compute(ck, s: dict, progress: bool) -> dict:
     plan = CostPlan("Hessian", "HVP", expected_parts(op.size, s["top_k"], tr, dens), cap=budget)
     announce(plan.line(), progress)
     out: dict = {"top_k": None, "trace": None, "density": None, "per_layer": None}
-    with warnings.catch_warnings(record=True) as caught, progress_bar("Hessian", plan.planned, progress) as bar:
+    with warnings.catch_warnings(record=True) as caught, progress_bar("Hessian", plan.planned, progress, "HVPs") as bar:
         warnings.simplefilter("always", ConvergenceWarning)
         meter = Meter(plan, after=2, enabled=progress)
         op.callback = lambda: (bar.advance(), meter.tick())

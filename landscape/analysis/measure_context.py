@@ -9,6 +9,8 @@ import torch
 
 from landscape.errors import LandscapeError
 from landscape.io import read_json
+from landscape.measures.fold import Folded, fold_batchnorm
+from landscape.measures.norms import flat_weights
 
 
 @dataclass
@@ -55,11 +57,19 @@ class MeasureContext:
                                  "needed for distances to init")
         return self.ck.load_weights(path)
 
-    def flat(self, state: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        """Trainable parameters (of the model, or of ``state``) as one float64 vector, in model order."""
-        names = [n for n, _ in self.model.named_parameters()]
-        src = dict(self.model.named_parameters()) if state is None else state
-        return torch.cat([src[n].detach().reshape(-1).double().cpu() for n in names])
+    @cached_property
+    def folded(self) -> Folded:
+        """The model with eval-mode BatchNorm folded into the preceding layers (a copy; see measures.fold)."""
+        return fold_batchnorm(self.model)
+
+    @cached_property
+    def folded_init(self) -> Folded:
+        """The initial weights (``epoch_000.pt``), folded the same way."""
+        return fold_batchnorm(self.model, self.init_state)
+
+    def weights(self, init: bool = False) -> torch.Tensor:
+        """Layer weights of the folded network (or of the folded initial network) as one float64 vector."""
+        return flat_weights((self.folded_init if init else self.folded).model)
 
     @cached_property
     def history(self) -> list[dict]:

@@ -6,6 +6,7 @@ import math
 import time
 from pathlib import Path
 
+from landscape import logs
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.measure_context import MeasureContext
 from landscape.analysis.registry import AnalysisSpec, register_analysis
@@ -33,13 +34,16 @@ def _check(samples, ggn_samples, draws, depth, target, metric) -> None:
 
 def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all", samples: int = 512,
                      ggn_samples: int = 256, draws: int = 8, depth: int = 12, target: float = 0.1,
-                     metric: str = "loss", seed: int = 0, device: str | None = None,
+                     metric: str = "accuracy", seed: int = 0, device: str | None = None,
                      data_root: str | Path | None = None, progress: bool = True) -> dict:
     """Compute the registry's measures of a checkpoint; returns its ``measures`` cache record plus ``"path"``.
 
     ``samples`` seeded training images feed the output, Fisher-Rao and
     PAC-Bayes measures, ``ggn_samples`` the exact GGN trace; ``draws``,
-    ``depth``, ``target`` and ``metric`` set the PAC-Bayes sigma search.
+    ``depth``, ``target`` and ``metric`` set the PAC-Bayes sigma search
+    (``metric="accuracy"``: Jiang's training-accuracy drop; ``"loss"``: the
+    loss-increase variant). Weight-based measures see the network with
+    eval-mode BatchNorm folded in (``provenance.weights`` states the convention).
     Measures read from other records (lambda_max, Hessian trace, m-sharpness)
     are not part of this record: :func:`measure_values` merges them.
     ``result`` = ``{"values": {name: float | None}, "details": {group: ...},
@@ -53,13 +57,14 @@ def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all
                 "depth": depth, "target": float(target), "metric": metric, "seed": int(seed)}
 
     def compute(full: dict) -> tuple[dict, dict]:
-        return _compute(ck, full, groups, progress), {"split": "train", "bn_mode": "eval",
-                                                      **model_provenance(ck.model)}
+        with logs.run_context(ck.run_dir.name):
+            result, weights = _compute(ck, full, groups, progress)
+        return result, {"split": "train", "bn_mode": "eval", "weights": weights, **model_provenance(ck.model)}
 
     return cached(ck, "measures", settings, compute)
 
 
-def _compute(ck: Checkpoint, settings: dict, groups: list[str], progress: bool) -> dict:
+def _compute(ck: Checkpoint, settings: dict, groups: list[str], progress: bool) -> tuple[dict, dict]:
     by_group = {s.group: s.compute for s in REGISTRY.values() if s.compute is not None}
     search_evals = settings["depth"] + 5  # bisection plus bracketing, an upper bound for the bar
     total = sum(search_evals if g.startswith("pacbayes") else 1 for g in groups)
@@ -77,7 +82,7 @@ def _compute(ck: Checkpoint, settings: dict, groups: list[str], progress: bool) 
             seconds[group] = time.perf_counter() - t0
             if not group.startswith("pacbayes"):
                 bar.advance()
-    return {"values": values, "details": details, "seconds": seconds}
+    return {"values": values, "details": details, "seconds": seconds}, ctx.folded.summary()
 
 
 def measure_values(path: str | Path, sha: str, specs: list[MeasureSpec] | None = None) -> dict[str, float | None]:

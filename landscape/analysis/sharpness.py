@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from landscape import logs
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
@@ -76,17 +77,18 @@ def analyze(
     }
 
     def compute(full: dict) -> tuple[dict, dict]:
-        x, y = ck.tensors("train")
-        batches = sub_batches(x, y, m=m, samples=samples, seed=seed)
-        plan = sharpness_plan(ck.model, ck.loss_fn, batches, kind, len(rhos), steps, draws)
-        announce(plan.line(), progress)
-        common = {"adaptive": adaptive, "seed": seed, "batch_size": batch_size, "progress": progress}
-        if kind == "worst":
-            res = worst_case_sharpness(ck.model, ck.loss_fn, batches, rhos, norm=norm, steps=steps, **common)
-        else:
-            res = average_case_sharpness(ck.model, ck.loss_fn, batches, rhos, draws=draws, **common)
-        return {**res.to_dict(), "plan": plan.to_dict()}, {"split": "train", "bn_mode": "eval",
-                                                          **model_provenance(ck.model)}
+        with logs.run_context(ck.run_dir.name):
+            x, y = ck.tensors("train")
+            batches = sub_batches(x, y, m=m, samples=samples, seed=seed)
+            plan = sharpness_plan(ck.model, ck.loss_fn, batches, kind, len(rhos), steps, draws)
+            announce(plan.line(), progress)
+            common = {"adaptive": adaptive, "seed": seed, "batch_size": batch_size, "progress": progress}
+            if kind == "worst":
+                res = worst_case_sharpness(ck.model, ck.loss_fn, batches, rhos, norm=norm, steps=steps, **common)
+            else:
+                res = average_case_sharpness(ck.model, ck.loss_fn, batches, rhos, draws=draws, **common)
+            return {**res.to_dict(), "plan": plan.to_dict()}, {"split": "train", "bn_mode": "eval",
+                                                              **model_provenance(ck.model)}
 
     return cached(ck, "sharpness", settings, compute)
 

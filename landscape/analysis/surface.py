@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from landscape import distributed
+from landscape import distributed, logs
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.direction_plan import make_plan, parse_spec, spec_settings
 from landscape.analysis.registry import AnalysisSpec, register_analysis
@@ -116,7 +116,8 @@ def analyze(
     out = Path(out_dir) if out_dir is not None else ck.analysis_dir
 
     def compute(full: dict) -> tuple[dict, dict]:
-        return _compute(ck, full, kind, other, sizes, out, x_range, y_range, progress)
+        with logs.run_context(ck.run_dir.name):
+            return _compute(ck, full, kind, other, sizes, out, x_range, y_range, progress)
 
     def files_exist(record: dict) -> bool:
         return all(Path(p).is_file() for p in record["result"]["files"].values())

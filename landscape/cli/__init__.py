@@ -22,13 +22,24 @@ def main(argv: list[str] | None = None) -> int:
     from landscape.cli.flags import flag_message, optional_values
 
     app = register()
-    args = optional_values(list(sys.argv[1:] if argv is None else argv))
+    args = hoist_global(optional_values(list(sys.argv[1:] if argv is None else argv)))
 
     def work() -> int:
         code = app(args=args, prog_name="landscape", standalone_mode=False)
         return code if isinstance(code, int) else 0
 
     return guarded(work, message=lambda exc: flag_message(exc, app, args))
+
+
+#: Options of the root command that may also be written after the sub-command (``landscape train -q``).
+GLOBAL_FLAGS = ("--quiet", "-q", "--verbose", "-v")
+
+
+def hoist_global(args: list[str]) -> list[str]:
+    """``args`` with :data:`GLOBAL_FLAGS` moved before the sub-command (up to a ``--``)."""
+    end = args.index("--") if "--" in args else len(args)
+    found = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    return [*found, *[a for a in args[:end] if a not in GLOBAL_FLAGS], *args[end:]]
 
 
 def guarded(work: Callable[[], object], message: Callable[[LandscapeError], str] = str) -> int:

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
-from landscape.cli.render import console, print_table, saved
+from landscape.cli.render import console, fmt, now, print_table, record_saved, saved
 from landscape.io import check_writable, write_json
 
 
@@ -27,6 +27,8 @@ def evaluate_command(
                                           help="CSV column with the environment (scanner, site): metrics per value."),
     positive: str = typer.Option("malignant", "--positive",
                                  help="Class whose score p(pos)/(p(pos)+p(other)) is ranked for the AUROC."),
+    classes: Optional[str] = typer.Option(None, "--classes",
+                                          help="Score only these classes of the external set, e.g. benign,malignant."),
     n_boot: int = typer.Option(1000, "--n-boot", help="Bootstrap resamples for the CIs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
@@ -53,10 +55,10 @@ def evaluate_command(
 
     check_writable(json_path)  # before any work: the JSON is written here, after it
 
-    record = analyze(run, data, csv=csv, file_col=file_col, label_col=label_col,
-                               group_col=group_col, env_col=env_col, positive=positive, n_boot=n_boot,
-                               seed=seed, device=None if device == "auto" else device, data_root=train_data,
-                               progress=True)
+    since = now()
+    record = analyze(run, data, csv=csv, file_col=file_col, label_col=label_col, group_col=group_col,
+                     env_col=env_col, positive=positive, classes=classes, n_boot=n_boot, seed=seed,
+                     device=None if device == "auto" else device, data_root=train_data, progress=True)
     ext = record["result"]["external"]
     console.print(f"{record['provenance']['run']} on {ext['source']} (classes {', '.join(ext['classes'])}; "
                   f"score p({ext['positive']}) renormalised over them)", markup=False)
@@ -64,9 +66,15 @@ def evaluate_command(
     rows += [[env, *_cells(m)] for env, m in ext["environments"].items()]
     print_table("cross-site metrics (95% CIs: bootstrap over groups)",
                 ["set", "n", "groups", "AUROC", "AUROC CI", "bal. acc.", "bal. acc. CI"], rows)
-    console.print(f"drop (internal − external): AUROC {ext['drop']['auroc']}, balanced accuracy "
-                  f"{ext['drop']['balanced_accuracy']}", markup=False)
-    saved("record", record["path"])
+    drop = ext["drop"]
+    console.print(f"drop (internal − external): AUROC {fmt(drop['auroc'], 3)}, balanced accuracy "
+                  f"{fmt(drop['balanced_accuracy'], 3)}", markup=False)
+    trained_on = record["provenance"].get("data")
+    if trained_on == "phantom" and ext["source"] != "phantom":
+        console.print(f"warning: {record['provenance']['run']} was trained on the synthetic phantom; its scores on "
+                      f"real images ({ext['source']}) measure nothing clinical (train with --data first)",
+                      markup=False, soft_wrap=True)
+    record_saved(record, since)
     if json_path is not None:
         write_json(json_path, {k: v for k, v in record.items() if k != "path"})
         saved("json", json_path)

@@ -41,8 +41,9 @@ def flag_message(exc: LandscapeError, app: typer.Typer, args: list[str]) -> str:
     return message
 
 
-#: Flags with an optional value: ``--pretrained PATH`` is ``--weights PATH`` (``--pretrained`` alone: timm's hub).
-OPTIONAL_VALUES = {"--pretrained": "--weights"}
+#: Flags with an optional value: ``--pretrained PATH`` is ``--weights PATH`` (``--pretrained`` alone: timm's hub),
+#: ``--tensorboard DIR`` is ``--tensorboard-dir DIR`` (``--tensorboard`` alone: inside each run folder).
+OPTIONAL_VALUES = {"--pretrained": "--weights", "--tensorboard": "--tensorboard-dir"}
 
 
 def optional_values(args: list[str]) -> list[str]:

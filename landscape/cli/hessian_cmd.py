@@ -8,16 +8,16 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
-from landscape.cli.render import console, print_table, saved
+from landscape.cli.render import console, now, print_table, record_saved, saved, was_cached
 
 
 @app.command("hessian")
 def hessian_command(
     checkpoint: Path = typer.Argument(..., help="Checkpoint .pt file, or a run folder (uses its final.pt)."),
     top_k: int = typer.Option(5, "--top-k", help="Number of largest eigenvalues, each certified to --tol."),
-    trace: bool = typer.Option(True, "--trace/--no-trace",
-                               help="Estimate the trace (Hutch++ with a 95% CI; stops at +-5%, at 100 HVPs, or early "
-                                    "when the pilot shows +-5% is out of reach)."),
+    no_trace: bool = typer.Option(False, "--no-trace",
+                                  help="Skip the trace (else Hutch++ with a 95% CI; stops at +-5%, at 100 HVPs, or "
+                                       "early when the pilot shows +-5% is out of reach)."),
     density: bool = typer.Option(False, "--density", help="Spectral density by stochastic Lanczos quadrature."),
     per_layer: bool = typer.Option(False, "--per-layer",
                                    help="Top eigenvalue and trace of each module's diagonal block."),
@@ -65,8 +65,9 @@ def hessian_command(
 
     if samples != "all" and not samples.isdigit():
         raise LandscapeError(f"--samples must be a positive integer or 'all', got {samples!r}")
+    since = now()
     record = analyze(
-        checkpoint, top_k=top_k, trace=trace, density=density, per_layer=per_layer, split=split,
+        checkpoint, top_k=top_k, trace=not no_trace, density=density, per_layer=per_layer, split=split,
         samples=None if samples == "all" else int(samples),
         batch_size=batch_size, tol=tol, seed=seed, progress=True, json_path=json_path, plot_path=plot,
         device=None if device == "auto" else device, data_root=data, budget_hvps=budget_hvps,
@@ -80,12 +81,13 @@ def hessian_command(
             for i, (lam, r, c) in enumerate(zip(top["eigenvalues"], top["residuals"], top["converged"]))]
     console.print(head, markup=False, soft_wrap=True)
     print_table(f"top-{len(rows)} eigenvalues (Lanczos, tol {top['tol']:g}, {top['hvps']} HVPs)",
-                ["#", "eigenvalue", "residual ||Hv-lv||", "certified"], rows)
+                ["#", "eigenvalue (nats/param^2)", "residual ||Hv-lv||", "certified"], rows)
     if res["trace"] is not None:
         t = res["trace"]
         print_table(f"trace ({t['method']}, {t['hvps']} HVPs + {t.get('shared_hvps', 0)} shared, "
                     f"stopped by {t['stopped_by']})",
-                    ["estimate", "stderr", "95% CI low", "95% CI high"], [[t["estimate"], t["stderr"], *t["ci"]]])
+                    ["estimate (nats/param^2)", "stderr", "95% CI low", "95% CI high"],
+                    [[t["estimate"], t["stderr"], *t["ci"]]])
     if res["density"] is not None:
         d = res["density"]
         console.print(f"density: {d['runs']} runs x {d['steps']} Lanczos steps ({d['hvps']} HVPs + "
@@ -98,10 +100,11 @@ def hessian_command(
                       f"[{b['trace_ci'][0]:.4g}, {b['trace_ci'][1]:.4g}]"] for b in res["per_layer"]])
     for warning in res["warnings"]:
         console.print(f"warning: {warning}", markup=False)
-    console.print(f"{res['hvps']} HVPs in {res['seconds']:.1f} s ({res['hvp_seconds'] * 1000:.0f} ms each, "
+    when = "when computed: " if was_cached(record, since) else ""
+    console.print(f"{when}{res['hvps']} HVPs in {res['seconds']:.1f} s ({res['hvp_seconds'] * 1000:.0f} ms each, "
                   f"{res['device']})",
                   markup=False)
-    saved("record", record["path"])
+    record_saved(record, since)
     if json_path is not None:
         saved("json", json_path)
     if plot is not None:

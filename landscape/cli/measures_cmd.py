@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
-from landscape.cli.render import console, print_table, saved
+from landscape.cli.render import console, now, print_table, record_saved, saved
 from landscape.io import check_writable, write_json
 
 
@@ -24,7 +24,8 @@ def measures_command(
     depth: int = typer.Option(12, "--depth", help="Bisection steps of the PAC-Bayes sigma search."),
     target: float = typer.Option(
         0.1, "--target", help="Degradation the PAC-Bayes sigma allows (loss increase in nats, or accuracy drop)."),
-    metric: str = typer.Option("loss", "--metric", help="PAC-Bayes degradation: loss or accuracy."),
+    metric: str = typer.Option("accuracy", "--metric",
+                               help="PAC-Bayes degradation: accuracy (Jiang's drop) or loss (variant)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the image subsets and the noise draws."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder, if it moved since training."),
@@ -42,7 +43,7 @@ def measures_command(
 
       landscape measures checkpoints/*/ --samples 256 --draws 4 --json measures.json
 
-      landscape measures RUN --measures pacbayes_sigma,ggn_trace --metric accuracy --target 0.1
+      landscape measures RUN --measures pacbayes_sigma,ggn_trace --metric loss
 
     """
     from landscape.analysis.measures import analyze, measure_values
@@ -54,6 +55,7 @@ def measures_command(
     specs = select_measures(measures)
     out = {}
     for run in runs:
+        since = now()
         ck = load_checkpoint(run, device=None if device == "auto" else device, data_root=data)
         record = analyze(ck, measures=[s.name for s in specs], samples=samples, ggn_samples=ggn_samples,
                                   draws=draws, depth=depth, target=target, metric=metric, seed=seed, progress=True)
@@ -62,7 +64,7 @@ def measures_command(
         console.print(f"{ck.run_dir.name} ({ck.path.name})", markup=False)
         print_table("measures", ["measure", "value", "units", "from"],
                     [[s.name, values[s.name], s.units, s.source] for s in specs])
-        saved("record", record["path"])
+        record_saved(record, since)
     if json_path is not None:
         write_json(json_path, {"runs": out, "units": {s.name: REGISTRY[s.name].units for s in specs}})
         saved("json", json_path)

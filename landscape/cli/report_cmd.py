@@ -15,16 +15,20 @@ def report_command(
     runs: list[Path] = typer.Argument(..., help="Run folders, checkpoint files, or a folder of run folders."),
     output: Path = typer.Option(Path("report.html"), "--output", "-o",
                                 help="The HTML file to write (a .json with the numbers goes beside it)."),
-    compute: bool = typer.Option(True, "--compute/--no-compute",
-                                 help="Compute missing analyses (cached in each run's analysis/), or only list them."),
+    no_compute: bool = typer.Option(False, "--no-compute",
+                                    help="Only list missing analyses (else they are computed and cached in each "
+                                         "run's analysis/)."),
     png: Optional[Path] = typer.Option(None, "--png",
                                        help="Also write the figures as matplotlib PNGs into this folder."),
+    figures: Optional[Path] = typer.Option(None, "--figures",
+                                           help="Also write every figure as PNG (300 dpi), PDF and SVG into this "
+                                                "folder."),
     seed: int = typer.Option(0, help="Seed of computed analyses and of the bootstrap CIs."),
-    n_boot: int = typer.Option(2000, "--n-boot", min=100,
+    n_boot: int = typer.Option(2000, "--n-boot", min=100, metavar="N",
                                help="Bootstrap resamples for the 95% CIs of Kendall tau and Spearman rho."),
     m: Optional[int] = typer.Option(
-        None, "--m", help="m-sharpness sub-batch size [default: 128, or all training images when fewer]."),
-    set_: list[str] = typer.Option([], "--set",
+        None, "--m", show_default="128, at most the training images", help="m-sharpness sub-batch size."),
+    set_: list[str] = typer.Option([], "--set", metavar="A.KEY=VALUE",
                                    help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. "
                                         "hessian.top_k=3, sharpness.rhos=0.01,0.05, surface_2d.grid=11."),
     dry_run: bool = typer.Option(False, "--dry-run",
@@ -43,8 +47,7 @@ def report_command(
 
       landscape report checkpoints/busi-cnn-small-adam-s0 checkpoints/busi-cnn-small-sam-s0 -o adam_vs_sam.html
 
-      landscape report checkpoints/ -o report.html --no-compute --png figures/
-
+      landscape report checkpoints/ -o report.html --no-compute --figures figures/
 
       landscape report checkpoints/ --m 64 --set sharpness.samples=512 --set surface_2d.grid=15
 
@@ -55,5 +58,5 @@ def report_command(
     from landscape.report import build_report
     from landscape.report.overrides import parse_set
 
-    build_report(runs, output, compute=compute, png_dir=png, progress=True, seed=seed, n_boot=n_boot, m=m,
-                 analyses=parse_set(set_, parse_value), dry_run=dry_run)
+    build_report(runs, output, compute=not no_compute, png_dir=png, progress=True, seed=seed, n_boot=n_boot, m=m,
+                 analyses=parse_set(set_, parse_value), dry_run=dry_run, figures_dir=figures)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
-from landscape.cli.render import console, print_table, saved
+from landscape.cli.render import console, now, print_table, record_saved, saved
 from landscape.errors import LandscapeError
 from landscape.io import check_writable, write_json
 
@@ -30,7 +30,7 @@ def sharpness_command(
     kind: str = typer.Option("worst",
                              help="worst (max over the ball, projected gradient ascent) or average (Gaussian)."),
     norm: Optional[str] = typer.Option(None, help="Ball of --kind worst: l2 (default) or linf."),
-    adaptive: bool = typer.Option(False, "--adaptive/--no-adaptive",
+    adaptive: bool = typer.Option(False, "--adaptive",
                                   help="Scale the perturbation by |w| elementwise (adaptive sharpness)."),
     samples: int = typer.Option(1024, help="Training images in the fixed, seeded subset cut into sub-batches of m."),
     steps: int = typer.Option(20, help="Gradient-ascent steps per sub-batch and radius (--kind worst)."),
@@ -62,6 +62,7 @@ def sharpness_command(
     from landscape.analysis.sharpness import analyze
 
     check_writable(json_path)
+    since = now()
     record = analyze(
         checkpoint, rhos=parse_rhos(rho), m=m, kind=kind, norm=norm, adaptive=adaptive, samples=samples,
         steps=steps, draws=draws, seed=seed, batch_size=batch_size, device=None if device == "auto" else device,
@@ -72,12 +73,13 @@ def sharpness_command(
     what = f"{res['kind']}-case" + (f" {res['norm']}" if res["norm"] else "")
     console.print(f"m-sharpness, {what}, {scaling}, m={res['m']}, {res['n_batches']} sub-batches, seed {res['seed']}",
                   markup=False)
-    columns = ["rho", "mean", "std"] + (["MC stderr"] if res["kind"] == "average" else [])
+    radius = "rho (x |w| per entry)" if res["adaptive"] else "rho (parameter units)"
+    columns = [radius, "mean (nats)", "std (nats)"] + (["MC stderr (nats)"] if res["kind"] == "average" else [])
     stderr = res.get("mc_stderr") or [None] * len(res["rhos"])
     rows = [[r, mean, std] + ([se] if res["kind"] == "average" else [])
             for r, mean, std, se in zip(res["rhos"], res["mean"], res["std"], stderr)]
-    print_table("loss increase per radius", columns, rows)
-    saved("record", record["path"])
+    print_table("loss increase per radius (mean over sub-batches of the cross-entropy, nats)", columns, rows)
+    record_saved(record, since)
     if json_path is not None:
         write_json(json_path, {k: v for k, v in record.items() if k != "path"})
         saved("json", json_path)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
+from landscape.cli.train_cmd import CLASSES_HELP, STOP_HELP
 from landscape.optim.registry import list_optimizers
 
 
@@ -20,22 +21,28 @@ def study_command(
     optimizers: str = typer.Option("all", "--optimizers",
                                    help=f"'all' or a comma list of: {', '.join(list_optimizers())}."),
     seeds: Optional[int] = typer.Option(None, "--seeds",
-                                        help="Seeds per (model, optimizer) [default: 3; 2 with --quick]."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="Training epochs [default: 30; 4 with --quick]."),
-    img_size: Optional[int] = typer.Option(None, "--img-size", help="Image size [default: 64; 32 with --quick]."),
+                                        show_default="3; 2 with --quick",
+                                        help="Seeds per (model, optimizer)."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", show_default="30; 4 with --quick",
+                                         help="Training epochs."),
+    img_size: Optional[int] = typer.Option(None, "--img-size", show_default="64; 32 with --quick",
+                                           help="Image size (pixels per side)."),
     out: Path = typer.Option(Path("checkpoints"), "--out",
                              help="Folder of the run folders, report.html and study.json."),
-    quick: bool = typer.Option(False, "--quick", help="Small preset that finishes in minutes on a laptop CPU."),
+    quick: bool = typer.Option(False, "--quick",
+                               help="Small preset: phantom, 4 epochs, 2 seeds, 32 px, quick analysis budgets."),
     seed: int = typer.Option(0, "--seed", help="First seed; also the split seed and the analyses' seed."),
     parallel: Optional[str] = typer.Option(None, "--parallel",
+                                           show_default="runs if there are at least as many runs as ranks",
                                            help="Under torchrun: 'runs' deals the runs out over the ranks, 'data' puts "
-                                                "all ranks on each run [default: runs if there are at least as many "
-                                                "runs as ranks]."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Training mini-batch size [default: 32]."),
-    m: Optional[int] = typer.Option(None, "--m", help="m-sharpness sub-batch size [default: 128 (32 with --quick), "
-                                                      "or all training images when fewer]."),
-    set_: list[str] = typer.Option([], "--set", help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), "
-                                                     "e.g. hessian.top_k=3, surface_2d.grid=11."),
+                                                "all ranks on each run."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", show_default="32",
+                                              help="Training mini-batch size."),
+    m: Optional[int] = typer.Option(None, "--m", show_default="128 (32 with --quick), at most the training images",
+                                    help="m-sharpness sub-batch size."),
+    set_: list[str] = typer.Option([], "--set", metavar="A.KEY=VALUE",
+                                   help="Any other analysis setting as ANALYSIS.KEY=VALUE (repeatable), e.g. "
+                                        "hessian.top_k=3, surface_2d.grid=11."),
     external: Optional[Path] = typer.Option(None, "--external",
                                             help="External image folder (another site) every run is evaluated on."),
     csv: Optional[Path] = typer.Option(None, "--csv", help="Metadata CSV beside the external images."),
@@ -44,6 +51,19 @@ def study_command(
     group_col: Optional[str] = typer.Option(None, "--csv-group-col",
                                             help="CSV column with the patient (bootstrap unit)."),
     env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner)."),
+    grid: list[str] = typer.Option([], "--grid", help="Train every value and keep the best on validation: "
+                                                      "PARAM=V1,V2 or OPTIMIZER:PARAM=V1,V2 (repeatable; lr too)."),
+    select_by: str = typer.Option("balanced_accuracy", "--select-by",
+                                  help="Validation metric that picks each optimizer's setting from --grid."),
+    compute_matched: bool = typer.Option(False, "--compute-matched",
+                                         help="Also train adam/sgd with twice the epochs (as many gradient "
+                                              "evaluations as the SAM family), reported as adam-cm."),
+    stop_train_loss: Optional[float] = typer.Option(None, "--stop-train-loss", help=STOP_HELP),
+    classes: Optional[str] = typer.Option(None, "--classes", help=CLASSES_HELP),
+    tensorboard: bool = typer.Option(False, "--tensorboard",
+                                     help="TensorBoard scalars of every run in OUT/tensorboard/RUN ([tracking] "
+                                          "extra); --tensorboard DIR: in DIR/RUN."),
+    tensorboard_dir: Optional[Path] = typer.Option(None, "--tensorboard-dir", hidden=True),
 ):
     """Train every (model, optimizer, seed), run the Hessian, sharpness, surface and measure analyses, write the report.
 
@@ -52,14 +72,27 @@ def study_command(
     generalization?" panel gets the cross-site targets.
 
     Re-running the same command resumes: finished runs and cached analyses are
-    reused, interrupted runs continue from their last epoch.
+    reused, interrupted runs continue from their last epoch. Beside the
+    report it writes runs.csv and tables.tex (see `landscape export`).
+
+    Time of --quick: not yet measured on the idle 2-core machine
+    (benchmarks/bench_study.py measures it); on a 2-core machine shared with
+    other work its training alone took 23 min (issue 20), plus the analyses.
+
+    With --grid every setting is trained; each optimizer keeps the one with the
+    best validation score (never test or external data), recorded in
+    study.json; only the selected runs are analysed and reported.
 
     Examples:
-      landscape study --quick                                  # phantom, a few minutes on 2 CPU cores
+      landscape study --quick               # phantom, 16 runs
 
       landscape study --data ../shared/data/busi --seeds 3 --epochs 30 --out busi_study/
 
       landscape study --data ../shared/data/busi --optimizers adam,sam,asam --models cnn-small,resnet18
+
+      landscape study --data ../shared/data/busi --optimizers adam,sam \
+        --grid rho=0.01,0.02,0.05,0.1 --compute-matched --stop-train-loss 0.01 \
+        --classes benign,malignant --seeds 5
 
       torchrun --nproc-per-node 8 --no-python landscape study --data ../shared/data/busi --parallel runs
 
@@ -71,9 +104,13 @@ def study_command(
     from landscape.cli.train_cmd import parse_value
     from landscape.report.overrides import parse_set
     from landscape.study import run_study
+    from landscape.study.grid import parse_grid
 
     run_study(data=data, models=models.split(","), optimizers=optimizers, seeds=seeds, epochs=epochs, out=out,
               quick=quick, progress=True, seed=seed, img_size=img_size, batch_size=batch_size, m=m,
               analyses=parse_set(set_, parse_value), parallel=parallel, external=external,
               external_options={"csv": csv, "file_col": file_col, "label_col": label_col,
-                                "group_col": group_col, "env_col": env_col})
+                                "group_col": group_col, "env_col": env_col},
+              grid=parse_grid(grid, parse_value), select_by=select_by, compute_matched=compute_matched,
+              stop_train_loss=stop_train_loss, classes=classes,
+              tensorboard=tensorboard or tensorboard_dir is not None, tensorboard_dir=tensorboard_dir)

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
-from landscape.cli.render import print_table, saved
+from landscape.cli.render import now, print_table, record_saved, saved
 
 
 @app.command("surface")
@@ -29,7 +29,7 @@ def surface_command(
                                                "split)."),
     bn_samples: int = typer.Option(512, "--bn-samples", help="Training images for --bn recompute."),
     seed: int = typer.Option(0, "--seed", help="Seed of random directions, subsets and Lanczos."),
-    include_bias_bn: bool = typer.Option(False, "--include-bias-bn/--no-include-bias-bn",
+    include_bias_bn: bool = typer.Option(False, "--include-bias-bn",
                                          help="Also move biases and norm-layer parameters (each scaled to its tensor's "
                                               "norm)."),
     batch_size: int = typer.Option(256, "--batch-size", help="Images per forward pass."),
@@ -68,6 +68,7 @@ def surface_command(
 
     from landscape.analysis.surface import analyze
 
+    since = now()
     record = analyze(
         checkpoint, dim=dim, directions=directions, grid=grid, span=span, split=split, bn=bn, samples=samples,
         seed=seed, progress=True, out_dir=out, bn_samples=bn_samples, batch_size=batch_size,
@@ -97,7 +98,8 @@ def surface_command(
         rows.append(["explained variance", ", ".join(f"{v:.3f}" for v in res["info"]["explained_variance"])])
     if res["directions"] == "eigen":
         rows.append(["eigenvalues", ", ".join(f"{v:.4g}" for v in res["info"]["eigenvalues"])])
-    print_table(f"loss surface of {Path(record['provenance']['checkpoint']).parent.name}", ["", "value"], rows)
+    print_table(f"loss surface of {Path(record['provenance']['checkpoint']).parent.name} (loss: mean cross-entropy, "
+                "nats; accuracy: fraction; coordinates: steps along the directions)", ["", "value"], rows)
     for kind, path in res["files"].items():
         saved(kind, path)
-    saved("record", record["path"])
+    record_saved(record, since)

@@ -22,6 +22,11 @@ OWN_FLAGS = {"num_classes": "(from the data)", "in_chans": "--in-chans", "img_si
              "pretrained": "--pretrained"}
 
 
+#: Help of the options train and study share.
+STOP_HELP = "Stop at the first epoch whose mean training cross-entropy is at most this (nats); --epochs is the cap."
+CLASSES_HELP = "Train on these classes of the folder only, e.g. benign,malignant."
+
+
 def parse_opt_args(pairs: list[str], flag: str = "--opt-arg") -> dict:
     """``["rho=0.1", "adaptive=true", "depths=1,1"]`` -> ``{"rho": 0.1, "adaptive": True, "depths": [1, 1]}``.
 
@@ -67,7 +72,7 @@ def train_command(
                                              "built-in phantom."),
     model: str = typer.Option("cnn-small",
                               help="cnn-small, or any timm model name (resnet18, vgg16, vit_tiny_patch16_224, ...)."),
-    model_arg: list[str] = typer.Option([], "--model-arg",
+    model_arg: list[str] = typer.Option([], "--model-arg", metavar="KEY=VALUE",
                                         help="Model constructor argument as key=value, e.g. depth=2 or layers=1,1,1,1 "
                                              "(repeatable; stored in the checkpoint)."),
     optimizer: str = typer.Option("adam", "--optimizer", "-o",
@@ -90,24 +95,30 @@ def train_command(
     split_seed: int = typer.Option(0, help="Seed of the train/val/test split (shared across --seed values)."),
     kfold: Optional[int] = typer.Option(None, help="Use k-fold cross-validation splits instead of 70/10/20."),
     fold: int = typer.Option(0, help="Which fold is the test fold (with --kfold)."),
-    keep_conflicts: bool = typer.Option(False, help="Keep images whose near-duplicates carry another label."),
-    augment: bool = typer.Option(True, help="Random flip and small affine during training."),
+    keep_conflicts: bool = typer.Option(False, "--keep-conflicts",
+                                        help="Keep images whose near-duplicates carry another label."),
+    no_augment: bool = typer.Option(False, "--no-augment",
+                                    help="Train without the random flip and small affine augmentation."),
     rho: Optional[float] = typer.Option(None, help=flag_help("rho")),
     eta: Optional[float] = typer.Option(None, help=flag_help("eta")),
     alpha: Optional[float] = typer.Option(None, help=flag_help("alpha")),
     gamma: Optional[float] = typer.Option(None, help=flag_help("gamma")),
     beta: Optional[float] = typer.Option(None, help=flag_help("beta")),
-    opt_arg: list[str] = typer.Option([], "--opt-arg", help="Any other optimizer argument as key=value (repeatable)."),
-    compute_matched: bool = typer.Option(False,
+    opt_arg: list[str] = typer.Option([], "--opt-arg", metavar="KEY=VALUE",
+                                      help="Any other optimizer argument as key=value (repeatable)."),
+    compute_matched: bool = typer.Option(False, "--compute-matched",
                                          help="Give adam/sgd twice the epochs: as many gradient evaluations as "
                                               "two-pass optimizers."),
+    stop_train_loss: Optional[float] = typer.Option(None, "--stop-train-loss", help=STOP_HELP),
+    classes: Optional[str] = typer.Option(None, "--classes", help=CLASSES_HELP),
     keep: str = typer.Option("all", help="Per-epoch checkpoints to keep: all (for PCA trajectories) or last."),
     out: Path = typer.Option(Path("checkpoints"), help="Folder that receives the run folders."),
     run_name: Optional[str] = typer.Option(None, help="Run folder name (default <data>-<model>-<optimizer>-s<seed>)."),
-    resume: bool = typer.Option(False, help="Continue an interrupted run from its last epoch."),
-    overwrite: bool = typer.Option(False, help="Retrain even if the run folder holds a finished run."),
-    pretrained: bool = typer.Option(False, help="Start from timm's pretrained weights (needs them cached or online); "
-                                                "--pretrained PATH is --weights PATH."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run from its last epoch."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Retrain even if the run folder holds a finished run."),
+    pretrained: bool = typer.Option(False, "--pretrained",
+                                    help="Start from timm's pretrained weights (needs them cached or online); "
+                                         "--pretrained PATH is --weights PATH."),
     weights: Optional[Path] = typer.Option(None, "--weights",
                                            help="Start from a local .safetensors/.pth state dict or timm/Hugging Face "
                                                 "cache folder (no network): first conv adapted, head new."),
@@ -120,6 +131,10 @@ def train_command(
                                         "directions averaged."),
     json_path: Optional[Path] = typer.Option(None, "--json",
                                              help="Also write the final metrics of every run to this JSON file."),
+    tensorboard: bool = typer.Option(False, "--tensorboard",
+                                     help="TensorBoard scalars per epoch in RUN/tensorboard ([tracking] extra); "
+                                          "--tensorboard DIR: in DIR/RUN, one TensorBoard run per run folder."),
+    tensorboard_dir: Optional[Path] = typer.Option(None, "--tensorboard-dir", hidden=True),
 ):
     """Train a classifier and save checkpoints: final.pt, best.pt, epoch_NNN.pt, history.json.
 
@@ -134,6 +149,8 @@ def train_command(
 
       landscape train --resume                          # continue an interrupted run
 
+      landscape train --data ../shared/data/busi --classes benign,malignant --stop-train-loss 0.01 --epochs 60
+
       landscape train --model vit_tiny_patch16_224 --img-size 32 --model-arg patch_size=8 --model-arg depth=4
 
       landscape train --model resnet18 --pretrained r18.safetensors --amp bf16
@@ -141,6 +158,8 @@ def train_command(
       landscape train -o sam --base adamw --no-decay-norm-bias --weight-decay 0.05
 
       torchrun --nproc-per-node 4 --no-python landscape train --optimizer sam --batch-size 128
+
+      landscape train --optimizer all --tensorboard tb/ && tensorboard --logdir tb/
 
     """
     from landscape.train import TrainConfig, check_hyper, parse_optimizers, train, train_all
@@ -156,9 +175,12 @@ def train_command(
                       base=base, lr=lr,
         weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,
         img_size=img_size, seed=seed, split_seed=split_seed, kfold=kfold, fold=fold, keep_conflicts=keep_conflicts,
-        augment=augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,
+        augment=not no_augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,
         pretrained=pretrained, weights=str(weights) if weights is not None else None, in_chans=in_chans,
         device=device, sync_bn=sync_bn, sam_local=sam_local, no_decay_norm_bias=no_decay_norm_bias, amp=amp,
+        classes=classes, stop_train_loss=stop_train_loss,
+        tensorboard=tensorboard or tensorboard_dir is not None,
+        tensorboard_dir=None if tensorboard_dir is None else str(tensorboard_dir),
     )
     if len(names) == 1:
         results = [train(cfg, resume=resume, overwrite=overwrite)]

@@ -2,9 +2,13 @@
 
 Conventions
 -----------
+* The model given is the folded network (:func:`landscape.measures.fold.fold_batchnorm`):
+  eval-mode BatchNorm is folded into the preceding layer first, so every
+  measure here is a function of the network, not of its parametrisation.
 * A *layer* is a parameter with two or more dimensions (Linear and Conv
-  weights); biases and BatchNorm affine parameters are not layers. ``d`` is the
-  number of layers.
+  weights); biases and normalisation parameters are not layers. ``d`` is the
+  number of layers. Norms, distances and the parameter count run over layer
+  weights only (as Dziugaite et al.'s ``get_weights_only``).
 * A convolution kernel ``[C_out, C_in, k_h, k_w]`` is reshaped to the matrix
   ``[C_out, C_in * k_h * k_w]`` and its spectral norm is that matrix's largest
   singular value (Jiang's and Dziugaite's convention). This is *not* the
@@ -52,17 +56,19 @@ def spectral_measures(model: nn.Module) -> dict:
             "log_prod_frob": sum(2 * math.log(f) for f in frob), "n_layers": d}
 
 
-def distance_to_init(model: nn.Module, init_state: dict[str, torch.Tensor]) -> float:
-    """``||w - w_0||_2`` over all trainable parameters together (buffers excluded)."""
-    total = 0.0
-    for name, p in model.named_parameters():
-        total += float(((p.detach().double() - init_state[name].to(p.device).double()) ** 2).sum())
-    return math.sqrt(total)
+def flat_weights(model: nn.Module) -> torch.Tensor:
+    """The layer weights of ``model`` as one float64 CPU vector, in registration order."""
+    return torch.cat([w.reshape(-1).double().cpu() for _, w in layer_weights(model)])
+
+
+def distance_to_init(model: nn.Module, init: nn.Module) -> float:
+    """``||w - w0||_2`` over the layer weights of ``model`` and of ``init`` (same architecture)."""
+    return float((flat_weights(model) - flat_weights(init)).norm())
 
 
 def num_params(model: nn.Module) -> int:
-    """Number of trainable scalars."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Number of layer-weight scalars (biases and normalisation parameters left out)."""
+    return sum(w.numel() for _, w in layer_weights(model))
 
 
 @torch.no_grad()
@@ -70,9 +76,9 @@ def path_norm(model: nn.Module, input_shape: tuple[int, ...]) -> float:
     """Jiang's ``path.norm``: sum of the outputs of the network with every parameter squared, on an all-ones input.
 
     For a bias-free ReLU/linear network this is ``sum over input-output paths
-    of prod w^2`` (the squared l2 path norm of Neyshabur et al. 2015). The
-    copy runs in eval mode; BatchNorm running statistics are left as they are
-    (Jiang's code does the same). ``input_shape`` excludes the batch dimension.
+    of prod w^2`` (the squared l2 path norm of Neyshabur et al. 2015). Biases
+    are squared too. The copy runs in eval mode; pass the folded network, in
+    which no BatchNorm is left. ``input_shape`` excludes the batch dimension.
     """
     squared = copy.deepcopy(model).eval()
     for p in squared.parameters():

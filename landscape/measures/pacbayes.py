@@ -4,8 +4,10 @@
 Monte-Carlo estimate of the expected degradation under weight noise equals
 ``target``:
 
-* ``metric="loss"``: ``E[L(w + delta)] - L(w)`` (nats), Jiang's 0.1 by default;
-* ``metric="accuracy"``: ``acc(w) - E[acc(w + delta)]`` (Jiang's published choice).
+* ``metric="accuracy"`` (default): ``acc(w) - E[acc(w + delta)]``, the
+  training-accuracy drop of Jiang et al. and Dziugaite et al. (target 0.1);
+* ``metric="loss"``: ``E[L(w + delta)] - L(w)`` (nats), the *loss-increase
+  variant*, not the published measure; records name it as such.
 
 Noise: ``delta = sigma * z`` (isotropic), or with ``magnitude_eps`` the
 magnitude-aware ``delta_i = z_i * sqrt(sigma^2 w_i^2 + eps^2)``. The draws
@@ -42,6 +44,8 @@ class SigmaSearch:
     evaluations: int
     bracketed: bool
     path: list[tuple[float, float]] = field(default_factory=list)  # (sigma, estimated increase) visited
+    note: str | None = None  # why the bracket did not contain the target, or None
+    variant: str = ""  # "accuracy drop (Jiang et al.)" or "loss increase (variant)"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -94,15 +98,22 @@ def degradation(model: nn.Module, loss_fn, batches, sigma: float, draws: int, se
     return float(t.mean()), stderr
 
 
-def flatness_sigma(model: nn.Module, loss_fn, batches, target: float = 0.1, metric: str = "loss",
+#: What each ``metric`` measures, as records name it.
+VARIANTS = {"accuracy": "accuracy drop (Jiang et al., Dziugaite et al.)",
+            "loss": "loss increase (variant, not the published measure)"}
+
+
+def flatness_sigma(model: nn.Module, loss_fn, batches, target: float = 0.1, metric: str = "accuracy",
                    magnitude_eps: float | None = None, draws: int = 8, depth: int = 12, lo: float = 1e-4,
                    hi: float = 1.0, rtol: float = 0.02, seed: int = 0, progress=None) -> SigmaSearch:
     """Largest sigma whose expected degradation is ``target`` (see module docstring).
 
     Bisection in log space on ``[lo, hi]`` for at most ``depth`` steps; it stops
-    early once the estimate is within ``rtol * target``. ``hi`` is multiplied
-    by 10 (at most 4 times) until it brackets the target; ``bracketed`` is False
-    when it never does (then ``sigma`` is the last ``hi``). ``progress`` is
+    early once the estimate is within ``rtol * target``. The degradation at
+    ``lo`` must be below the target (else ``bracketed`` is False and ``sigma``
+    is ``lo``); ``hi`` is multiplied by 10 (at most 4 times) until its
+    degradation reaches the target (else ``bracketed`` is False and ``sigma``
+    is the last ``hi``). ``note`` says which end failed. ``progress`` is
     called once per evaluation.
     """
     was_training = model.training
@@ -117,15 +128,25 @@ def flatness_sigma(model: nn.Module, loss_fn, batches, target: float = 0.1, metr
             progress()
         return mean, se
 
+    note = None
     try:
-        value = at(hi)
-        expansions = 0
-        while value[0] < target and expansions < 4:
-            lo, hi = hi, hi * 10
+        value = at(lo)
+        sigma = lo
+        if value[0] >= target:
+            note = (f"the degradation at the lower end sigma={lo:g} ({value[0]:.4g}) already reaches "
+                    f"the target {target:g}")
+        else:
             value = at(hi)
-            expansions += 1
-        bracketed = value[0] >= target
-        sigma = hi
+            expansions = 0
+            while value[0] < target and expansions < 4:
+                lo, hi = hi, hi * 10
+                value = at(hi)
+                expansions += 1
+            sigma = hi
+            if value[0] < target:
+                note = (f"the degradation at the upper end sigma={hi:g} ({value[0]:.4g}) stays below "
+                        f"the target {target:g}")
+        bracketed = note is None
         if bracketed:
             for _ in range(depth):
                 sigma = math.sqrt(lo * hi)
@@ -138,7 +159,8 @@ def flatness_sigma(model: nn.Module, loss_fn, batches, target: float = 0.1, metr
                     lo = sigma
     finally:
         model.train(was_training)
-    return SigmaSearch(sigma, value[0], value[1], target, metric, magnitude_eps, draws, len(path), bracketed, path)
+    return SigmaSearch(sigma, value[0], value[1], target, metric, magnitude_eps, draws, len(path), bracketed, path,
+                       note, VARIANTS[metric])
 
 
 def bound_terms(sigma: float, m: int, w: torch.Tensor, w0: torch.Tensor) -> dict:
@@ -158,14 +180,15 @@ def bound_terms(sigma: float, m: int, w: torch.Tensor, w0: torch.Tensor) -> dict
 def mag_bound_terms(sigma: float, m: int, w: torch.Tensor, w0: torch.Tensor, eps: float = MAG_EPS) -> dict:
     """Jiang's magnitude-aware terms (Eqs. 56, 57, 61) from the magnitude-aware ``sigma``.
 
-    ``pacbayes_mag_X = 1/4 sum_i log((eps^2 + (sigma^2 + 1) ||r||^2 / omega) / (eps^2 + sigma^2 w_i^2))
-    + log(m / sigma) + 10`` with ``r = w - w0`` (init) or ``w`` (orig) and
-    ``omega`` the parameter count; the denominator is the posterior variance
-    of the magnitude-aware noise. ``pacbayes_mag_flatness = 1 / sigma^2``.
+    ``pacbayes_mag_X = 1/4 sum_i log((eps^2 + (sigma^2 + 1) ||r||^2 / omega) / (eps^2 + sigma^2 (w_i - w0_i)^2))
+    + log(m / sigma) + 10`` with ``r = w - w0`` (init, Eq. 56) or ``w`` (orig,
+    Eq. 57) and ``omega`` the number of weights; the denominator is Eq. 56's
+    (the distance to init per coordinate, in both terms, as in Dziugaite et
+    al.'s released code). ``pacbayes_mag_flatness = 1 / sigma^2``.
     """
     w, w0 = w.double(), w0.double()
     omega = w.numel()
-    denom = eps**2 + sigma**2 * w.pow(2)
+    denom = eps**2 + sigma**2 * (w - w0).pow(2)
     tail = math.log(m / sigma) + 10
 
     def term(r: torch.Tensor) -> float:

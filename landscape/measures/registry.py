@@ -26,6 +26,15 @@ class MeasureSpec:
     reused value from the newest record of kind ``source``; ``extras(record)``
     adds what the report shows next to it (keys ``ci``, ``std``, ``certified``,
     ``rho``). ``label``: axis and column title (default ``name``).
+
+    ``direction`` is the expected sign, fixed before looking at any data:
+    ``+1`` when a larger value should mean a larger generalization gap (a
+    complexity measure), ``-1`` when it should mean a smaller one. The robust
+    sign error and ``worst_domain_tau`` score against it. ``monotone_of``
+    names a measure this one is a strictly monotone transform of (rank
+    statistics agree up to sign), ``monotone_axis`` an axis that must be fixed
+    for that to hold (e.g. ``"model"``: the layer count is constant); tables
+    show the first and list the others beside it.
     """
 
     name: str
@@ -37,6 +46,9 @@ class MeasureSpec:
     source: str = "measures"
     extract: Callable[[dict], float | None] | None = None
     tags: tuple[str, ...] = field(default_factory=tuple)
+    direction: int = 1
+    monotone_of: str = ""
+    monotone_axis: str = ""
     label: str = ""
     extras: Callable[[dict], dict] | None = None
 
@@ -62,6 +74,11 @@ def register(spec: MeasureSpec) -> MeasureSpec:
         raise LandscapeError(f"measure {spec.name!r} is already registered")
     if (spec.compute is None) == (spec.extract is None):
         raise LandscapeError(f"measure {spec.name!r} needs exactly one of compute or extract")
+    if spec.direction not in (1, -1):
+        raise LandscapeError(f"measure {spec.name!r}: direction must be +1 or -1")
+    if spec.monotone_of and spec.monotone_of not in REGISTRY:
+        raise LandscapeError(f"measure {spec.name!r}: monotone_of {spec.monotone_of!r} is not registered (register "
+                             "it first)")
     REGISTRY[spec.name] = spec
     return spec
 

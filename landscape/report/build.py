@@ -23,14 +23,16 @@ MAX_BYTES = 10 * 1024 * 1024
 
 def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", compute: bool = True,
                  png_dir: str | Path | None = None, progress: bool = True, seed: int = 0, n_boot: int = 2000,
-                 analyses: dict[str, dict] | None = None, m: int | None = None, dry_run: bool = False) -> Path | None:
+                 analyses: dict[str, dict] | None = None, m: int | None = None, dry_run: bool = False,
+                 figures_dir: str | Path | None = None) -> Path | None:
     """Write the flatness report of ``inputs`` (run folders, checkpoints, or folders of runs) to ``out``.
 
     Missing analyses are computed with the analyzers' defaults (``analyses``
     overrides their keyword arguments) and cached, unless ``compute=False``,
     which lists them in the report instead. ``seed`` seeds those analyses and
     the bootstrap. Also writes ``out`` with suffix ``.json`` (rows, summary,
-    provenance) and, with ``png_dir``, matplotlib PNGs of the figures.
+    provenance) and, with ``png_dir``, matplotlib PNGs of the figures; with
+    ``figures_dir``, each figure as a 300 dpi PNG, a PDF and an SVG (print).
     When ``progress`` is True, shows bars and prints the summary table.
     ``m``: the m-sharpness sub-batch size; None adapts it to small data
     (each analysis spec's ``adapt``). Every setting and output
@@ -49,6 +51,7 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     analyses = check_overrides(analyses, m)
     check_writable(out, out.with_suffix(".json"))
     check_writable(png_dir, folder=True)
+    check_writable(figures_dir, folder=True)
     runs, missing = collect(inputs, compute=compute, seed=seed, progress=progress, analyses=analyses, m=m,
                             dry_run=dry_run)
     if dry_run:
@@ -60,6 +63,10 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
         from landscape.report.pngs import write_pngs
 
         write_pngs(Path(png_dir), numbers["rows"], numbers["summary"], data)
+    if figures_dir is not None:
+        from landscape.report.pngs import PRINT_DPI, PRINT_FORMATS, write_pngs
+
+        write_pngs(Path(figures_dir), numbers["rows"], numbers["summary"], data, PRINT_FORMATS, PRINT_DPI)
     if progress:
         _print_summary(numbers, out)
     return out
@@ -122,20 +129,36 @@ def _document(runs, rows, summary, missing, data, numbers) -> str:
 
 
 def _print_summary(numbers: dict, out: Path) -> None:
-    from rich.console import Console
+    """The per-group table on stdout: mean ± std, or means only when that does not fit the terminal's width."""
     from rich.table import Table
     from rich.text import Text
 
-    from landscape.report.style import fmt_mean_std
+    from landscape import logs
+    from landscape.measures import REGISTRY
+    from landscape.report.style import fmt, fmt_mean_std
 
     measures = numbers["summary"]["measures"]
-    table = Table(title=numbers["title"])
-    for col in ("group", "runs", "balanced acc.", "gap", *measures.values()):
-        table.add_column(col, justify="left" if col == "group" else "right")
-    for g in numbers["summary"]["groups"]:
-        table.add_row(Text(g["group"]), str(g["n_runs"]),
-                      *(fmt_mean_std(g[k]) for k in ("balanced_accuracy", "gap", *measures)))
-    console = Console(highlight=False)
+    keys = ("balanced_accuracy", "gap", *measures)
+    headers = ("group", "runs", "balanced acc.", "gap", *measures)  # names: short; titles are in the report
+    groups = numbers["summary"]["groups"]
+    console = logs.console()
+
+    def rows(cell):
+        return [[g["group"], str(g["n_runs"]), *(cell(g[k]) for k in keys)] for g in groups]
+
+    def width(body):
+        return sum(max(len(r[i]) for r in [list(headers), *body]) + 3 for i in range(len(headers))) + 1
+
+    body, note = rows(fmt_mean_std), "mean ± std over seeds"
+    if width(body) > console.width:
+        body, note = rows(lambda stat: fmt(stat["mean"])), "means over seeds (± std in the report)"
+    units = "; ".join(f"{m}: {REGISTRY[m].units}" for m in measures if m in REGISTRY)
+    table = Table(title=numbers["title"], caption=f"{note}; balanced acc., gap: fractions" + (f"; {units}" if units
+                                                                                                 else ""))
+    for col in headers:
+        table.add_column(col, justify="left" if col == "group" else "right", overflow="fold")
+    for r in body:
+        table.add_row(Text(r[0]), *r[1:])
     console.print(table)
     if numbers["missing"]:
         console.print(f"{len(numbers['missing'])} analyses missing (see the report).", markup=False)

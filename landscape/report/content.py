@@ -6,10 +6,11 @@ import json
 from collections.abc import Sequence
 
 from landscape.analysis import quantities
+from landscape.measures import REGISTRY
 from landscape.report.collect import Run
 from landscape.report.html import Table, esc, table
 from landscape.report.rows import TARGETS, flatness_measures
-from landscape.report.style import fmt, fmt_ci, fmt_mean_std
+from landscape.report.style import corr_text, fmt, fmt_ci, fmt_mean_std
 
 #: Training-config keys that legitimately differ between the runs of one study.
 _PER_RUN_KEYS = {"optimizer", "seed", "opt_args", "run_name", "out", "device"}
@@ -111,16 +112,49 @@ def findings(rows: Sequence[dict], summary: dict) -> str:
         best = max(scored, key=lambda g: g["balanced_accuracy"]["mean"])
         items.append(f"Best mean test balanced accuracy: {best['group']} ({fmt_mean_std(best['balanced_accuracy'])}).")
     for c in summary["correlations"]:
-        if c["target"] != "balanced_accuracy" or c["kendall_tau"] is None:
+        title = summary["measures"].get(c["measure"], c["measure"])
+        sharp = c["measure"] not in REGISTRY or "sharpness" in REGISTRY[c["measure"]].tags
+        if c["kendall_tau"] is None:
+            items.append(f"{title} vs {TARGETS[c['target']]}: {corr_text(c)}, so no direction.")
             continue
-        ci = c["kendall_ci"]
-        verdict = ("CI excludes 0" if ci and (ci[0] > 0 or ci[1] < 0) else "CI includes 0")
-        items.append(f"{summary['measures'][c['measure']]} vs test balanced accuracy over {c['n']} runs: Kendall τ = "
-                     f"{c['kendall_tau']:.2f} {fmt_ci(ci)} ({verdict}); Spearman ρ = {c['spearman_rho']:.2f} "
-                     f"{fmt_ci(c['spearman_ci'])}.")
+        items.append(f"{title} vs {TARGETS[c['target']]} over {c['n']} runs: Kendall τ = "
+                     f"{c['kendall_tau']:+.2f} {fmt_ci(c['kendall_ci'])}; Spearman ρ = {c['spearman_rho']:+.2f} "
+                     f"{fmt_ci(c['spearman_ci'])}. {direction(c, sharp)}")
     if len(rows) < 3:
         items.append(f"Only {len(rows)} run(s): rank correlations need at least 3.")
     return "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>" if items else ""
+
+
+#: What each target's rising means, for the direction sentences ("sharper runs had ...").
+RISING = {"balanced_accuracy": ("higher test balanced accuracy", "lower test balanced accuracy"),
+          "gap": ("a larger generalization gap", "a smaller generalization gap")}
+#: The sign of tau that the flatness hypothesis (flatter minima generalize better) predicts.
+HYPOTHESIS_SIGN = {"balanced_accuracy": -1, "gap": +1}
+
+
+def direction(c: dict, sharp: bool = True) -> str:
+    """The correlation in words: which way sharper runs went, and whether that supports the flatness hypothesis.
+
+    Supports/contradicts only when the 95% CI of Kendall τ excludes 0; otherwise it says which way it leans.
+    A measure that is not a sharpness (``sharp=False``) gets the direction only.
+    """
+    tau, ci, target = c["kendall_tau"], c["kendall_ci"], c["target"]
+    higher, lower = RISING[target]
+    went = higher if tau > 0 else lower if tau < 0 else None
+    who = "Sharper runs" if sharp else f"Runs with a larger {c['measure']}"
+    if went is None:
+        return f"{who} were neither better nor worse here (τ = 0)."
+    if not sharp:
+        return f"{who} had {went}" + (" (95% CI excludes 0)." if ci and (ci[0] > 0 or ci[1] < 0) else
+                                      ", but the 95% CI includes 0.")
+    agrees = (tau > 0) == (HYPOTHESIS_SIGN[target] > 0)
+    sentence = f"{who} had {went}"
+    if ci and (ci[0] > 0 or ci[1] < 0):
+        verdict = "supports" if agrees else "contradicts"
+        return f"{sentence}: this {verdict} the flatness hypothesis (flatter minima generalize better)."
+    lean = "with" if agrees else "against"
+    return (f"{sentence}, leaning {lean} the flatness hypothesis, but the 95% CI includes 0: no evidence "
+            "either way.")
 
 
 def notes(runs: Sequence[Run], missing: Sequence[dict]) -> str:

@@ -7,13 +7,12 @@ from pathlib import Path
 
 from landscape.analysis.measures import measure_values
 from landscape.checkpoint.cache import newest_for
+from landscape.errors import LandscapeError
 from landscape.measures import REGISTRY
 from landscape.report.collect import Run, collect
 from landscape.report.granulated import predictors
+from landscape.report.robust import IN_SITE
 from landscape.report.rows import group_name
-
-#: The in-site environment of the robust view.
-IN_SITE = "in-site test"
 
 
 def external_record(run: Run, source: str | None = None) -> dict | None:
@@ -35,15 +34,20 @@ def axes_of(run: Run) -> dict:
 
 
 def predictor_row(run: Run, source: str | None = None) -> dict:
-    """``{"name", "group", "axes", "measures", "targets", "environments"}`` of one run."""
+    """``{"name", "group", "axes", "measures", "targets", "environments", "environment_sizes"}`` of one run.
+
+    ``environments`` maps the in-site test split and each external domain to
+    its AUROC, ``environment_sizes`` to its number of images.
+    """
     test, train = run.metrics("test"), run.metrics("train")
     ba, tba = test.get("balanced_accuracy"), train.get("balanced_accuracy")
     rec = external_record(run, source)
     ext = rec["result"]["external"] if rec else None
-    envs = {}
+    envs, sizes = {}, {}
     if ext:
-        envs[IN_SITE] = ext["internal"]["auroc"]
-        envs.update({f"{ext['source']}: {e}": m["auroc"] for e, m in ext["environments"].items()})
+        envs[IN_SITE], sizes[IN_SITE] = ext["internal"]["auroc"], ext["internal"].get("n")
+        for e, m in ext["environments"].items():
+            envs[f"{ext['source']}: {e}"], sizes[f"{ext['source']}: {e}"] = m["auroc"], m.get("n", 0)
     return {
         "name": run.name, "group": group_name(run, several_models=False), "axes": axes_of(run),
         "measures": measure_values(run.path, run.sha),
@@ -51,7 +55,7 @@ def predictor_row(run: Run, source: str | None = None) -> dict:
                     "external_auroc": ext["overall"]["auroc"] if ext else None,
                     "drop": ext["drop"]["auroc"] if ext else None},
         "external_source": ext["source"] if ext else None,
-        "environments": envs,
+        "environments": envs, "environment_sizes": sizes,
     }
 
 
@@ -60,18 +64,26 @@ def predictor_rows(runs: Sequence[Run], source: str | None = None) -> list[dict]
     return [predictor_row(r, source) for r in runs]
 
 
-def correlate_runs(runs: Sequence[Run], n_boot: int = 2000, seed: int = 0, source: str | None = None) -> dict:
+def correlate_runs(runs: Sequence[Run], n_boot: int = 2000, seed: int = 0, source: str | None = None,
+                   min_domain_size: int | None = None) -> dict:
     """:func:`~landscape.report.granulated.predictors` over the measures that some run has, plus the rows."""
     rows = predictor_rows(runs, source)
     present = [m for m in REGISTRY if any(r["measures"].get(m) is not None for r in rows)]
-    out = predictors(rows, present, n_boot=n_boot, seed=seed)
+    out = predictors(rows, present, n_boot=n_boot, seed=seed, min_domain_size=min_domain_size)
     out["rows"] = rows
     out["units"] = {m: REGISTRY[m].units for m in present}
     return out
 
 
 def correlate(inputs: Sequence[str | Path], n_boot: int = 2000, seed: int = 0, source: str | None = None,
-              progress: bool = True) -> dict:
-    """Which measure predicts generalization over the runs ``inputs`` (nothing is computed: records only)."""
+              min_domain_size: int | None = None, progress: bool = True) -> dict:
+    """Which measure predicts generalization over the runs ``inputs`` (nothing is computed: records only).
+
+    ``min_domain_size``: external domains with fewer images are left out of
+    the robust views (default :data:`landscape.report.robust.MIN_DOMAIN_SIZE`, 50).
+    """
+    if min_domain_size is not None and (isinstance(min_domain_size, bool) or not isinstance(min_domain_size, int)
+                                        or min_domain_size < 1):
+        raise LandscapeError(f"min_domain_size must be a positive integer, got {min_domain_size!r}")
     runs, _ = collect(inputs, compute=False, seed=seed, progress=progress)
-    return correlate_runs(runs, n_boot=n_boot, seed=seed, source=source)
+    return correlate_runs(runs, n_boot=n_boot, seed=seed, source=source, min_domain_size=min_domain_size)

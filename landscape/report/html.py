@@ -117,7 +117,7 @@ th,td{border:1px solid #e1e5ec;padding:4px 8px;text-align:left;vertical-align:to
 th{background:#f1f4f8;position:sticky;top:0}table.sortable th{cursor:pointer;user-select:none}
 table.sortable th.asc::after{content:" \\25B2"}table.sortable th.desc::after{content:" \\25BC"}
 td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-td.clip{max-width:18em;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+td.clip{min-width:12em;max-width:26em;white-space:normal;overflow-wrap:anywhere}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:8px 12px;margin:8px 0}
 .caption{color:#4a5568;font-size:.88em;max-width:1000px}
 pre{background:#f6f8fb;padding:8px 10px;font-size:.8em;overflow-x:auto;max-height:420px}

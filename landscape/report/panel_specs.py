@@ -7,6 +7,7 @@ from __future__ import annotations
 from functools import partial
 
 from landscape.report import figures, series
+from landscape.report.compare_panel import BASELINE, paired_figure, paired_series
 from landscape.report.panels import Panel, register_panel, register_series
 
 
@@ -48,3 +49,12 @@ for _panel in (
                                     "sharpness (loss increase)", logx=True, err="std"), "sharpness_vs_rho"),
 ):
     register_panel(_panel)
+
+register_series("paired", paired_series)
+register_panel(Panel(
+    "paired", f"Paired differences from {BASELINE}",
+    f"Each optimizer minus {BASELINE} on the same seed (same initial weights, data order and split): mean over "
+    "seeds (dot; diamond when the Holm-adjusted paired t-test p < 0.05) with its 95% t-interval; the dotted line "
+    "is no difference. Hover for the number of pairs, p, Holm p and the smallest difference the design detects "
+    "(80% power, alpha 0.05). `landscape compare` adds each run's test-set bootstrap CIs.",
+    ("paired",), lambda d, *_: paired_figure(d["paired"]), section="correlations"))

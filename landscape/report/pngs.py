@@ -1,4 +1,4 @@
-"""Matplotlib PNGs of the report's figures, for papers (``--png DIR``).
+"""Matplotlib figures of the report for papers: PNGs (``--png DIR``), or PNG + PDF + SVG (``--figures DIR``).
 
 Same data and colours as the interactive figures (:mod:`landscape.report.series`).
 Files: ``flatness_vs_generalization.png``, ``landscape_1d.png``,
@@ -32,15 +32,30 @@ def _tex_safe(text: str) -> str:
     return str(text).replace("$", r"\$")
 
 
-def _save(fig, path: Path) -> Path:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+#: Resolution of ``--figures`` PNGs (print), beside their vector PDF and SVG.
+PRINT_DPI = 300
+#: What ``--figures`` writes per figure.
+PRINT_FORMATS = ("png", "pdf", "svg")
+
+
+def _save(fig, path: Path, formats: Sequence[str] = ("png",), dpi: int = DPI) -> list[Path]:
+    """``fig`` as ``path`` with each suffix of ``formats`` (atomic writes); closes the figure."""
+    written = []
+    for fmt in formats:
+        buf = io.BytesIO()
+        metadata = {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else None
+        fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight", metadata=metadata)
+        written.append(atomic_write_bytes(path.with_suffix(f".{fmt}"), buf.getvalue()))
     plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return written
 
 
-def write_pngs(out_dir: Path, rows: Sequence[dict], summary: dict, data: dict) -> list[Path]:
-    """Write every panel's PNG that has data into ``out_dir``; returns the files written."""
+def write_pngs(out_dir: Path, rows: Sequence[dict], summary: dict, data: dict, formats: Sequence[str] = ("png",),
+               dpi: int = DPI) -> list[Path]:
+    """Write every panel's figure that has data into ``out_dir``, once per format; returns the files written.
+
+    ``--png`` writes PNGs at :data:`DPI`; ``--figures`` writes :data:`PRINT_FORMATS` at :data:`PRINT_DPI`.
+    """
     from landscape.report.panels import panels
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -48,7 +63,7 @@ def write_pngs(out_dir: Path, rows: Sequence[dict], summary: dict, data: dict) -
     for panel in panels():
         fig = panel.png(data, rows, summary) if panel.png is not None else None
         if fig is not None:
-            written.append(_save(fig, out_dir / f"{panel.png_name}.png"))
+            written += _save(fig, out_dir / f"{panel.png_name}.png", formats, dpi)
     return written
 
 

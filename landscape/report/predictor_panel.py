@@ -12,43 +12,77 @@ from landscape.report.html import Figure, Table, esc, figure_block, table
 from landscape.report.style import fmt, fmt_ci, group_colours
 
 TEMPLATE = "plotly_white"
+#: Subplot and axis titles of the targets, short enough to sit side by side at 1400 px.
+SHORT = {"test_balanced_accuracy": "test balanced accuracy", "gap": "gap (train − test bal. acc.)",
+         "external_auroc": "external AUROC", "drop": "AUROC drop (in-site − external)"}
+#: Targets that only an external evaluation gives.
+EXTERNAL = ("external_auroc", "drop")
+NO_EXTERNAL = ("No external data, so no external AUROC or drop: pass --external to landscape study, or run "
+               "landscape evaluate RUN --data OTHER_SITE on the runs.")
+
+
+def present_targets(result: dict) -> list[str]:
+    """The targets some run has a value of (the external ones need an external evaluation)."""
+    return [t for t in TARGETS if any(r["targets"].get(t) is not None for r in result["rows"])]
+
+
+def missing_note(result: dict) -> str:
+    """One line on the targets left out, or empty."""
+    shown = present_targets(result)
+    return NO_EXTERNAL if any(t not in shown for t in EXTERNAL) else ""
 
 
 def _cell(c: dict) -> str:
     tau = "τ —" if c["kendall_tau"] is None else f"τ {c['kendall_tau']:.2f} {fmt_ci(c['kendall_ci'])}"
+    if c["p_holm"] is not None:
+        tau += f" p {fmt(c['p'], 2)}, Holm {fmt(c['p_holm'], 2)}{' ✓' if c['p_holm'] < 0.05 else ''}"
     psi = f"Ψ {c['psi']:.2f}" if c["psi"] is not None else f"Ψ: {c['note']}"
     return f"{tau} · {psi}"
 
 
+def _robust_text(rse: dict, wdt: dict) -> str:
+    site = rse["in_site"]
+    out = (f"sign error {site['worst']:.2f} ({site['worst_environment']})" if site["worst"] is not None
+           else site["note"])
+    if wdt["worst"] is not None:
+        out += f"; worst-domain τ {wdt['worst']:.2f} ({wdt['worst_domain']}, expected sign {wdt['expected_sign']:+d})"
+    return out
+
+
 def predictors_table(result: dict) -> str:
-    """Measures (rows, sorted by |Psi|) by targets (columns) plus the robust view; escaped HTML."""
+    """Measures (rows, sorted by |Psi|) by targets (columns) plus the robust views; escaped HTML."""
     cells = {(c["measure"], c["target"]): c for c in result["cells"]}
-    headers = ["measure", "units", *TARGETS.values(), "robust: worst τ over environments"]
+    targets = present_targets(result)
+    headers = ["measure", "units", *(TARGETS[t] for t in targets), "robust sign error (worst axis) · worst-domain τ"]
     body = []
     for m in result["measures"]:
-        rob = result["robust"][m]
-        rob_text = (f"{rob['worst']:.2f} ("
-                    + ", ".join(f"{e}: {fmt(t, 2)}" for e, t in rob["environments"].items()) + ")"
-                    if rob["worst"] is not None else rob["note"])
+        rse, wdt = result["robust_sign_error"][m], result["worst_domain_tau"][m]
+        label = m + (f" (= {', '.join(result['equivalent'][m])})" if result["equivalent"][m] else "")
         psi_key = cells[(m, result["sorted_by"])]["psi"] if result["sorted_by"] else None
-        body.append([(m, m), (result["units"].get(m, ""), None),
+        body.append([(label, m), (result["units"].get(m, ""), None),
                      *[(_cell(cells[(m, t)]), cells[(m, t)]["psi"] if t != result["sorted_by"] else psi_key)
-                       for t in TARGETS], (rob_text, rob["worst"])])
-    numeric = [False, False] + [True] * (len(TARGETS) + 1)
+                       for t in targets], (_robust_text(rse, wdt), rse["in_site"]["worst"])])
+    numeric = [False, False] + [True] * (len(targets) + 1)
     axes = ", ".join(result["axes"]) or "none"
     primary = TARGETS.get(result["sorted_by"], "—")
-    caption = (f"Kendall τ over {result['n_runs']} runs with a percentile-bootstrap 95% CI ({result['n_boot']} "
-               f"resamples, seed {result['seed']}), and Jiang's granulated Ψ: the mean over the hyper-parameter "
-               f"axes that vary ({axes}) of the mean τ within groups of runs that differ only along that axis "
-               f"(groups need ≥ 3 runs). Rows are sorted by |Ψ| against {primary}. Robust view (Dziugaite et "
-               "al.): τ against the benign-vs-malignant AUROC in each environment (in-site test split, each "
-               "external scanner), worst in the direction of their mean sign. Complexity measures that predict "
-               "generalization have τ < 0 against accuracy/AUROC and τ > 0 against the gap and the drop.")
+    caption = (f"Kendall τ over {result['n_runs']} runs with a 95% cluster-bootstrap CI (seeds or optimizer "
+               f"groups resampled, {result['n_boot']} resamples, seed {result['seed']}), a permutation p-value "
+               f"stratified by seed and its Holm adjustment ({result['multiple_comparisons']}; ✓ = Holm p < 0.05). "
+               f"Jiang's granulated Ψ: the mean over the hyper-parameter axes that vary ({axes}; never the seed) "
+               "of the mean τ within groups of runs that differ only along that axis (groups need ≥ 3 runs). "
+               f"Rows are sorted by |Ψ| against {primary}; monotone transforms are listed beside the measure they "
+               "transform. Robust sign error (Dziugaite et al.): over pairs of settings differing in one "
+               "hyper-parameter (same seeds, noisy pairs dropped), the share ordered against the gap, direction "
+               "fixed in advance; worst axis shown (0.5 = chance). Worst-domain τ: τ against AUROC per domain "
+               f"(≥ {result['min_domain_size']} images), the one least in the expected sign. Complexity measures "
+               "that predict generalization have τ < 0 against accuracy/AUROC and τ > 0 against the gap and the "
+               "drop.")
     if not result["measures"]:
         return ("<p>No measure records yet: run <code>landscape measures RUN...</code> (and "
                 "<code>landscape evaluate</code> for the external targets).</p>")
+    note = missing_note(result)
     return (f'<div class="wrap">{table(Table(headers, body, numeric=numeric))}</div>'
-            f"<p class=caption>{esc(caption)}</p>")
+            f"<p class=caption>{esc(caption)}</p>" + (f"<p class=note>{esc(note)}</p>" if note else ""))
 
 
 def predictors_scatter(result: dict) -> go.Figure | None:
@@ -56,10 +90,12 @@ def predictors_scatter(result: dict) -> go.Figure | None:
     rows, measures = result["rows"], result["measures"]
     if not rows or not measures:
         return None
-    targets = list(TARGETS)
+    targets = present_targets(result)
+    if not targets:
+        return None
     colours = group_colours([r["group"] for r in rows])
-    fig = make_subplots(rows=1, cols=len(targets), horizontal_spacing=0.06,
-                        subplot_titles=[html.escape(v) for v in TARGETS.values()])
+    fig = make_subplots(rows=1, cols=len(targets), horizontal_spacing=0.08,
+                        subplot_titles=[html.escape(SHORT[t]) for t in targets])
     per_measure = []
     for k, m in enumerate(measures):
         start = len(fig.data)
@@ -78,13 +114,20 @@ def predictors_scatter(result: dict) -> go.Figure | None:
                 ), row=1, col=j + 1)
         per_measure.append((start, len(fig.data)))
     n = len(fig.data)
+    axes = ["xaxis"] + [f"xaxis{j}" for j in range(2, len(targets) + 1)]
     buttons = [{"label": html.escape(m), "method": "update",
-                "args": [{"visible": [a <= i < b for i in range(n)]}, {"xaxis.title.text": html.escape(m)}]}
+                "args": [{"visible": [a <= i < b for i in range(n)]},
+                         {f"{axis}.title.text": html.escape(m) for axis in axes}]}
                for m, (a, b) in zip(measures, per_measure)]
-    fig.update_layout(template=TEMPLATE, height=420, margin={"t": 90, "b": 50},
-                      updatemenus=[{"buttons": buttons, "x": 0.0, "y": 1.25, "xanchor": "left", "showactive": True}],
+    fig.update_layout(template=TEMPLATE, height=440, margin={"t": 100, "b": 50},
+                      updatemenus=[{"buttons": buttons, "x": 0.0, "y": 1.12, "xanchor": "left", "yanchor": "bottom",
+                                    "showactive": True}],
                       legend={"title": {"text": "group"}})
-    fig.update_xaxes(title_text=html.escape(measures[0]), row=1, col=1)
+    fig.update_annotations(font_size=12)
+    fig.update_xaxes(title_text=html.escape(measures[0]), exponentformat="power")
+    fig.update_yaxes(exponentformat="power")
+    for j, t in enumerate(targets):
+        fig.update_yaxes(title_text=html.escape(SHORT[t]), title_font_size=11, row=1, col=j + 1)
     return fig
 
 

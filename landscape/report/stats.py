@@ -70,13 +70,20 @@ def bootstrap_ci(
     y = np.asarray(y, float)
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, len(x), size=(n_boot, len(x)))
-    values = statistic_rows(x[idx], y[idx])
-    values = values[np.isfinite(values)]
-    if len(values) < n_boot / 2:
-        return None, None, len(values)
+    return percentile_interval(statistic_rows(x[idx], y[idx]), n_boot, level)
+
+
+def percentile_interval(values, n_boot: int, level: float = 0.95) -> tuple[float | None, float | None, int]:
+    """``(low, high, n_valid)`` percentile interval of the finite bootstrap ``values`` (None, None when fewer
+    than half of the ``n_boot`` resamples are defined; None entries count as undefined).
+    """
+    v = np.array([np.nan if a is None else a for a in values], dtype=float)
+    v = v[np.isfinite(v)]
+    if len(v) < n_boot / 2:
+        return None, None, len(v)
     alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(values, [alpha, 1.0 - alpha])
-    return float(low), float(high), len(values)
+    low, high = np.quantile(v, [alpha, 1.0 - alpha])
+    return float(low), float(high), len(v)
 
 
 def correlation(

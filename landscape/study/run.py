@@ -18,11 +18,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from landscape import distributed
+from landscape import distributed, logs
 from landscape.checks import check_seed
 from landscape.errors import LandscapeError
 from landscape.io import check_writable, versions, write_json
 from landscape.progress import progress_bar
+from landscape.study.grid import SELECT_METRICS, select, variants
 from landscape.study.parallel import deal, parallel_mode
 from landscape.study.presets import FULL, QUICK, Preset
 
@@ -55,7 +56,10 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
               quick: bool = False, progress: bool = True, seed: int = 0, img_size: int | None = None,
               parallel: str | None = None, batch_size: int | None = None, m: int | None = None,
               analyses: dict[str, dict] | None = None, external: str | Path | None = None,
-              external_options: dict | None = None) -> StudyResult:
+              external_options: dict | None = None, grid: dict | None = None, select_by: str = "balanced_accuracy",
+              compute_matched: bool = False, stop_train_loss: float | None = None,
+              classes: Sequence[str] | str | None = None, tensorboard: bool = False,
+              tensorboard_dir: str | Path | None = None) -> StudyResult:
     """Train, analyse and report a whole study; returns a :class:`StudyResult`.
 
     ``optimizers``: ``"all"``, a comma list or a sequence of names. Seeds are
@@ -75,6 +79,18 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     ``<out>/report.html``, ``<out>/report.json`` and ``<out>/study.json``.
     ``parallel``: ``runs`` or ``data`` under ``torchrun`` (see
     :mod:`landscape.study.parallel`; default ``runs`` when there are enough runs).
+
+    Fair comparisons (:mod:`landscape.study.grid`): ``grid``
+    (``{optimizer or "*": {param: [values]}}``) trains every setting and keeps,
+    per (model, optimizer), the one with the best mean validation
+    ``select_by`` over seeds; only the selected runs are analysed, evaluated
+    externally and reported, and ``study.json`` records every candidate's
+    validation scores (``selection``). ``compute_matched`` adds a
+    compute-matched copy of each one-pass optimizer (``adam-cm``);
+    ``stop_train_loss`` and ``classes`` go to every run's ``TrainConfig``.
+    ``tensorboard`` writes every run's training scalars to ``<tensorboard_dir>/<run name>``
+    (default ``<out>/tensorboard``).
+    Also writes ``<out>/runs.csv`` and ``<out>/tables.tex`` (:mod:`landscape.report.export`).
     """
     from landscape.report.overrides import check_overrides
     from landscape.study.checks import check_models
@@ -104,70 +120,101 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     out = Path(out)
     check_writable(out, folder=True)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
-                       batch_size=batch_size, split_seed=seed, keep=preset.keep, out=str(out)).validate()
+                       batch_size=batch_size, split_seed=seed, keep=preset.keep, out=str(out),
+                       stop_train_loss=stop_train_loss, classes=classes, tensorboard=tensorboard,
+                       tensorboard_dir=str(tensorboard_dir or out / "tensorboard") if tensorboard else None).validate()
     check_models(models, img_size)
+    if select_by not in SELECT_METRICS:
+        raise LandscapeError(f"select_by must be one of {', '.join(SELECT_METRICS)}, got {select_by!r}")
+    plan = variants(names, grid, compute_matched)
+    for v in plan:
+        v.config(base).validate()
     settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
                 "epochs": epochs, "img_size": img_size, "batch_size": batch_size, "quick": quick,
                 "analyses": analyses, "m": m, "seed": seed,
-                "external": None if external is None else str(external), "external_options": external_options}
-    n_runs = len(models) * seeds * len(names)
+                "external": None if external is None else str(external), "external_options": external_options,
+                "grid": grid, "select_by": select_by, "compute_matched": compute_matched,
+                "stop_train_loss": stop_train_loss, "classes": base.classes,
+                "selection_data": "validation split only (test and external data are never used to choose)"}
+    n_runs = len(models) * seeds * len(plan)
     mode = parallel_mode(parallel, n_runs)
     settings["parallel"] = {"mode": mode, "world_size": distributed.world_size()}
     seconds = dict.fromkeys(stages(external is not None), 0.0)
     n_stages = len(seconds) - 2
     before = _final_mtimes(out)
     run_dirs: list[Path] = []
-    # one step per training run, one per analysis stage of each run, one for the report
-    with progress_bar("study", total=n_runs * (1 + n_stages) + 1, enabled=progress) as bar:
-        def analyse(run_dir: Path, spent: dict) -> None:
+    jobs = [(arch, s, v) for arch in models for s in settings["seeds"] for v in plan]
+    # one step per training run, one per analysis stage of each selected run, one for the report
+    with progress_bar("study", total=n_runs * (1 + n_stages) + 1, enabled=progress, unit="stages") as bar:
+        def train_one(job):  # returns the run folder and its seconds by stage
+            model, s, variant = job
+            spent = dict.fromkeys(seconds, 0.0)
+            bar.update(f"study: train {model} {variant.group} {variant.tag} seed {s}")
+            return _train(variant.config(base.replace(model=model, seed=s)), [variant.optimizer], progress, spent,
+                          bar)[0], spent
+
+        def analyse_one(run_dir: Path):
             from landscape.checkpoint import load_checkpoint
 
-            ck = load_checkpoint(run_dir)  # once for every analysis of the run
-            _analyse(ck, analyses, seed, progress, spent, bar, m)
-            if external is not None:
-                _evaluate(ck, external, external_options, seed, progress, spent, bar)
+            spent = dict.fromkeys(seconds, 0.0)
+            bar.update(f"study: analyse {run_dir.name}")
+            with logs.run_context(run_dir.name):
+                ck = load_checkpoint(run_dir)  # once for every analysis of the run
+                _analyse(ck, analyses, seed, progress, spent, bar, m)
+                if external is not None:
+                    _evaluate(ck, external, external_options, seed, progress, spent, bar)
+            return spent
 
         if mode == "runs":
-            def one_run(job):  # train and analyse one run; returns its folder and its seconds by stage
-                model, s, name = job
-                spent = dict.fromkeys(seconds, 0.0)
-                run_dir = _train(base.replace(model=model, seed=s), [name], progress, spent, bar)[0]
-                analyse(run_dir, spent)
-                return run_dir, spent
-
-            jobs = [(arch, s, n) for arch in models for s in settings["seeds"] for n in names]
-            done, owners = deal(jobs, one_run)
-            run_dirs = [d for d, _ in done]
-            settings["parallel"]["ranks"] = {d.name: r for d, r in zip(run_dirs, owners)}
-            seconds = {stage: sum(spent[stage] for _, spent in done) for stage in seconds}
+            done, owners = deal(jobs, train_one)
         else:
-            for model in models:
-                for s in settings["seeds"]:
-                    bar.update(f"study: train {model} seed {s}")
-                    run_dirs += _train(base.replace(model=model, seed=s), names, progress, seconds, bar)
-            for run_dir in run_dirs:
-                bar.update(f"study: analyse {run_dir.name}")
-                analyse(run_dir, seconds)
+            done, owners = [train_one(job) for job in jobs], [0] * len(jobs)
+        all_dirs = [d for d, _ in done]
+        selection = select([(a, s, v, d) for (a, s, v), d in zip(jobs, all_dirs)], select_by)
+        chosen = {d for entry in selection.values() for d in entry["selected_runs"]}
+        run_dirs = [d for d in all_dirs if str(d) in chosen]
+        bar.advance((n_runs - len(run_dirs)) * n_stages)  # unselected candidates are not analysed
+        spent_all = [spent for _, spent in done]
+        if mode == "runs":
+            analysed, _ = deal(run_dirs, analyse_one)
+            settings["parallel"]["ranks"] = {d.name: r for d, r in zip(all_dirs, owners)}
+        else:
+            analysed = [analyse_one(d) for d in run_dirs]
+        spent_all += analysed
+        seconds = {stage: sum(sp[stage] for sp in spent_all) for stage in seconds}
         bar.update("study: report")
         t0 = time.perf_counter()
         from landscape.report import build_report
 
         report = out / "report.html"
+        tables = {"csv": out / "runs.csv", "latex": out / "tables.tex"}
         if distributed.is_main():
             report = build_report(run_dirs, report, compute=False, progress=progress, seed=seed)
+            _export(run_dirs, tables, seed)
         seconds["report"] += time.perf_counter() - t0
         bar.advance()
-    trained = [d.name for d in run_dirs if before.get(d / "final.pt") != _mtime(d / "final.pt")]
-    reused = [d.name for d in run_dirs if d.name not in trained]
+    trained = [_label(d, out) for d in all_dirs if before.get(d / "final.pt") != _mtime(d / "final.pt")]
+    reused = [_label(d, out) for d in all_dirs if _label(d, out) not in trained]
     summary = write_json(out / "study.json", {
-        "settings": settings, "runs": [str(d) for d in run_dirs], "trained": trained, "reused": reused,
-        "seconds": seconds, "report": str(report), "versions": versions(),
+        "settings": settings, "runs": [str(d) for d in run_dirs], "selection": selection,
+        "candidates": [str(d) for d in all_dirs], "trained": trained, "reused": reused,
+        "seconds": seconds, "report": str(report), "tables": {k: str(v) for k, v in tables.items()},
+        "versions": versions(),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
     result = StudyResult(report, summary, run_dirs, trained, reused, seconds)
     distributed.barrier()  # the report and study.json are on disk for every rank
     if progress and distributed.is_main():
         _print(result)
     return result
+
+
+def _export(run_dirs: list[Path], tables: dict, seed: int) -> None:
+    """The tidy CSV and the LaTeX tables of the study's runs beside its report (:mod:`landscape.report.export`)."""
+    from landscape.report.collect import collect
+    from landscape.report.export import export
+
+    runs, _ = collect(run_dirs, compute=False, seed=seed, progress=False)
+    export(runs, csv_path=tables["csv"], latex_path=tables["latex"], seed=seed)
 
 
 def _train(cfg, names: list[str], progress: bool, seconds: dict, bar) -> list[Path]:
@@ -207,8 +254,14 @@ def _evaluate(ck, external, external_options: dict | None, seed: int, progress: 
     bar.advance()
 
 
+def _label(run_dir: Path, out: Path) -> str:
+    """A run folder's name relative to the study folder (``tag/name`` for grid candidates)."""
+    return run_dir.relative_to(out).as_posix() if run_dir.is_relative_to(out) else run_dir.name
+
+
 def _final_mtimes(out: Path) -> dict[Path, int]:
-    return {p: _mtime(p) for p in out.glob("*/final.pt")} if out.is_dir() else {}
+    return {p: _mtime(p) for pattern in ("*/final.pt", "*/*/final.pt") for p in out.glob(pattern)} if out.is_dir() \
+        else {}
 
 
 def _mtime(path: Path) -> int | None:
@@ -216,7 +269,6 @@ def _mtime(path: Path) -> int | None:
 
 
 def _print(result: StudyResult) -> None:
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="study: wall time by stage", title_justify="left")
@@ -225,9 +277,10 @@ def _print(result: StudyResult) -> None:
     for stage, sec in result.seconds.items():
         table.add_row(stage, f"{sec:.1f}")
     table.add_row("total", f"{sum(result.seconds.values()):.1f}")
-    console = Console(highlight=False)
+    console = logs.console()
     console.print(table)
     console.print(f"runs: {len(result.run_dirs)} ({len(result.trained)} trained, {len(result.reused)} reused)",
                   markup=False)
-    console.print(f"report: {result.report}", markup=False)
-    console.print(f"summary: {result.summary}", markup=False)
+    console.print(f"summary: {result.summary}", markup=False)  # build_report printed the report's path
+    console.print(f"tables: {result.summary.parent / 'runs.csv'}, {result.summary.parent / 'tables.tex'}",
+                  markup=False)

@@ -281,7 +281,7 @@ def evaluate_surface(
     cols = [None] if ys is None else list(ys)
     todo = [i for i in range(len(xs)) if not done[i]]
     ranks, me = distributed.world_size(), distributed.rank()
-    with progress_bar("surface", total=loss.size, enabled=progress) as bar:
+    with progress_bar("surface", total=loss.size, enabled=progress, unit="points") as bar:
         bar.advance(int(done.sum()) * len(cols))
         for first in range(0, len(todo), ranks):  # a wave: one row per rank
             wave = todo[first:first + ranks]

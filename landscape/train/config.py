@@ -26,11 +26,18 @@ class TrainConfig:
     doubles the epochs of one-pass optimizers (``OptimSpec.passes == 1``) so they
     get as many gradient evaluations as the two-pass SAM family. ``sync_bn`` and ``sam_local``
     apply under ``torchrun`` only (see :mod:`landscape.train.parallel`).
+    ``classes`` trains on those classes of the folder only (e.g. ``["benign",
+    "malignant"]``; None: all). ``stop_train_loss`` stops at the first epoch
+    whose mean training cross-entropy is at most the target (Jiang et al.'s
+    equal-fit rule), ``epochs`` being the cap; the checkpoint records the
+    stopped epoch and whether the target was reached (``stopping``).
     ``weights``: a local weights file or timm / Hugging Face cache folder
     (:mod:`landscape.models.weights`); ``in_chans`` 3 replicates grey images to
     RGB. ``no_decay_norm_bias`` puts normalisation weights and biases in a
     parameter group without weight decay. ``amp``: None, "bf16" or "fp16"
     (:mod:`landscape.optim.amp`).
+    ``tensorboard`` writes TensorBoard scalars to ``<run>/tensorboard``, or to
+    ``<tensorboard_dir>/<run name>`` when that is set (:mod:`landscape.train.tracking`).
     """
 
     data: str | None = None
@@ -64,6 +71,10 @@ class TrainConfig:
     sam_local: bool = False
     no_decay_norm_bias: bool = False
     amp: str | None = None
+    classes: list[str] | None = None
+    stop_train_loss: float | None = None
+    tensorboard: bool = False
+    tensorboard_dir: str | None = None
 
     def validate(self) -> "TrainConfig":
         """Raise :class:`LandscapeError` for values that cannot work; return self."""
@@ -91,11 +102,21 @@ class TrainConfig:
              f"split fractions must be three non-negative numbers summing to 1, got {self.fractions}"),
             (self.kfold is None or (self.kfold >= 2 and 0 <= self.fold < self.kfold),
              f"kfold must be >= 2 and fold in [0, kfold), got kfold={self.kfold} fold={self.fold}"),
+            (self.stop_train_loss is None or (isinstance(self.stop_train_loss, (int, float))
+                                              and 0 < self.stop_train_loss < float("inf")),
+             f"stop_train_loss must be a positive number of nats, got {self.stop_train_loss!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise LandscapeError(message)
+        if self.tensorboard:
+            from landscape.train.tracking import check_tensorboard
+
+            check_tensorboard()
+        from landscape.data.subset import parse_classes
         from landscape.models.registry import check_arguments
+
+        self.classes = parse_classes(self.classes)
 
         check_arguments(self.model, self.model_kwargs)
         if self.weights is not None:  # a file of another architecture fails here, before the data are loaded

@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from landscape import distributed
+from landscape import distributed, logs
 from landscape.data import augment
 from landscape.errors import LandscapeError
 from landscape.io import atomic_torch_save, check_writable, nonfinite_entries, read_json, safe_torch_load, write_json
@@ -39,7 +39,7 @@ from landscape.train.schedule import lr_at
 
 _EPOCH_RE = re.compile(r"epoch_(\d{3,})\.pt$")
 #: Files and folders of a run that a retrain (``overwrite``) removes; ``.lock`` stays with its holder.
-RUN_FILES = ("final.pt", "best.pt", "history.json", "config.json", "analysis")
+RUN_FILES = ("final.pt", "best.pt", "history.json", "config.json", "analysis", "tensorboard")
 
 
 @dataclass
@@ -122,7 +122,7 @@ def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
     if not path.exists():
         return
     old = read_json(path)
-    ignore = {"out", "run_name", "device", "keep"}
+    ignore = {"out", "run_name", "device", "keep", "tensorboard", "tensorboard_dir"}
     new = {**cfg.to_dict(), "lr": cfg.effective_lr}  # an explicit lr equal to the default is the same setting
     old["lr"] = TrainConfig.from_dict({**new, **old}).effective_lr
     diff = sorted(k for k, v in new.items() if k not in ignore and old.get(k, v) != v)
@@ -161,6 +161,7 @@ class _Trainer:
         self.best_epoch: int | None = None
         #: The newest epoch file's payload without optimizer state, by file name.
         self._saved: dict[str, dict] = {}
+        self.tracker = None  # opened by run(), after the run folder's checks
 
     # -- bookkeeping -------------------------------------------------------
     def optimizer_meta(self) -> dict:
@@ -174,7 +175,18 @@ class _Trainer:
             self.model, model_meta=self.model_meta, optimizer_meta=self.optimizer_meta(), data_meta=self.prep.data_meta,
             config=self.cfg.to_dict(), epoch=epoch, metrics=metrics, wall_time_s=self.wall,
             optimizer_state=self.opt.state_dict() if with_state else None, history=self.history, run_id=self.run_id,
+            stopping=self.stopping(),
         )
+
+    def stopping(self) -> dict | None:
+        """``{"target", "epoch", "reached", "cap"}`` under ``stop_train_loss`` (None without it)."""
+        target = self.cfg.stop_train_loss
+        if target is None:
+            return None
+        hit = next((h["epoch"] for h in self.history if h["train_loss"] <= target), None)
+        return {"target": target, "epoch": hit if hit is not None else (self.history[-1]["epoch"] if self.history
+                                                                         else 0),
+                "reached": hit is not None, "cap": self.cfg.effective_epochs}
 
     def save_epoch(self, epoch: int, metrics: dict) -> dict:
         """Write ``epoch_NNN.pt``; only the newest epoch file keeps the optimizer state (``--resume`` reads it).
@@ -221,7 +233,19 @@ class _Trainer:
 
     # -- the loop ------------------------------------------------------------
     def run(self, resume: bool) -> TrainResult:
+        with logs.run_context(self.run_dir.name):
+            try:
+                return self._run(resume)
+            finally:
+                if self.tracker is not None:
+                    self.tracker.close()
+
+    def _run(self, resume: bool) -> TrainResult:
         cfg = self.cfg
+        if cfg.tensorboard and distributed.is_main():
+            from landscape.train.tracking import TensorBoard, log_dir
+
+            self.tracker = TensorBoard(log_dir(self.run_dir, cfg.tensorboard_dir))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         start = self.restore() if resume else -1
         distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
@@ -233,28 +257,38 @@ class _Trainer:
         x_val, y_val = self.prep.tensors["val"]
         epochs = cfg.effective_epochs
         with progress_bar(f"train {self.run_dir.name}", total=epochs * self.steps_per_epoch,
-                          enabled=self.progress) as bar:
+                          enabled=self.progress, unit="steps") as bar:
             bar.advance(start * self.steps_per_epoch)
             for epoch in range(start + 1, epochs + 1):
+                if (self.stopping() or {}).get("reached"):  # resumed after the target was reached
+                    break
                 t0 = time.perf_counter()
-                train_loss = self.train_epoch(epoch, x_train, y_train, bar)
+                train_loss, grad_norm = self.train_epoch(epoch, x_train, y_train, bar)
                 self.dp.sync_buffers()
                 self.check_finite(epoch)
                 val = split_metrics(self.model, x_val, y_val, self.prep.classes)
                 self.wall += time.perf_counter() - t0
                 record = {"epoch": epoch, "train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"], "val": val,
-                          "seconds": self.wall}
+                          "seconds": self.wall, "grad_norm": grad_norm}
                 self.history.append(record)
+                if self.tracker is not None:
+                    self.tracker.epoch(record, self.opt.hyper)
                 payload = self.save_epoch(epoch, {"val": val})
                 score = val.get("balanced_accuracy", -math.inf) if val.get("n") else -train_loss
                 if score > self.best_score:
                     self.best_score, self.best_epoch = score, epoch
                     atomic_torch_save(payload, self.run_dir / "best.pt")
-                bar.update(loss=f"{train_loss:.4f}", val_bacc=f"{val.get('balanced_accuracy', float('nan')):.3f}")
+                bacc = val.get("balanced_accuracy", float("nan"))
+                bar.update(loss=f"{train_loss:.4f}", val_bacc=f"{bacc:.3f}")
+                bar.note(f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}, val balanced accuracy {bacc:.3f}, "
+                         f"{time.perf_counter() - t0:.1f} s")
         return self.finish()
 
-    def train_epoch(self, epoch: int, x: torch.Tensor, y: torch.Tensor, bar) -> float:
+    def train_epoch(self, epoch: int, x: torch.Tensor, y: torch.Tensor, bar) -> tuple[float, float]:
+        """One epoch; returns the mean training loss and the mean L2 norm of the gradient each step applied."""
         cfg = self.cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        grad_sum = torch.zeros((), dtype=torch.float64, device=self.device)
         gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
         perm = torch.randperm(len(y), generator=gen)
@@ -289,10 +323,13 @@ class _Trainer:
             if not math.isfinite(loss):
                 raise LandscapeError(f"non-finite loss ({loss}) at epoch {epoch}, step {i}: training stopped; "
                                      f"last good checkpoint: {epoch_files(self.run_dir)[-1]}")
+            grads = [p.grad.detach().double().pow(2).sum() for p in params if p.grad is not None]
+            if grads:
+                grad_sum += torch.stack(grads).sum().sqrt() * n_batch
             total += loss * n_batch
             count += n_batch
             bar.advance(1)
-        return total / max(count, 1)
+        return total / max(count, 1), float(grad_sum) / max(count, 1)
 
     def check_finite(self, epoch: int) -> None:
         """Stop before saving an epoch whose weights or buffers (e.g. BatchNorm statistics) are NaN or inf."""
@@ -310,10 +347,12 @@ class _Trainer:
         (the same evaluation of the same weights); ``best.pt`` of the final
         epoch shares the final metrics instead of evaluating again.
         """
-        epoch = self.cfg.effective_epochs
+        epoch = self.history[-1]["epoch"] if self.history else self.cfg.effective_epochs
         metrics = self.split_metrics(epoch)
         final = self.payload(epoch, metrics, with_state=False)
         atomic_torch_save(final, self.run_dir / "final.pt")
+        if self.tracker is not None:
+            self.tracker.final(metrics, epoch)
         if distributed.is_main():  # the resume point is now obsolete: final.pt holds its weights
             newest = epoch_files(self.run_dir)[-1]
             if self.cfg.keep == "last" and newest.name != "epoch_000.pt":

@@ -23,6 +23,7 @@ def checkpoint_payload(
     optimizer_state: dict | None = None,
     history: list | None = None,
     run_id: str | None = None,
+    stopping: dict | None = None,
 ) -> dict:
     """Tensors and plain data only, so that ``torch.load(weights_only=True)`` reads it."""
     payload = {
@@ -40,6 +41,7 @@ def checkpoint_payload(
         "wall_time_s": wall_time_s,
         "world_size": distributed.world_size(),
         "run_id": run_id,
+        "stopping": stopping,
     }
     if optimizer_state is not None:
         payload["optimizer_state"] = _to_cpu(optimizer_state)

@@ -10,6 +10,7 @@ from torch import nn
 
 from landscape import distributed
 from landscape.data import kfold_split, load_images, make_split, norm_stats, select, to_float
+from landscape.data.subset import keep_classes
 from landscape.models import create, describe
 from landscape.models.weights import load_weights, weights_normalization
 from landscape.train.config import TrainConfig
@@ -28,8 +29,8 @@ class Prepared:
 
 
 def prepare_data(cfg: TrainConfig) -> Prepared:
-    """Load (cached) images, split them and normalise with train-split statistics."""
-    images = load_images(cfg.data, img_size=cfg.img_size, seed=PHANTOM_SEED)
+    """Load (cached) images (of ``cfg.classes`` only, when set), split them and normalise with train statistics."""
+    images = keep_classes(load_images(cfg.data, img_size=cfg.img_size, seed=PHANTOM_SEED), cfg.classes)
     if cfg.kfold:
         manifest = kfold_split(images, k=cfg.kfold, fold=cfg.fold, seed=cfg.split_seed,
                                keep_conflicts=cfg.keep_conflicts)

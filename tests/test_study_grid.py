@@ -1,0 +1,76 @@
+"""`study --grid`: every setting trained, each optimizer's setting chosen on validation only, recorded."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from landscape.checkpoint import read_payload
+from landscape.errors import LandscapeError
+from landscape.study.grid import Variant, parse_grid, variants
+
+
+@pytest.fixture(scope="module")
+def grid_study(tmp_path_factory):
+    from landscape.study import run_study
+
+    out = tmp_path_factory.mktemp("grid-study")
+    result = run_study(out=out, models=("cnn-tiny",), optimizers="adam,sam", seeds=1, epochs=1, img_size=16,
+                       quick=True, progress=False, grid={"sam": {"rho": [0.01, 0.5]}}, compute_matched=True)
+    return out, result
+
+
+def test_grid_selects_the_best_validation_score_and_reports_only_it(grid_study):
+    out, result = grid_study
+    summary = json.loads((out / "study.json").read_text())
+    sam = summary["selection"]["cnn-tiny/sam"]
+    assert set(sam["candidates"]) == {"rho0.01", "rho0.5"}
+    scores = {}
+    for tag, cand in sam["candidates"].items():  # the runs' own validation metrics
+        (run,) = cand["runs"]
+        own = read_payload(f"{run}/final.pt")["metrics"]["val"]["balanced_accuracy"]
+        assert cand["val"] == [own] and read_payload(f"{run}/final.pt")["optimizer"]["hyper"]["rho"] == \
+            cand["setting"]["rho"]
+        scores[tag] = own
+    best = max(scores, key=lambda t: (scores[t], -list(scores).index(t)))
+    assert sam["selected"] == best and sam["metric"] == "balanced_accuracy"
+    assert summary["settings"]["selection_data"].startswith("validation split only")
+    # compute-matched adam beside plain adam, twice the epochs
+    assert {"cnn-tiny/adam", "cnn-tiny/adam-cm"} <= set(summary["selection"])
+    cm = summary["selection"]["cnn-tiny/adam-cm"]["selected_runs"][0]
+    assert cm.endswith("-cm") and read_payload(f"{cm}/final.pt")["epoch"] == 2
+    # only the selected runs are analysed and reported
+    numbers = json.loads((out / "report.json").read_text())
+    assert len(numbers["rows"]) == 3 == len(result.run_dirs) and len(summary["candidates"]) == 4
+    assert sorted(summary["runs"]) == sorted(str(d) for d in result.run_dirs)
+    loser = next(t for t in sam["candidates"] if t != best)
+    assert not any(str(d).startswith(str(out / loser)) for d in result.run_dirs)
+
+
+def test_parse_grid_and_variants():
+    def value(text):
+        return float(text)
+
+    grid = parse_grid(["rho=0.01,0.05", "sam,asam:lr=0.001"], value)
+    assert grid == {"*": {"rho": [0.01, 0.05]}, "sam": {"lr": [0.001]}, "asam": {"lr": [0.001]}}
+    plan = variants(["adam", "sam"], {"*": {"rho": [0.01, 0.05]}}, compute_matched=True)
+    assert plan == [Variant("adam", "adam", {}), Variant("adam", "adam-cm", {}, compute_matched=True),
+                    Variant("sam", "sam", {"rho": 0.01}), Variant("sam", "sam", {"rho": 0.05})]
+    assert plan[2].tag == "rho0.01" and plan[0].tag == ""
+    with pytest.raises(LandscapeError, match="applies to none"):
+        variants(["adam"], {"*": {"rho": [0.1]}})
+    with pytest.raises(LandscapeError, match="does not train"):
+        variants(["adam"], {"sam": {"rho": [0.1]}})
+    with pytest.raises(LandscapeError, match="grid must be"):
+        parse_grid(["rho"], value)
+
+
+def test_study_cli_refuses_bad_grid_and_metric(cli, tmp_path):
+    base = ("study", "--models", "cnn-tiny", "--optimizers", "adam", "--seeds", "1", "--epochs", "1",
+            "--img-size", "16", "--quick", "--out", str(tmp_path / "s"))
+    res = cli(*base, "--grid", "rho=0.1")
+    assert res.code == 2 and "rho applies to none" in res.err
+    res = cli(*base, "--select-by", "test_auroc")
+    assert res.code == 2 and "--select-by must be one of" in res.err
+    assert not (tmp_path / "s").exists()
