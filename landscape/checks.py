@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import numpy as np
+import sys
 
 from landscape.errors import LandscapeError
 
@@ -11,13 +11,22 @@ from landscape.errors import LandscapeError
 SEED_LIMIT = 2**32
 
 
+def _is_integer(value) -> bool:
+    """Whether ``value`` is a Python or numpy integer (not a bool); never imports numpy.
+
+    A numpy integer implies numpy is loaded, so it is looked up in ``sys.modules``.
+    """
+    np = sys.modules.get("numpy")
+    return not isinstance(value, bool) and isinstance(value, (int, np.integer) if np is not None else int)
+
+
 def check_seed(seed, name: str = "seed") -> int:
     """``seed`` as an int, or :class:`LandscapeError` unless it is an integer in ``[0, 2**32)``.
 
     ``name`` is the parameter (or expression of parameters) the message names;
     the CLI shows each parameter as its flag.
     """
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < SEED_LIMIT:
+    if not _is_integer(seed) or not 0 <= seed < SEED_LIMIT:
         raise LandscapeError(f"{name} must be an integer from 0 to 2**32 - 1, got {seed!r}",
                              params=tuple(part for part in name.split() if part.isidentifier()))
     return int(seed)
@@ -25,7 +34,7 @@ def check_seed(seed, name: str = "seed") -> int:
 
 def check_positive_int(value, name: str, minimum: int = 1) -> int:
     """``value`` as an int >= ``minimum``, else :class:`LandscapeError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+    if not _is_integer(value) or value < minimum:
         raise LandscapeError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -36,6 +45,8 @@ def check_finite(value, name: str):
     Every float option goes through it, so ``--lr inf`` is refused before any
     work instead of failing at the first step.
     """
+    import numpy as np
+
     try:
         finite = isinstance(value, bool) or np.isfinite(value).all()
     except TypeError:  # not a number: the caller's own type check words it
@@ -56,6 +67,8 @@ def check_unique(names, name: str) -> None:
 
 def check_positive(value, name: str) -> float:
     """``value`` as a float, or :class:`LandscapeError` unless it is a finite number > 0."""
+    import numpy as np
+
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise LandscapeError(f"{name} must be a number > 0, got {value!r}", params=(name,))
     check_finite(value, name)

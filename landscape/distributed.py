@@ -20,11 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from datetime import timedelta
-
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 from landscape.errors import LandscapeError
 
@@ -34,6 +33,16 @@ DEFAULT_TIMEOUT_MINUTES = 30.0
 TIMEOUT_ENV = "LANDSCAPE_DIST_TIMEOUT"
 
 _local_depth = 0
+
+if TYPE_CHECKING:  # torch is imported where it is used: ``landscape COMMAND --help`` must not load it
+    import numpy as np
+    import torch
+
+
+def _initialized() -> bool:
+    """Whether a process group exists; none can before torch is imported, so this never imports it."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 def launched() -> bool:
@@ -61,6 +70,8 @@ def init(timeout: float | None = None) -> bool:
     if not launched():
         return False
     minutes = timeout_minutes(timeout)
+    import torch
+
     if torch.distributed.is_initialized():
         return True
     cuda = torch.cuda.is_available()
@@ -72,24 +83,23 @@ def init(timeout: float | None = None) -> bool:
 
 def finish() -> None:
     """Leave the process group (no-op when none)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    if _initialized():
+        sys.modules["torch"].distributed.destroy_process_group()
 
 
 def active() -> bool:
     """Whether collectives reach other ranks (a process group exists and we are not inside :func:`local`)."""
-    return _local_depth == 0 and torch.distributed.is_available() and torch.distributed.is_initialized() \
-        and torch.distributed.get_world_size() > 1
+    return _local_depth == 0 and _initialized() and sys.modules["torch"].distributed.get_world_size() > 1
 
 
 def rank() -> int:
     """This process's rank (0 without ``torchrun`` or inside :func:`local`)."""
-    return torch.distributed.get_rank() if active() else 0
+    return sys.modules["torch"].distributed.get_rank() if active() else 0
 
 
 def world_size() -> int:
     """Processes taking part (1 without ``torchrun`` or inside :func:`local`)."""
-    return torch.distributed.get_world_size() if active() else 1
+    return sys.modules["torch"].distributed.get_world_size() if active() else 1
 
 
 def global_rank() -> int:
@@ -114,6 +124,8 @@ def is_main() -> bool:
 
 def device(name: str = "auto") -> torch.device:
     """Resolve ``auto``/``cuda``: under ``torchrun`` with CUDA, ``cuda:LOCAL_RANK``."""
+    import torch
+
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda" and launched() and torch.cuda.is_available():
@@ -146,6 +158,8 @@ def shard(n: int, part: int | None = None, parts: int | None = None) -> range:
 
 def _comm(t: torch.Tensor) -> torch.Tensor:
     """``t`` on a device the backend can use (CUDA for nccl)."""
+    import torch
+
     if torch.distributed.get_backend() == "nccl" and t.device.type != "cuda":
         return t.to(torch.device("cuda", torch.cuda.current_device()))
     return t
@@ -155,6 +169,8 @@ def all_reduce(t: torch.Tensor, op: str = "sum") -> torch.Tensor:
     """Reduce ``t`` over ranks in place (``sum`` or ``max``); returns ``t``. No-op in one process."""
     if not active():
         return t
+    import torch
+
     buf = _comm(t)
     torch.distributed.all_reduce(buf,
                                  op=torch.distributed.ReduceOp.SUM if op == "sum" else torch.distributed.ReduceOp.MAX)
@@ -167,6 +183,9 @@ def sum_array(a: np.ndarray) -> np.ndarray:
     """Element-wise float64 sum of ``a`` over ranks (each rank fills its own entries, zeros elsewhere)."""
     if not active():
         return a
+    import numpy as np
+    import torch
+
     t = torch.from_numpy(np.array(a, dtype=np.float64))
     all_reduce(t)
     return t.numpy()
@@ -180,13 +199,15 @@ def all_gather_object(obj, group=None) -> list:
     if not active():
         return [obj]
     out = [None] * world_size()
-    torch.distributed.all_gather_object(out, obj, group=group)
+    sys.modules["torch"].distributed.all_gather_object(out, obj, group=group)
     return out
 
 
 def barrier() -> None:
     """Wait for every rank (bounded by the process-group timeout). No-op in one process."""
     if active():
+        import torch
+
         if torch.distributed.get_backend() == "nccl":
             torch.distributed.barrier(device_ids=[torch.cuda.current_device()])
         else:

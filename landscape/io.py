@@ -7,18 +7,17 @@ All writers go through a temporary file in the target folder followed by
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import io
 import json
 import math
 import os
 import platform
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import torch
 
 from landscape.errors import LandscapeError
 
@@ -87,16 +86,19 @@ def to_jsonable(obj: Any) -> Any:
     """Convert tensors, numpy values, paths and tuples into plain JSON data.
 
     Non-finite floats become ``None`` so that the output is strict JSON.
+    torch and numpy are not imported here: an object can only be one of their
+    types if its module is loaded already.
     """
+    torch, np = sys.modules.get("torch"), sys.modules.get("numpy")
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
+    if torch is not None and isinstance(obj, torch.Tensor):
         return to_jsonable(obj.detach().cpu().tolist())
-    if isinstance(obj, np.ndarray):
+    if np is not None and isinstance(obj, np.ndarray):
         return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
+    if np is not None and isinstance(obj, np.generic):
         return to_jsonable(obj.item())
     if isinstance(obj, Path):
         return str(obj)
@@ -123,6 +125,8 @@ def read_json(path: str | os.PathLike) -> Any:
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save`` through a temp file + rename."""
+    import torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     return atomic_write_bytes(path, buf.getvalue())
@@ -139,6 +143,8 @@ def safe_torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
         raise LandscapeError(f"checkpoint not found: {path}")
     if not path.is_file():
         raise LandscapeError(f"not a checkpoint file: {path}")
+    import torch
+
     try:
         obj = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt input
@@ -199,6 +205,8 @@ def check_inside(root: str | os.PathLike, *paths: str | os.PathLike) -> None:
 
 def nonfinite_entries(tensors: dict) -> list[str]:
     """Names of the floating-point tensors in ``tensors`` (a state dict) holding NaN or inf."""
+    import torch
+
     return [name for name, t in tensors.items()
             if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all())]
 
@@ -223,16 +231,34 @@ def stable_hash(obj: Any, length: int = 12) -> str:
     return sha256_bytes(text.encode("utf-8"))[:length]
 
 
-def versions() -> dict:
-    """Versions of Python, the platform and the numerical stack, for provenance."""
+#: Provenance key -> distribution name, read from package metadata (importing timm and
+#: scikit-learn for their version strings cost about 3 s per process).
+_DISTRIBUTIONS = {"numpy": "numpy", "scipy": "scipy", "timm": "timm", "sklearn": "scikit-learn"}
+
+
+@functools.lru_cache(maxsize=1)
+def _versions() -> tuple[tuple[str, str | None], ...]:
+    from importlib import metadata
+
+    import torch  # loaded by every caller; its build string (``+cu130``) and CUDA version are not in the metadata
+
     from landscape import __version__
 
-    out = {"landscape": __version__, "python": platform.python_version(), "platform": platform.platform()}
-    for name in ("torch", "numpy", "scipy", "timm", "sklearn"):
+    out = {"landscape": __version__, "python": platform.python_version(), "platform": platform.platform(),
+           "torch": str(torch.__version__)}  # TorchVersion is not weights_only-safe
+    for key, dist in _DISTRIBUTIONS.items():
         try:
-            module = __import__(name)
-            out[name] = str(getattr(module, "__version__", "unknown"))  # TorchVersion is not weights_only-safe
-        except ImportError:  # pragma: no cover - all are dependencies
-            out[name] = None
+            out[key] = metadata.version(dist)
+        except metadata.PackageNotFoundError:  # pragma: no cover - all are dependencies
+            out[key] = None
     out["cuda"] = torch.version.cuda
-    return out
+    return tuple(out.items())
+
+
+def versions() -> dict:
+    """Versions of Python, the platform and the numerical stack, for provenance.
+
+    Read once per process from package metadata (never by importing the
+    package); torch's own build string and CUDA version come from torch.
+    """
+    return dict(_versions())

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.metrics import balanced_accuracy_score, f1_score, log_loss, recall_score, roc_auc_score
 
 
 def _np(a) -> np.ndarray:
@@ -37,6 +36,7 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: in
 
 
 def _auroc(labels: np.ndarray, probs: np.ndarray, classes: list[str]) -> tuple[float | None, float | None]:
+    from sklearn.metrics import roc_auc_score
     """(macro one-vs-rest AUROC, malignant-vs-rest AUROC); None where undefined (a class absent)."""
     present = np.unique(labels)
     macro = None
@@ -58,6 +58,9 @@ def classification_metrics(logits, labels, classes: list[str], n_bins: int = 15)
     """Accuracy, balanced accuracy, macro-F1, per-class recall, AUROC (macro OvR and
     malignant-vs-rest), ECE (``n_bins`` bins) and NLL (nats, mean) for one split.
     """
+    # imported here: scikit-learn takes ~1.8 s to import, and only commands that score a model need it
+    from sklearn.metrics import balanced_accuracy_score, f1_score, log_loss, recall_score
+
     logits, labels = _np(logits).astype(np.float64), _np(labels).astype(np.int64)
     if len(labels) == 0:
         return {"n": 0}

@@ -17,6 +17,19 @@ ROOT = Path(__file__).resolve().parents[1]
 BUSI = Path(os.environ.get("LANDSCAPE_BUSI", ROOT.parent / "shared" / "data" / "busi"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_cache(tmp_path_factory):
+    """The decoded-data cache of the whole session: a temp folder, so tests never write to ~/.cache."""
+    folder = tmp_path_factory.mktemp("landscape-cache")
+    old = os.environ.get("LANDSCAPE_CACHE")
+    os.environ["LANDSCAPE_CACHE"] = str(folder)  # subprocesses (CLI, torchrun) inherit it
+    yield folder
+    if old is None:
+        os.environ.pop("LANDSCAPE_CACHE", None)
+    else:
+        os.environ["LANDSCAPE_CACHE"] = old
+
+
 @dataclass
 class CliResult:
     code: int

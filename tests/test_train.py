@@ -148,3 +148,35 @@ def test_short_end_to_end_train_on_busi(busi_dir, tmp_path):
     n = len(split["train"]) + len(split["val"]) + len(split["test"])
     assert 700 < n <= 780
     assert 0.0 <= result.metrics["test"]["balanced_accuracy"] <= 1.0
+
+
+@pytest.mark.parametrize("epochs", [1, 3])
+def test_finish_evaluates_each_split_once_per_distinct_weights(tmp_path, monkeypatch, epochs):
+    from landscape.checkpoint import load_checkpoint
+    from landscape.train import evaluate, loop
+
+    calls = []
+
+    def counting(model, x, y, classes, batch_size=256):
+        calls.append(len(y))
+        return evaluate.split_metrics(model, x, y, classes, batch_size)
+
+    monkeypatch.setattr(loop, "split_metrics", counting)
+    result = train(_cfg(tmp_path, epochs=epochs, lr=3e-2), progress=False)
+    final, best = safe_torch_load(result.final), safe_torch_load(result.best)
+    same = best["epoch"] == final["epoch"]
+    assert same == (epochs == 1)  # both branches: at 3 epochs this run's best validation score is epoch 2
+    # val once per epoch in the loop; then train and test of the final weights, and of best's if they differ
+    assert len(calls) == epochs + 2 + (0 if same else 2)
+    for path, payload in ((result.final, final), (result.best, best)):  # independent answer: evaluate the file
+        ckpt = load_checkpoint(path)
+        for split in ("train", "val", "test"):
+            expected = evaluate.split_metrics(ckpt.model, *ckpt.tensors(split), ckpt.classes)
+            got = payload["metrics"][split]
+            assert got.keys() == expected.keys() and got["per_class_recall"] == expected["per_class_recall"]
+            assert {k: v for k, v in got.items() if k != "per_class_recall"} == pytest.approx(
+                {k: v for k, v in expected.items() if k != "per_class_recall"}, rel=1e-6), (path.name, split)
+    assert result.metrics == final["metrics"]
+    assert all("optimizer_state" not in safe_torch_load(p) for p in result.run_dir.glob("epoch_*.pt"))
+    assert [h["epoch"] for h in safe_torch_load(result.run_dir / f"epoch_{epochs:03d}.pt")["history"]] == \
+        list(range(1, epochs + 1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 from landscape.errors import LandscapeError
@@ -30,6 +32,9 @@ def _root(
                                  help="Print the version and exit."),
     dist_timeout: float = typer.Option(None, "--dist-timeout", show_default="30, or $LANDSCAPE_DIST_TIMEOUT",
                                        help="Under torchrun: minutes the process group and every collective may wait."),
+    cache_dir: Path = typer.Option(None, "--cache-dir", show_default="$LANDSCAPE_CACHE, else ~/.cache/landscape",
+                                   help="Folder of the decoded-data cache (decoded images, near-duplicate groups)."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Decode the data again; read and write no cache."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Results only: no progress bars, plan or progress lines."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
                                  help="Progress lines even in a terminal, and debug messages."),
@@ -37,6 +42,8 @@ def _root(
     """Loss-landscape and sharpness analysis of image classifiers (breast ultrasound first).
 
     Without --data every command uses the built-in synthetic phantom; its results are labelled 'phantom'.
+    Decoded images are cached (--cache-dir, --no-cache go before the command):
+    landscape --no-cache train --data ../busi
     With stdout redirected to a file, long work prints timestamped progress lines naming their run
     (--quiet: none; --verbose: also in a terminal); -q/-v may follow the command name too.
     Under torchrun every command runs distributed (see README, "Scaling out"):
@@ -44,9 +51,17 @@ def _root(
     """
     from landscape import distributed, logs
     from landscape.cli.render import console, fit_width
+    from landscape.data.cachedir import configure
+    from landscape.io import check_writable
 
     if quiet and verbose:
         raise LandscapeError("--quiet and --verbose exclude each other")
+    if cache_dir is not None and not no_cache:
+        try:
+            check_writable(cache_dir, folder=True)
+        except LandscapeError as exc:
+            raise LandscapeError(f"--cache-dir: {exc}") from None
+    configure(cache_dir, enabled=not no_cache)
     distributed.init(dist_timeout)
     logs.setup(-1 if quiet or not distributed.is_main() else int(verbose))  # progress lines from rank 0 only
     console.quiet = not distributed.is_main()  # only rank 0 prints tables and 'saved' lines

@@ -10,7 +10,7 @@ import typer
 from landscape.checks import check_seed
 from landscape.cli.app import app
 from landscape.cli.render import print_table, saved
-from landscape.data.duplicates import THRESHOLD
+from landscape.data.defaults import THRESHOLD
 from landscape.io import check_writable, write_json
 
 data_app = typer.Typer(help="Look at a data folder before training on it.", no_args_is_help=True)

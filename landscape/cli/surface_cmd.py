@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 
 from landscape.cli.app import app
@@ -65,6 +64,8 @@ def surface_command(
       torchrun --nproc-per-node 8 --no-python landscape surface RUN_DIR --dim 2 --grid 51   # rows over ranks
 
     """
+    import numpy as np
+
     from landscape.analysis.surface import analyze
 
     since = now()

@@ -12,12 +12,17 @@ report = inspect_data("path/to/busi")               # what `landscape data inspe
 ```
 """
 
-from landscape.data.duplicates import Duplicates, find_duplicates
-from landscape.data.folder import clear_cache
-from landscape.data.images import Images, load_images
-from landscape.data.inspect import inspect_data
-from landscape.data.splits import kfold_split, make_split, manifest_hash, select
-from landscape.data.transforms import augment, norm_stats, normalise, random_affine, to_float
+import importlib
+
+#: public name -> the module that defines it; each is imported on first use, so that importing a
+#: light sub-module (``landscape.data.defaults``) does not load numpy, scipy or torch.
+_API = {
+    "Duplicates": "duplicates", "find_duplicates": "duplicates", "clear_cache": "folder",
+    "Images": "images", "load_images": "images", "inspect_data": "inspect",
+    "kfold_split": "splits", "make_split": "splits", "manifest_hash": "splits", "select": "splits",
+    "augment": "transforms", "norm_stats": "transforms", "normalise": "transforms", "random_affine": "transforms",
+    "to_float": "transforms",
+}
 
 __all__ = [
     "Duplicates",
@@ -36,3 +41,13 @@ __all__ = [
     "select",
     "to_float",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _API:
+        raise AttributeError(f"module 'landscape.data' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"landscape.data.{_API[name]}"), name)
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_API})

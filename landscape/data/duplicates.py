@@ -34,16 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
-from scipy.ndimage import gaussian_filter
 
+from landscape.data.defaults import COARSE_THRESHOLD, THRESHOLD
+from landscape.data.diskcache import entry_path, read_entry, write_entry
 from landscape.data.imageops import THUMB_SIZE
 from landscape.data.images import Images
 from landscape.errors import LandscapeError
+from landscape.io import stable_hash
 
-#: Default fine-structure threshold (see module docstring).
-THRESHOLD = 0.55
-#: Default layout (shift-tolerant 16x16 thumbnail correlation) threshold.
-COARSE_THRESHOLD = 0.9
 #: Default largest shift, as a fraction of the image width.
 MAX_SHIFT = 0.1
 METHOD = "thumbnail-correlation"
@@ -125,6 +123,8 @@ def coarse_pairs(thumbs: np.ndarray, threshold: float, max_shift: float,
 
 def fine_scores(thumbs: np.ndarray, i: np.ndarray, j: np.ndarray, max_shift: float, chunk: int = 512) -> np.ndarray:
     """Shift-tolerant band-pass cross-correlation of thumbnail pairs (i, j), in [-1, 1]."""
+    from scipy.ndimage import gaussian_filter  # ~0.5 s to import; a cached result needs none of it
+
     size = thumbs.shape[-1]
     band = gaussian_filter(thumbs - gaussian_filter(thumbs, sigma=(0, 3.0, 3.0)), sigma=(0, 0.7, 0.7))
     # Local contrast normalisation: strong edges (a dark cyst) must not dominate the score;
@@ -183,14 +183,31 @@ def find_duplicates(images: Images, threshold: float = THRESHOLD, coarse_thresho
     ``threshold``: fine-structure score (0..1) a pair needs; ``coarse_threshold``:
     layout correlation (0..1) a pair needs; ``max_shift``: largest shift tried,
     as a fraction of the width. See the module docstring for the scores.
+    The pairs of a folder are cached on disk (:mod:`landscape.data.diskcache`),
+    keyed by every file's content hash, in order, and the settings; the groups
+    and conflicts are derived from them and the labels on every call.
     """
     settings = check_settings(threshold, coarse_threshold, max_shift)
+    key = {"kind": "duplicates", "files": stable_hash(images.file_hashes, length=32), "settings": settings}
+    path = entry_path("duplicates", key, data_root=images.root) if images.kind == "folder" else None
+    stored = read_entry(path, key)
+    if stored is not None:  # verified: its digest and key match
+        (i, j), (coarse, fine) = stored["pairs"].T, stored["scores"].T
+    else:
+        thumbs = _thumbnails(images)
+        i, j, coarse = coarse_pairs(thumbs, coarse_threshold, max_shift)
+        fine = fine_scores(thumbs, i, j, max_shift)
+        keep = fine >= threshold
+        i, j, coarse, fine = i[keep], j[keep], coarse[keep], fine[keep]
+        write_entry(path, key, {"pairs": np.stack([i, j], axis=1).astype(np.int64),
+                                "scores": np.stack([coarse, fine], axis=1).astype(np.float64)})
+    return _grouped(images, i, j, coarse, fine, settings)
+
+
+def _grouped(images: Images, i: np.ndarray, j: np.ndarray, coarse: np.ndarray, fine: np.ndarray,
+             settings: dict) -> Duplicates:
+    """Groups (union-find) and label conflicts of the near-duplicate pairs ``(i[k], j[k])``."""
     n = len(images)
-    thumbs = _thumbnails(images)
-    i, j, coarse = coarse_pairs(thumbs, coarse_threshold, max_shift)
-    fine = fine_scores(thumbs, i, j, max_shift)
-    keep = fine >= threshold
-    i, j, coarse, fine = i[keep], j[keep], coarse[keep], fine[keep]
     order = np.lexsort((j, i))
     pairs = [(int(a), int(b), float(c), float(f)) for a, b, c, f in zip(i[order], j[order], coarse[order], fine[order])]
     group_ids = _union_find_groups(n, i, j)

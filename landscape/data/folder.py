@@ -7,7 +7,11 @@ image extension are read, segmentation masks (``benign (12)_mask.png``,
 Decoded images live in a process-wide cache keyed by (SHA-256 of the file's
 bytes, img_size): loading the same folder again (another run of a study, a
 checkpoint reloading its split) re-reads and hashes the files but does not
-decode them, and an edited file is never served stale.
+decode them, and an edited file is never served stale. Across processes, the
+decoded images of a folder at one ``img_size`` are one entry of the on-disk
+cache (:mod:`landscape.data.diskcache`), looked up file by file by content
+hash: a changed or added file is decoded again, a removed one dropped from the
+entry, the others are reused.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from landscape.data.diskcache import entry_path, read_entry, write_entry
 from landscape.data.imageops import resize_square, thumbnail, to_grey
 from landscape.data.images import Images
 from landscape.errors import LandscapeError
@@ -148,16 +153,17 @@ def _decode(data: bytes, img_size: int) -> tuple[np.ndarray, np.ndarray, tuple[i
     return resize_square(grey, img_size), thumbnail(grey), grey.size, mode
 
 
-def _read_one(path: Path, img_size: int) -> tuple[str, tuple]:
-    """SHA-256 and decoded entry of one file, from the cache when possible."""
+def _read_one(path: Path, img_size: int, stored: dict) -> tuple[str, tuple, bool]:
+    """SHA-256, decoded entry of one file and whether it was decoded (not found in memory or in ``stored``)."""
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise LandscapeError(f"cannot read image {path}: {exc.strerror or exc.__class__.__name__}") from None
     digest = hashlib.sha256(data).hexdigest()
     key = (digest, img_size)
-    item = _CACHE.get(key)
-    if item is None:
+    item = _CACHE.get(key) or stored.get(digest)
+    decoded = item is None
+    if decoded:
         try:
             item = _decode(data, img_size)
         except UnidentifiedImageError:
@@ -165,26 +171,43 @@ def _read_one(path: Path, img_size: int) -> tuple[str, tuple]:
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
             raise LandscapeError(f"cannot read image {path}: corrupt or not an image ({reason[:100]})") from None
-        _CACHE.put(key, item)
-    return digest, item
+    _CACHE.put(key, item)
+    return digest, item, decoded
+
+
+def _stored(arrays: dict | None) -> dict[str, tuple]:
+    """``{sha256: decoded entry}`` of an on-disk entry (empty for none)."""
+    if arrays is None:
+        return {}
+    return {str(h): (pix, thumb, (int(w), int(hh)), str(mode)) for h, pix, thumb, (w, hh), mode in
+            zip(arrays["hashes"], arrays["pixels"], arrays["thumbs"], arrays["sizes"], arrays["modes"])}
 
 
 def load_folder(data: str | os.PathLike, img_size: int) -> Images:
     """Read ``data`` (see module docstring) into :class:`Images` at ``img_size``."""
     root = Path(data).expanduser().resolve()
     classes, entries, skipped = scan_folder(root)
+    cache_key = {"kind": "decoded", "root": str(root), "img_size": int(img_size)}
+    path = entry_path("decoded", cache_key, data_root=root)
+    stored = _stored(read_entry(path, cache_key))
     workers = max(1, min(8, os.cpu_count() or 1))
     # PIL warns (several lines) about odd metadata; a bad file raises instead, named in one line.
     with warnings.catch_warnings(), ThreadPoolExecutor(max_workers=workers) as pool:  # PIL and hashlib release the GIL
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        results = list(pool.map(lambda e: _read_one(root / e[0], img_size), entries))
+        results = list(pool.map(lambda e: _read_one(root / e[0], img_size, stored), entries))
     n = len(entries)
     pixels = np.empty((n, 1, img_size, img_size), dtype=np.uint8)
     thumbs = np.empty((n,) + results[0][1][1].shape, dtype=np.uint8)
-    for i, (_, (pix, thumb, _, _)) in enumerate(results):
+    for i, (_, (pix, thumb, _, _), _) in enumerate(results):
         pixels[i, 0] = pix
         thumbs[i] = thumb
+    hashes = [digest for digest, _, _ in results]
+    if any(decoded for _, _, decoded in results) or set(stored) != set(hashes):  # the entry holds exactly these
+        write_entry(path, cache_key, {
+            "hashes": np.array(hashes), "pixels": pixels[:, 0], "thumbs": thumbs,
+            "sizes": np.array([item[2] for _, item, _ in results], dtype=np.int64).reshape(n, 2),
+            "modes": np.array([item[3] for _, item, _ in results])})
     return Images(
         name=root.name.lower(),
         kind="folder",
@@ -193,9 +216,9 @@ def load_folder(data: str | os.PathLike, img_size: int) -> Images:
         files=[rel for rel, _ in entries],
         labels=np.array([label for _, label in entries], dtype=np.int64),
         pixels=torch.from_numpy(pixels),
-        file_hashes=[digest for digest, _ in results],
-        orig_sizes=[(int(item[2][0]), int(item[2][1])) for _, item in results],
+        file_hashes=hashes,
+        orig_sizes=[(int(item[2][0]), int(item[2][1])) for _, item, _ in results],
         thumbs=thumbs,
-        orig_modes=[item[3] for _, item in results],
+        orig_modes=[item[3] for _, item, _ in results],
         skipped=skipped,
     )

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 
 from landscape.checks import check_seed
-from landscape.data.duplicates import THRESHOLD, Duplicates, find_duplicates
+from landscape.data.defaults import THRESHOLD
+from landscape.data.duplicates import Duplicates, find_duplicates
 from landscape.data.images import Images
 from landscape.errors import LandscapeError
 

@@ -53,7 +53,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from scipy import stats
 
 from landscape.errors import LandscapeError
 from landscape.hessian.krylov import Krylov, generator, rademacher
@@ -131,6 +130,8 @@ class _Samples:
 @functools.lru_cache(maxsize=None)
 def _t975(dof: int) -> float:
     """The 0.975 quantile of Student's t with ``dof`` degrees of freedom."""
+    from scipy import stats  # imported on first use: scipy.stats takes ~2 s to import
+
     return float(stats.t.ppf(0.975, dof))
 
 
@@ -247,6 +248,8 @@ def _unreachable(samples: _Samples, low_rank: float, rtol: float, used: int, max
 @functools.cache
 def _chi2_95(dof: int) -> float:
     """The 0.95 quantile of chi-square with ``dof`` degrees of freedom."""
+    from scipy import stats
+
     return float(stats.chi2.ppf(0.95, dof))
 
 

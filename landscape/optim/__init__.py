@@ -22,12 +22,7 @@ and ``amp="bf16"|"fp16"`` runs every pass in mixed precision
 (:mod:`landscape.optim.amp`; closures then call ``opt.backward(loss)``).
 """
 
-# Each module registers its spec on import; the order is the registry's (and ``--optimizer all``'s).
-# isort: off
-from landscape.optim import sam, asam, gsam, wsam, crsam, gcsam  # noqa: F401
-# isort: on
-from landscape.optim.base import BASE_DEFAULTS, ClosureOptimizer
-from landscape.optim.groups import weight_decay_groups
+from landscape.optim.hyper import BASE_DEFAULTS
 from landscape.optim.registry import (
     OptimSpec,
     base_of,
@@ -56,3 +51,15 @@ __all__ = [
     "resolve_hyper",
     "weight_decay_groups",
 ]
+
+
+#: public names that need torch -> their module, imported on first use (``--help`` lists optimizers without torch)
+_LAZY = {"ClosureOptimizer": "landscape.optim.base", "weight_decay_groups": "landscape.optim.groups"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'landscape.optim' has no attribute {name!r}")

@@ -19,7 +19,6 @@ import torch
 
 from landscape.optim.base import nonnegative
 from landscape.optim.perturb import global_norm
-from landscape.optim.registry import OptimSpec, register_optimizer
 from landscape.optim.sam import SAM
 
 
@@ -58,12 +57,3 @@ class ASAM(SAM):
             torch._foreach_mul_(g_w, t)  # T^2 g
         self.scale_by_radius(params, grads, norm)
         return grads
-
-
-register_optimizer(OptimSpec(
-    "asam", ASAM, {"rho": 0.5, "eta": 0.01}, 2,
-    "adaptive SAM: the ascent step scaled by abs(w) + eta on weight tensors",
-    help={"rho": "perturbation radius (in normalised coordinates)",
-          "eta": "offset of the adaptive scaling abs(w) + eta"},
-    paper="Kwon et al., ICML 2021",
-))

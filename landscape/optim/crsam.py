@@ -26,7 +26,6 @@ from __future__ import annotations
 import torch
 
 from landscape.optim.base import nonnegative
-from landscape.optim.registry import OptimSpec, register_optimizer
 from landscape.optim.sam import SAM
 
 
@@ -56,12 +55,3 @@ class CRSAM(SAM):
         torch._foreach_mul_(g_minus, gamma - beta)
         torch._foreach_add_(g_minus, g_plus, alpha=1 + gamma + beta)
         torch._foreach_add_(g_minus, g, alpha=-2 * gamma)
-
-
-register_optimizer(OptimSpec(
-    "crsam", CRSAM, {"rho": 0.1, "gamma": 0.1, "beta": 0.01}, 3,
-    "curvature-regularised SAM: finite-difference curvature and gradient-norm penalties",
-    help={"rho": "perturbation radius", "gamma": "weight of the curvature penalty",
-          "beta": "weight of the gradient-norm penalty"},
-    paper="Wu, Luo & Wunsch, AAAI 2024",
-))

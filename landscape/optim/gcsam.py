@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import torch
 
-from landscape.optim.registry import OptimSpec, register_optimizer
 from landscape.optim.sam import SAM
 
 
@@ -34,11 +33,3 @@ class GCSAM(SAM):
     def perturbation(self, params: list[torch.Tensor], grads: list[torch.Tensor]) -> list[torch.Tensor]:
         centralize_(grads)
         return super().perturbation(params, grads)
-
-
-register_optimizer(OptimSpec(
-    "gcsam", GCSAM, {"rho": 0.05}, 2,
-    "SAM with gradient centralisation before the ascent step",
-    help={"rho": "perturbation radius"},
-    paper="Hassan et al., 2025",
-))

@@ -26,7 +26,6 @@ import torch
 from landscape.errors import LandscapeError
 from landscape.optim.base import nonnegative, require
 from landscape.optim.perturb import EPS, global_dot, global_norm
-from landscape.optim.registry import OptimSpec, register_optimizer
 from landscape.optim.sam import SAM
 
 
@@ -78,13 +77,3 @@ class GSAM(SAM):
         c = global_dot(g, g_plus) / (global_norm(g_plus) ** 2 + EPS)
         torch._foreach_mul_(g_plus, 1 + alpha * c)
         torch._foreach_add_(g_plus, g, alpha=-alpha)
-
-
-register_optimizer(OptimSpec(
-    "gsam", GSAM, {"rho": 0.05, "rho_max": None, "rho_min": None, "lr_min": 0.0, "alpha": 0.4}, 2,
-    "surrogate-gap guided SAM: also ascend along the clean gradient's part orthogonal to g+",
-    help={"rho": "constant perturbation radius", "rho_max": "scheduled radius at the peak learning rate",
-          "rho_min": "scheduled radius at lr_min", "lr_min": "learning rate at which the radius is rho_min",
-          "alpha": "weight of the surrogate-gap ascent"},
-    paper="Zhuang et al., ICLR 2022",
-))

@@ -6,34 +6,35 @@ README table and ``landscape list optimizers`` come from the specs (timm's
 :func:`register_optimizer`; a spec's class is a
 :class:`~landscape.optim.base.ClosureOptimizer` whose ``check_hyper`` holds its
 own validation rules.
+
+A spec names its class as ``"module:Class"`` (the built-ins) or holds the class
+itself; a named class is imported on first use, so listing optimizers, their
+hyper-parameters and ``--help`` need neither torch nor the optimizer modules.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from landscape.checks import check_finite
 from landscape.errors import LandscapeError
-from landscape.optim.base import (
-    BASE_DEFAULTS,
-    DEFAULT_BASE,
-    Base,
-    ClosureOptimizer,
-    base_class,
-    base_name,
-    class_defaults,
-    nonnegative,
-    require,
-)
+from landscape.optim.hyper import BASE_DEFAULTS, DEFAULT_BASE, nonnegative, require
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from landscape.optim.base import Base, ClosureOptimizer
 
 
 @dataclass(frozen=True)
 class OptimSpec:
     """One optimizer: its name, class, own hyper-parameters with defaults, passes per step and a description.
+
+    ``cls`` is a :class:`~landscape.optim.base.ClosureOptimizer` subclass or
+    ``"module:Class"`` naming one (see :meth:`optimizer_class`).
 
     ``defaults`` holds the optimizer's own hyper-parameters (the base
     optimizer's are :data:`~landscape.optim.base.BASE_DEFAULTS`); their types
@@ -43,7 +44,7 @@ class OptimSpec:
     """
 
     name: str
-    cls: type[ClosureOptimizer]
+    cls: type[ClosureOptimizer] | str
     defaults: dict[str, Any]
     passes: int
     description: str
@@ -54,6 +55,31 @@ class OptimSpec:
     def is_base(self) -> bool:
         """Whether this is a one-pass base optimizer (``adam``, ``sgd``), its own base."""
         return self.name in BASE_DEFAULTS
+
+    def optimizer_class(self) -> type[ClosureOptimizer]:
+        """The class, imported on first use when ``cls`` names it; checked as :func:`register_optimizer` does."""
+        if not isinstance(self.cls, str):
+            return self.cls
+        key = (self.name, self.cls, self.passes)
+        if key not in _CLASSES:
+            module, _, attr = self.cls.partition(":")
+            _CLASSES[key] = _checked_class(self.name, getattr(importlib.import_module(module), attr), self.passes)
+        return _CLASSES[key]
+
+
+#: ``(name, "module:Class", passes)`` -> the imported and checked class.
+_CLASSES: dict[tuple[str, str, int], type] = {}
+
+
+def _checked_class(name: str, cls: Any, passes: int) -> type[ClosureOptimizer]:
+    """``cls`` if it is a ClosureOptimizer subclass taking ``passes`` passes per step, else LandscapeError."""
+    from landscape.optim.base import ClosureOptimizer
+
+    if not (isinstance(cls, type) and issubclass(cls, ClosureOptimizer)):
+        raise LandscapeError(f"{name}: cls must be a ClosureOptimizer subclass, got {cls!r}")
+    if passes != cls.passes_per_step:
+        raise LandscapeError(f"{name}: passes={passes} but {cls.__name__}.passes_per_step={cls.passes_per_step}")
+    return cls
 
 
 _REGISTRY: dict[str, OptimSpec] = {}
@@ -66,11 +92,11 @@ def register_optimizer(spec: OptimSpec, overwrite: bool = False) -> OptimSpec:
         raise LandscapeError(f"optimizer name must be lower-case letters, digits, - or _, got {spec.name!r}")
     if name in _REGISTRY and not overwrite:
         raise LandscapeError(f"optimizer {name!r} is already registered (pass overwrite=True to replace it)")
-    if not (isinstance(spec.cls, type) and issubclass(spec.cls, ClosureOptimizer)):
-        raise LandscapeError(f"{name}: cls must be a ClosureOptimizer subclass, got {spec.cls!r}")
-    if spec.passes != spec.cls.passes_per_step:
-        raise LandscapeError(f"{name}: passes={spec.passes} but {spec.cls.__name__}.passes_per_step="
-                             f"{spec.cls.passes_per_step}")
+    if isinstance(spec.cls, str):
+        if spec.cls.count(":") != 1:
+            raise LandscapeError(f"{name}: cls must be a class or 'module:Class', got {spec.cls!r}")
+    else:
+        _checked_class(name, spec.cls, spec.passes)
     clash = set(spec.defaults) & {k for d in BASE_DEFAULTS.values() for k in d}
     if clash:
         raise LandscapeError(f"{name}: hyper-parameters {sorted(clash)} belong to the base optimizer")
@@ -104,6 +130,8 @@ def base_of(name: str, base: Base | None = "adam") -> Base:
         return DEFAULT_BASE
     if isinstance(base, str):
         base = base.lower()
+    from landscape.optim.base import base_class
+
     base_class(base)  # LandscapeError for an unknown base
     return base
 
@@ -111,7 +139,12 @@ def base_of(name: str, base: Base | None = "adam") -> Base:
 def hyper_defaults(name: str, base: Base | None = "adam") -> dict[str, Any]:
     """Every hyper-parameter of ``name`` (on ``base``) with its default value."""
     base = base_of(name, base)
-    own = BASE_DEFAULTS[base] if isinstance(base, str) else class_defaults(base)
+    if isinstance(base, str):
+        own = BASE_DEFAULTS[base]
+    else:
+        from landscape.optim.base import class_defaults
+
+        own = class_defaults(base)
     return {**get_optimizer(name).defaults, **own}
 
 
@@ -165,6 +198,8 @@ def resolve_hyper(name: str, given: dict[str, Any] | None = None, base: str | No
     given = {k: v for k, v in (given or {}).items() if v is not None}
     for key in given:
         if key not in defaults:
+            from landscape.optim.base import base_name
+
             on = "" if spec.is_base else f" (base {base_name(base)})"
             raise LandscapeError(f"{key} does not apply to {spec.name}{on}; "
                                  f"it takes: {', '.join(sorted(defaults)) or 'nothing'}")
@@ -175,7 +210,7 @@ def resolve_hyper(name: str, given: dict[str, Any] | None = None, base: str | No
         check_finite(hyper[key], key)
     if isinstance(base, str):
         _check_base(spec.name, hyper)
-    return spec.cls.check_hyper(hyper, given)
+    return spec.optimizer_class().check_hyper(hyper, given)
 
 
 def create_optimizer(
@@ -219,16 +254,60 @@ def create_optimizer(
     else:  # a class base gets what was given; the record lists its defaults too
         base_kwargs = {k: v for k, v in hyper.items() if k not in spec.defaults and v is not None}
     own = {k: full[k] for k in spec.defaults}
-    opt = spec.cls(model_or_params, base=base, lr=lr, base_kwargs=base_kwargs, hyper=own, name=spec.name, amp=amp,
-                   model=model)
+    opt = spec.optimizer_class()(model_or_params, base=base, lr=lr, base_kwargs=base_kwargs, hyper=own,
+                                 name=spec.name, amp=amp, model=model)
     if not isinstance(base, str):
         opt.hyper = {**own, **{k: v for k, v in full.items() if k not in own}}
     return opt
 
 
-register_optimizer(OptimSpec("adam", ClosureOptimizer, {}, 1, "Adam, the one-pass baseline",
+# The built-ins, in the registry's order (and ``--optimizer all``'s).
+register_optimizer(OptimSpec("adam", "landscape.optim.base:ClosureOptimizer", {}, 1, "Adam, the one-pass baseline",
                              paper="Kingma & Ba, ICLR 2015"))
-register_optimizer(OptimSpec("sgd", ClosureOptimizer, {}, 1, "SGD with momentum, the one-pass baseline"))
+register_optimizer(OptimSpec("sgd", "landscape.optim.base:ClosureOptimizer", {}, 1,
+                             "SGD with momentum, the one-pass baseline"))
+register_optimizer(OptimSpec(
+    "sam", "landscape.optim.sam:SAM", {"rho": 0.05}, 2,
+    "sharpness-aware minimisation: descend with the gradient at w + rho g / norm(g)",
+    help={"rho": "perturbation radius"},
+    paper="Foret et al., ICLR 2021",
+))
+register_optimizer(OptimSpec(
+    "asam", "landscape.optim.asam:ASAM", {"rho": 0.5, "eta": 0.01}, 2,
+    "adaptive SAM: the ascent step scaled by abs(w) + eta on weight tensors",
+    help={"rho": "perturbation radius (in normalised coordinates)",
+          "eta": "offset of the adaptive scaling abs(w) + eta"},
+    paper="Kwon et al., ICML 2021",
+))
+register_optimizer(OptimSpec(
+    "gsam", "landscape.optim.gsam:GSAM",
+    {"rho": 0.05, "rho_max": None, "rho_min": None, "lr_min": 0.0, "alpha": 0.4}, 2,
+    "surrogate-gap guided SAM: also ascend along the clean gradient's part orthogonal to g+",
+    help={"rho": "constant perturbation radius", "rho_max": "scheduled radius at the peak learning rate",
+          "rho_min": "scheduled radius at lr_min", "lr_min": "learning rate at which the radius is rho_min",
+          "alpha": "weight of the surrogate-gap ascent"},
+    paper="Zhuang et al., ICLR 2022",
+))
+register_optimizer(OptimSpec(
+    "wsam", "landscape.optim.wsam:WSAM", {"rho": 0.05, "gamma": 0.9, "decoupled": True}, 2,
+    "weighted SAM: sharpness as a regulariser weighted by gamma / (1 - gamma)",
+    help={"rho": "perturbation radius", "gamma": "sharpness weight, in [0, 1)",
+          "decoupled": "apply the sharpness term as a separate step"},
+    paper="Yue et al., KDD 2023",
+))
+register_optimizer(OptimSpec(
+    "crsam", "landscape.optim.crsam:CRSAM", {"rho": 0.1, "gamma": 0.1, "beta": 0.01}, 3,
+    "curvature-regularised SAM: finite-difference curvature and gradient-norm penalties",
+    help={"rho": "perturbation radius", "gamma": "weight of the curvature penalty",
+          "beta": "weight of the gradient-norm penalty"},
+    paper="Wu, Luo & Wunsch, AAAI 2024",
+))
+register_optimizer(OptimSpec(
+    "gcsam", "landscape.optim.gcsam:GCSAM", {"rho": 0.05}, 2,
+    "SAM with gradient centralisation before the ascent step",
+    help={"rho": "perturbation radius"},
+    paper="Hassan et al., 2025",
+))
 
 
 def optimizer_rows() -> list[dict]:

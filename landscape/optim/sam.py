@@ -35,7 +35,6 @@ from landscape.optim.perturb import (
     grads_of,
     take_grads,
 )
-from landscape.optim.registry import OptimSpec, register_optimizer
 
 
 class SAM(ClosureOptimizer):
@@ -142,11 +141,3 @@ class SAM(ClosureOptimizer):
             self.after_base_step(params)
         self.stepped()
         return loss.detach()
-
-
-register_optimizer(OptimSpec(
-    "sam", SAM, {"rho": 0.05}, 2,
-    "sharpness-aware minimisation: descend with the gradient at w + rho g / norm(g)",
-    help={"rho": "perturbation radius"},
-    paper="Foret et al., ICLR 2021",
-))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import torch
 
 from landscape.optim.base import require
-from landscape.optim.registry import OptimSpec, register_optimizer
 from landscape.optim.sam import SAM
 
 
@@ -65,12 +64,3 @@ class WSAM(SAM):
             torch._foreach_mul_(self._sharpness, [-lr_of[id(p)] * self.k for p in params])
             torch._foreach_add_(params, self._sharpness)
             self._sharpness = []
-
-
-register_optimizer(OptimSpec(
-    "wsam", WSAM, {"rho": 0.05, "gamma": 0.9, "decoupled": True}, 2,
-    "weighted SAM: sharpness as a regulariser weighted by gamma / (1 - gamma)",
-    help={"rho": "perturbation radius", "gamma": "sharpness weight, in [0, 1)",
-          "decoupled": "apply the sharpness term as a separate step"},
-    paper="Yue et al., KDD 2023",
-))

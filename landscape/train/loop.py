@@ -66,6 +66,11 @@ def drop_optimizer_state(path: Path) -> None:
         atomic_torch_save(payload, path)
 
 
+def best_payload(full: dict) -> dict:
+    """What ``best.pt`` holds: an epoch's payload without optimizer state and history."""
+    return {k: v for k, v in full.items() if k not in ("optimizer_state", "history")}
+
+
 def epoch_files(run_dir: Path) -> list[Path]:
     """``epoch_NNN.pt`` files of a run, sorted by epoch."""
     files = [p for p in Path(run_dir).glob("epoch_*.pt") if _EPOCH_RE.search(p.name)]
@@ -157,6 +162,10 @@ class _Trainer:
         self.total_steps = self.steps_per_epoch * cfg.effective_epochs
         #: Identity of this run, in config.json and every checkpoint: PCA uses only epoch files of one run.
         self.run_id: str | None = uuid.uuid4().hex[:16]
+        #: Epoch of ``best.pt`` (None: not known in this process, e.g. a resume that restores no history).
+        self.best_epoch: int | None = None
+        #: The newest epoch file's payload without optimizer state, by file name.
+        self._saved: dict[str, dict] = {}
         self.tracker = None  # opened by run(), after the run folder's checks
 
     # -- bookkeeping -------------------------------------------------------
@@ -184,16 +193,27 @@ class _Trainer:
                                                                          else 0),
                 "reached": hit is not None, "cap": self.cfg.effective_epochs}
 
-    def save_epoch(self, epoch: int, metrics: dict) -> None:
-        """Write ``epoch_NNN.pt``; only the newest epoch file keeps the optimizer state (``--resume`` reads it)."""
-        atomic_torch_save(self.payload(epoch, metrics, with_state=True), self.run_dir / f"epoch_{epoch:03d}.pt")
+    def save_epoch(self, epoch: int, full: dict) -> None:
+        """Write ``full`` (the epoch's payload with optimizer state) as ``epoch_NNN.pt``.
+
+        Only the newest epoch file keeps the optimizer state (``--resume`` reads it); the previous one is rewritten
+        without it from memory.
+        """
+        atomic_torch_save(full, self.run_dir / f"epoch_{epoch:03d}.pt")
+        stripped = {k: v for k, v in full.items() if k != "optimizer_state"}
+        stripped["history"] = list(stripped["history"])  # what drop_optimizer_state would leave, as of this epoch
         if distributed.is_main():  # only rank 0 writes
             older = epoch_files(self.run_dir)[:-1]
             for f in older:
                 if self.cfg.keep == "last" and f.name != "epoch_000.pt":
                     f.unlink(missing_ok=True)
             if older and older[-1].exists():
-                drop_optimizer_state(older[-1])
+                previous = self._saved.get(older[-1].name)  # in memory: no need to read it back
+                if previous is not None:
+                    atomic_torch_save(previous, older[-1])
+                else:
+                    drop_optimizer_state(older[-1])
+        self._saved = {f"epoch_{epoch:03d}.pt": stripped}
         write_json(self.run_dir / "history.json", self.history)
 
     def restore(self) -> int:
@@ -235,7 +255,7 @@ class _Trainer:
         distributed.barrier()  # every rank has read the run folder before rank 0 writes to it
         write_json(self.run_dir / "config.json", {"run_id": self.run_id, **cfg.to_dict()})
         if start < 0:
-            self.save_epoch(0, {})
+            self.save_epoch(0, self.payload(0, {}, with_state=True))
             start = 0
         x_train, y_train = self.prep.tensors["train"]
         x_val, y_val = self.prep.tensors["val"]
@@ -257,11 +277,12 @@ class _Trainer:
                 self.history.append(record)
                 if self.tracker is not None:
                     self.tracker.epoch(record, self.opt.hyper)
+                full = self.payload(epoch, {"val": val}, with_state=True)
                 score = val.get("balanced_accuracy", -math.inf) if val.get("n") else -train_loss
                 if score > self.best_score:  # before the epoch file, the resume point: a failed write redoes both
-                    self.best_score = score
-                    atomic_torch_save(self.payload(epoch, {"val": val}, with_state=False), self.run_dir / "best.pt")
-                self.save_epoch(epoch, {"val": val})
+                    self.best_score, self.best_epoch = score, epoch
+                    atomic_torch_save(best_payload(full), self.run_dir / "best.pt")
+                self.save_epoch(epoch, full)
                 bacc = val.get("balanced_accuracy", float("nan"))
                 bar.update(loss=f"{train_loss:.4f}", val_bacc=f"{bacc:.3f}")
                 bar.note(f"epoch {epoch}/{epochs}: train loss {train_loss:.4f}, val balanced accuracy {bacc:.3f}, "
@@ -325,25 +346,42 @@ class _Trainer:
                                  f"{epoch_files(self.run_dir)[-1]}")
 
     def finish(self) -> TrainResult:
-        classes = self.prep.classes
-        metrics = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val", "test")}
+        """Write ``final.pt`` and the full metrics of ``best.pt``: each split evaluated once per distinct weights.
+
+        The validation metrics of an epoch's weights are already in the history
+        (the same evaluation of the same weights); ``best.pt`` of the final
+        epoch shares the final metrics instead of evaluating again.
+        """
         epoch = self.history[-1]["epoch"] if self.history else self.cfg.effective_epochs
-        atomic_torch_save(self.payload(epoch, metrics, with_state=False), self.run_dir / "final.pt")
+        metrics = self.split_metrics(epoch)
+        final = self.payload(epoch, metrics, with_state=False)
+        atomic_torch_save(final, self.run_dir / "final.pt")
         if self.tracker is not None:
             self.tracker.final(metrics, epoch)
         if distributed.is_main():  # the resume point is now obsolete: final.pt holds its weights
             newest = epoch_files(self.run_dir)[-1]
             if self.cfg.keep == "last" and newest.name != "epoch_000.pt":
                 newest.unlink()
+            elif newest.name in self._saved:
+                atomic_torch_save(self._saved[newest.name], newest)
             else:
                 drop_optimizer_state(newest)
         best_path = self.run_dir / "best.pt"
         if distributed.is_main():
-            best = safe_torch_load(best_path)
-            self.model.load_state_dict(best["state_dict"])
-            best["metrics"] = {s: split_metrics(self.model, *self.prep.tensors[s], classes) for s in ("train", "val",
-                                                                                                      "test")}
+            if self.best_epoch == epoch:  # the same weights as final.pt (saved from the same epoch's payload)
+                best = final
+            else:
+                best = safe_torch_load(best_path)
+                self.model.load_state_dict(best["state_dict"])
+                best["metrics"] = self.split_metrics(int(best["epoch"]))
             atomic_torch_save(best, best_path)
             write_json(self.run_dir / "history.json", self.history)
         distributed.barrier()  # the run's files are on disk for every rank
         return TrainResult(self.run_dir, self.run_dir / "final.pt", best_path, self.history, metrics, self.wall)
+
+    def split_metrics(self, epoch: int) -> dict:
+        """Metrics of the model's current weights (those of ``epoch``) on every split; val from the history."""
+        known = {h["epoch"]: h["val"] for h in self.history if "val" in h}
+        return {s: known[epoch] if s == "val" and epoch in known
+                else split_metrics(self.model, *self.prep.tensors[s], self.prep.classes)
+                for s in ("train", "val", "test")}
