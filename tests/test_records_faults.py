@@ -295,6 +295,28 @@ def test_absurd_model_width_is_refused_before_allocation(cli, two_runs):
 
 # -- 5. limits and values before work -------------------------------------------------------------------------
 
+def test_every_analysis_is_sized_against_budget_memory_before_work(cli, two_runs):
+    """surface, sharpness and measures state their peak memory and refuse a budget it exceeds, writing nothing."""
+    from landscape.analysis.measures import peak_copies
+    from landscape.analysis.memory import check_analysis_memory, parameter_bytes
+    from landscape.measures.curvature import GGN_CHUNK
+
+    a, _ = two_runs
+    for command, what in ((("surface", a, "--dim", "1", "--grid", "5"), "surface of"),
+                          (("sharpness", a), "m-sharpness of"), (("measures", a), "measures of")):
+        res = cli(*command, "--budget-memory", "0.000001")
+        msg = _one_error(res)
+        assert what in msg and "of --budget-memory" in msg, msg
+        assert "plan" not in res.out and not (a / "analysis").exists()
+    model = torch.nn.Linear(100, 10)  # 1010 float32 parameters: 4040 bytes a copy
+    assert parameter_bytes(model) == 4040
+    assert peak_copies(["norms"], 3) == 4 and peak_copies(["ggn", "norms"], 3) == 4 + 2 * GGN_CHUNK * 3
+    need = 3 * 4040 + 100
+    assert check_analysis_memory(model, 3, "x", budget_memory=need / 2**30, extra=100) == need
+    with pytest.raises(LandscapeError, match=r"x needs 0\.0117 MiB, more than"):
+        check_analysis_memory(model, 3, "x", budget_memory=(need - 1) / 2**30, extra=100)
+
+
 def test_lanczos_basis_is_sized_before_the_plan(cli, two_runs):
     a, _ = two_runs
     res = cli("hessian", a, "--top-k", "1000000000")

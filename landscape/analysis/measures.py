@@ -9,12 +9,14 @@ from pathlib import Path
 from landscape import logs
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.measure_context import MeasureContext
+from landscape.analysis.memory import check_analysis_memory
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checkpoint.cache import newest_for, register_schema
 from landscape.cost import CostPlan, time_pass
 from landscape.errors import LandscapeError
 from landscape.measures import REGISTRY, MeasureSpec, select_measures
+from landscape.measures.curvature import GGN_CHUNK
 from landscape.progress import progress_bar
 
 METRICS = ("loss", "accuracy")
@@ -35,7 +37,8 @@ def _check(samples, ggn_samples, draws, depth, target, metric) -> None:
 def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all", samples: int = 512,
                      ggn_samples: int = 256, draws: int = 8, depth: int = 12, target: float = 0.1,
                      metric: str = "accuracy", seed: int = 0, device: str | None = None,
-                     data_root: str | Path | None = None, progress: bool = True) -> dict:
+                     data_root: str | Path | None = None, progress: bool = True,
+                     budget_memory: float | None = None) -> dict:
     """Compute the registry's measures of a checkpoint; returns its ``measures`` cache record plus ``"path"``.
 
     ``samples`` seeded training images feed the output, Fisher-Rao and
@@ -46,6 +49,8 @@ def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all
     eval-mode BatchNorm folded in (``provenance.weights`` states the convention).
     Measures read from other records (lambda_max, Hessian trace, m-sharpness)
     are not part of this record: :func:`measure_values` merges them.
+    Their peak memory (:func:`peak_copies`) is checked against ``budget_memory``
+    GiB (default: what is available) before any work.
     ``result`` = ``{"values": {name: float | None}, "details": {group: ...},
     "seconds": {group: s}}``.
     """
@@ -53,6 +58,8 @@ def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all
     specs = [s for s in select_measures(measures) if s.compute is not None]
     groups = list(dict.fromkeys(s.group for s in specs))
     ck = as_checkpoint(ck, device, data_root)
+    check_analysis_memory(ck.model, peak_copies(groups, len(ck.classes)), f"the measures of {ck.run_dir.name}",
+                          budget_memory, params=("ggn_samples",) if "ggn" in groups else ())
     settings = {"split": "train", "groups": groups, "samples": samples, "ggn_samples": ggn_samples, "draws": draws,
                 "depth": depth, "target": float(target), "metric": metric, "seed": int(seed)}
 
@@ -62,6 +69,14 @@ def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all
         return result, {"split": "train", "bn_mode": "eval", "weights": weights, **model_provenance(ck.model)}
 
     return cached(ck, "measures", settings, compute)
+
+
+def peak_copies(groups: list[str], num_classes: int) -> int:
+    """Parameter-sized vectors the measure ``groups`` hold at once: the weights at init, BatchNorm-folded and
+    perturbed (PAC-Bayes) besides the model (4), and for the exact GGN trace the per-image logit Jacobians of one
+    chunk (``GGN_CHUNK x classes``, twice for ``jacrev``'s work space).
+    """
+    return 4 + (2 * GGN_CHUNK * num_classes if "ggn" in groups else 0)
 
 
 def _compute(ck: Checkpoint, settings: dict, groups: list[str], progress: bool) -> tuple[dict, dict]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from landscape import logs
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
+from landscape.analysis.memory import check_analysis_memory
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checkpoint.cache import register_schema
@@ -37,6 +38,7 @@ def analyze(
     device: str | None = None,
     data_root: str | Path | None = None,
     progress: bool = True,
+    budget_memory: float | None = None,
 ) -> dict:
     """Worst- or average-case m-sharpness of a checkpoint on its training split.
 
@@ -66,6 +68,8 @@ def analyze(
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < m:
         raise LandscapeError(f"samples must be an integer >= m={m}, got {samples!r}")
     ck = as_checkpoint(ck, device, data_root)
+    # the weights, the perturbation, its gradient and the ascent's momentum beside the model (before any work)
+    check_analysis_memory(ck.model, 4, f"the m-sharpness of {ck.run_dir.name}", budget_memory)
     settings = {
         "split": "train",
         "kind": kind,

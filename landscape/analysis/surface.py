@@ -22,6 +22,7 @@ import torch
 from landscape import distributed, logs
 from landscape.analysis.cache import as_checkpoint, cached, model_provenance
 from landscape.analysis.direction_plan import make_plan, parse_spec, spec_settings
+from landscape.analysis.memory import check_analysis_memory
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint import Checkpoint
 from landscape.checkpoint.cache import register_schema
@@ -30,7 +31,7 @@ from landscape.cost import CostPlan, announce
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_bytes, check_writable, stable_hash
 from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, forward_seconds, prepare_batches
-from landscape.surface.grid import axis, center_index, check_grid_memory, interp_axis, parse_grid
+from landscape.surface.grid import axis, center_index, check_grid_memory, grid_bytes, interp_axis, parse_grid
 from landscape.surface.plot import plot_html, plot_png
 
 DEFAULT_BN_SAMPLES = 512
@@ -57,6 +58,7 @@ def analyze(
     html: bool = False,
     device: str | None = None,
     data_root: str | Path | None = None,
+    budget_memory: float | None = None,
 ) -> dict:
     """Loss and accuracy of ``ck``'s model on a 1D or 2D grid of weights around it.
 
@@ -96,6 +98,9 @@ def analyze(
         raise LandscapeError(f"batch_size must be >= 1, got {batch_size}")
     kind, other = parse_spec(directions)
     ck = as_checkpoint(ck, device, data_root)
+    # the directions, the centre weights and the BatchNorm-folded copy beside the model, and the grid's arrays
+    check_analysis_memory(ck.model, dim + 2, f"the {'x'.join(map(str, sizes))} surface of {ck.run_dir.name}",
+                          budget_memory, extra=grid_bytes(sizes), params=("grid",))
     settings = {
         "dim": dim,
         "directions": kind,

@@ -8,6 +8,13 @@ import typer
 
 from landscape.errors import LandscapeError
 
+
+def budget_memory_option(what: str):
+    """The ``--budget-memory GiB`` option of an analysis command; ``what`` names what the budget covers."""
+    return typer.Option(None, "--budget-memory", show_default="what is available",
+                        help=f"GiB {what} may take; more is refused before work.")
+
+
 #: Library parameter name -> the command parameter that sets it, where the two differ.
 ALIASES = {"data_root": "data", "analyses": "set_"}
 

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
+from landscape.cli.flags import budget_memory_option
 from landscape.cli.render import console, now, print_table, record_saved, saved, was_cached
 
 
@@ -30,9 +31,7 @@ def hessian_command(
     budget_hvps: Optional[int] = typer.Option(None, "--budget-hvps",
                                               help="Most HVPs the whole analysis may use (never exceeded; top-k "
                                                    "first, then trace, density, per-layer)."),
-    budget_memory: Optional[float] = typer.Option(None, "--budget-memory", show_default="what is available",
-                                                  help="GiB the Lanczos basis may take; more is refused before "
-                                                       "work."),
+    budget_memory: Optional[float] = budget_memory_option("the Lanczos basis"),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder, if it moved since training."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the record to this JSON file."),

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
+from landscape.cli.flags import budget_memory_option
 from landscape.cli.render import console, now, print_table, record_saved, saved
 from landscape.io import check_writable, write_json
 
@@ -27,6 +28,7 @@ def measures_command(
     metric: str = typer.Option("accuracy", "--metric",
                                help="PAC-Bayes degradation: accuracy (Jiang's drop) or loss (variant)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the image subsets and the noise draws."),
+    budget_memory: Optional[float] = budget_memory_option("the weight copies and GGN Jacobians"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder, if it moved since training."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write {run: values} to this JSON file."),
@@ -58,7 +60,8 @@ def measures_command(
         since = now()
         ck = load_checkpoint(run, device=None if device == "auto" else device, data_root=data)
         record = analyze(ck, measures=[s.name for s in specs], samples=samples, ggn_samples=ggn_samples,
-                                  draws=draws, depth=depth, target=target, metric=metric, seed=seed, progress=True)
+                                  draws=draws, depth=depth, target=target, metric=metric, seed=seed, progress=True,
+                                  budget_memory=budget_memory)
         values = measure_values(ck.path, ck.fingerprint[:16], specs)
         out[str(ck.path)] = {"values": values, "record": record["path"]}
         console.print(f"{ck.run_dir.name} ({ck.path.name})", markup=False)

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
+from landscape.cli.flags import budget_memory_option
 from landscape.cli.render import console, now, print_table, record_saved, saved
 from landscape.errors import LandscapeError
 from landscape.io import check_writable, write_json
@@ -38,6 +39,7 @@ def sharpness_command(
     seed: int = typer.Option(0, help="Seed of the image subset and of the random perturbations."),
     batch_size: Optional[int] = typer.Option(None,
                                              help="Images per forward pass (default m); lower it if memory runs out."),
+    budget_memory: Optional[float] = budget_memory_option("the weight copies of the ascent"),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder, if it moved since training."),
     json_path: Optional[Path] = typer.Option(None, "--json", help="Also write the record to this JSON file."),
@@ -66,7 +68,7 @@ def sharpness_command(
     record = analyze(
         checkpoint, rhos=parse_rhos(rho), m=m, kind=kind, norm=norm, adaptive=adaptive, samples=samples,
         steps=steps, draws=draws, seed=seed, batch_size=batch_size, device=None if device == "auto" else device,
-        data_root=data, progress=True,
+        data_root=data, progress=True, budget_memory=budget_memory,
     )
     res = record["result"]
     scaling = "adaptive |w|" if res["adaptive"] else "standard"

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
+from landscape.cli.flags import budget_memory_option
 from landscape.cli.render import now, print_table, record_saved, saved
 
 
@@ -38,6 +39,7 @@ def surface_command(
                                help="Skip BN folding and channels_last (bit-identical to the plain model, slower)."),
     out: Optional[Path] = typer.Option(None, "--out",
                                        help="Folder for the .npz/.png/.html (default: the run's analysis/)."),
+    budget_memory: Optional[float] = budget_memory_option("the directions, weight copies and grid"),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
     data: Optional[Path] = typer.Option(None, "--data", help="Data folder, if it moved since training."),
 ):
@@ -73,7 +75,7 @@ def surface_command(
         checkpoint, dim=dim, directions=directions, grid=grid, span=span, split=split, bn=bn, samples=samples,
         seed=seed, progress=True, out_dir=out, bn_samples=bn_samples, batch_size=batch_size,
         include_bias_bn=include_bias_bn, fast=not exact, html=html, device=None if device == "auto" else device,
-        data_root=data,
+        data_root=data, budget_memory=budget_memory,
     )
     res = record["result"]
     loss = np.asarray(res["loss"], dtype=float)

@@ -38,7 +38,11 @@ def _to_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None = None):
     return x.to(p.device, p.dtype), None if y is None else y.to(p.device)
 
 
-def ggn_trace(model: nn.Module, x: torch.Tensor, chunk: int = 16) -> dict:
+#: Images whose logit Jacobians :func:`ggn_trace` holds at once.
+GGN_CHUNK = 16
+
+
+def ggn_trace(model: nn.Module, x: torch.Tensor, chunk: int = GGN_CHUNK) -> dict:
     """Exact trace of the GGN/Fisher of the mean cross-entropy over ``x`` (labels are not needed).
 
     Returns ``{"trace", "n_samples", "vjps", "gradients", "seconds"}``: ``vjps``

@@ -60,14 +60,19 @@ def parse_grid(grid: int | str | tuple[int, int] | list[int], dim: int) -> tuple
     return sizes
 
 
+def grid_bytes(sizes: tuple[int, ...]) -> int:
+    """Estimated bytes of a grid's arrays: :data:`BYTES_PER_POINT` per point."""
+    return int(np.prod([int(s) for s in sizes], dtype=object)) * BYTES_PER_POINT
+
+
 def check_grid_memory(sizes: tuple[int, ...], memory: int | None = None) -> int:
     """Estimated bytes of a grid (:data:`BYTES_PER_POINT` per point); LandscapeError above half of ``memory``.
 
     ``memory`` defaults to the machine's physical memory. Checked before
     anything is allocated or evaluated.
     """
-    points = int(np.prod([int(s) for s in sizes], dtype=object))
-    need = points * BYTES_PER_POINT
+    need = grid_bytes(sizes)
+    points = need // BYTES_PER_POINT
     if memory is None:
         try:
             memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
