@@ -33,3 +33,27 @@ def test_study_help_shows_every_default(cli, monkeypatch):
                           ("--m", "128 (32 with --quick), at most the training images")]:
         row = next(line for line in text.splitlines() if re.match(rf"│ {flag} ", line))
         assert f"[default: ({default})]" in row
+
+
+def _commands(group, path=()):
+    """(path, command) of every registered command, sub-command and command group below ``group``."""
+    for name, command in sorted(group.commands.items()):
+        yield (*path, name), command
+        if hasattr(command, "commands"):
+            yield from _commands(command, (*path, name))
+
+
+ALL_COMMANDS = list(_commands(typer.main.get_command(register())))
+
+
+@pytest.mark.parametrize("path,command", ALL_COMMANDS, ids=[" ".join(path) for path, _ in ALL_COMMANDS])
+def test_examples_fit_80_columns_without_wrapping(cli, monkeypatch, path, command):
+    examples = [line.strip() for line in (command.help or "").partition("Examples:")[2].splitlines() if line.strip()]
+    assert [line for line in examples if len(line) > 76] == []
+    monkeypatch.setenv("COLUMNS", "80")
+    res = cli(*path, "--help")
+    assert res.code == 0, res.err
+    lines = res.out.splitlines()
+    assert [line for line in lines if len(line) > 80] == []
+    shown = {line.strip() for line in lines}
+    assert [line for line in examples if line not in shown] == []  # each example whole on one line: none wrapped

@@ -38,7 +38,9 @@ def correlate_command(
     Examples:
       landscape correlate busi_study/ --json correlate.json
 
-      landscape correlate checkpoints/busi-cnn-small-*-s* --external busbra --n-boot 5000
+      landscape correlate checkpoints/busi-cnn-small-*-s* --external busbra
+
+      landscape correlate busi_study/ --external busbra --n-boot 5000
 
     """
     from landscape.report.correlate import correlate

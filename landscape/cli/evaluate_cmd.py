@@ -46,10 +46,12 @@ def evaluate_command(
     result is cached as a `metrics` record in the run's analysis/.
     When you use BUS-BRA, cite Gómez-Flores et al., Medical Physics 2023 (see its README).
 
+    For BUS-BRA (busbra/ below, e.g. ../shared/data/busbra), CSV is its
+    bus_data.csv; add --csv-label-col Pathology --csv-group-col Case
+    --csv-env-col Device to check labels, resample patients, score per scanner.
+
     Examples:
-      landscape evaluate checkpoints/busi-cnn-small-sam-s0 --data ../shared/data/busbra \
-        --csv ../shared/data/busbra/bus_data.csv \
-        --csv-file-col ID --csv-label-col Pathology --csv-group-col Case --csv-env-col Device
+      landscape evaluate RUN --data busbra/ --csv CSV --csv-file-col ID
 
       landscape evaluate RUN --data other_site/ --json external.json
 

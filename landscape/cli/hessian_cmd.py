@@ -48,18 +48,19 @@ def hessian_command(
     printed first, then an ETA from the measured HVP time. One Krylov run
     serves the top-k, the trace's deflation and the density's first SLQ
     run. The record is cached in the run folder's
-    analysis/ and reused when the settings match.
+    analysis/ and reused when the settings match. Under torchrun the HVPs are
+    data-parallel over the ranks.
 
     Examples:
       landscape hessian checkpoints/phantom-cnn-small-adam-s0/final.pt
 
-      landscape hessian RUN_DIR --top-k 3 --tol 1e-4 --samples 256 --json hessian.json
+      landscape hessian RUN --top-k 3 --tol 1e-4 --samples 256 --json hessian.json
 
-      landscape hessian RUN_DIR --density --plot density.png --per-layer --no-trace
+      landscape hessian RUN --density --plot density.png --per-layer --no-trace
 
-      torchrun --nproc-per-node 8 --no-python landscape hessian RUN_DIR --samples all   # data-parallel HVPs
+      torchrun --nproc-per-node 8 --no-python landscape hessian RUN --samples all
 
-      landscape hessian RUN_DIR --density --budget-hvps 60
+      landscape hessian RUN --density --budget-hvps 60
 
     """
     from landscape.analysis.hessian import analyze

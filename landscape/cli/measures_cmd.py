@@ -43,7 +43,7 @@ def measures_command(
     Examples:
       landscape measures checkpoints/busi-cnn-small-sam-s0
 
-      landscape measures checkpoints/*/ --samples 256 --draws 4 --json measures.json
+      landscape measures checkpoints/*/ --samples 256 --draws 4 --json all.json
 
       landscape measures RUN --measures pacbayes_sigma,ggn_trace --metric loss
 

@@ -45,11 +45,13 @@ def report_command(
     Examples:
       landscape report checkpoints/ -o report.html
 
-      landscape report checkpoints/busi-cnn-small-adam-s0 checkpoints/busi-cnn-small-sam-s0 -o adam_vs_sam.html
+      landscape report ADAM_RUN SAM_RUN -o adam_vs_sam.html
 
       landscape report checkpoints/ -o report.html --no-compute --figures figures/
 
-      landscape report checkpoints/ --m 64 --set sharpness.samples=512 --set surface_2d.grid=15
+      landscape report checkpoints/ --m 64 --set sharpness.samples=512
+
+      landscape report checkpoints/ --set surface_2d.grid=15 --set hessian.top_k=3
 
       landscape report checkpoints/ --dry-run
 

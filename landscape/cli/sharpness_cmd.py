@@ -50,15 +50,18 @@ def sharpness_command(
     Average case: mean over B of E_{delta ~ N(0, rho^2 c^2)} L_B(w+delta) - L_B(w).
     c = 1, or c = |w| with --adaptive. The model runs in eval mode. The record is
     cached in the run folder's analysis/ and reused when the settings match.
+    Under torchrun the sub-batches are dealt out over the ranks.
 
     Examples:
       landscape sharpness checkpoints/phantom-cnn-small-adam-s0/final.pt
 
-      landscape sharpness RUN_DIR --rho 0.005,0.01,0.02 --m 64 --norm linf --adaptive
+      landscape sharpness RUN --rho 0.005,0.01,0.02 --m 64 --norm linf --adaptive
 
-      torchrun --nproc-per-node 4 --no-python -- landscape sharpness RUN_DIR --m 64   # sub-batches over ranks
+      torchrun --nproc-per-node 4 --no-python -- landscape sharpness RUN --m 64
 
-      landscape sharpness RUN_DIR --kind average --rho 0.01,0.05 --draws 64 --json sharp.json
+      landscape sharpness RUN --kind average --rho 0.01,0.05 --draws 64
+
+      landscape sharpness RUN --kind average --draws 64 --json sharp.json
 
     """
     from landscape.analysis.sharpness import analyze

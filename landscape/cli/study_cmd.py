@@ -83,22 +83,28 @@ def study_command(
     best validation score (never test or external data), recorded in
     study.json; only the selected runs are analysed and reported.
 
+    In the examples busi/ is the BUSI folder (e.g. ../shared/data/busi),
+    busbra/ BUS-BRA's and CSV its bus_data.csv; --external takes the CSV
+    options of `landscape evaluate`.
+
     Examples:
       landscape study --quick               # phantom, 16 runs
 
-      landscape study --data ../shared/data/busi --seeds 3 --epochs 30 --out busi_study/
+      landscape study --data busi/ --seeds 3 --epochs 30 --out busi_study/
 
-      landscape study --data ../shared/data/busi --optimizers adam,sam,asam --models cnn-small,resnet18
+      landscape study --data busi/ --models cnn-small,resnet18
 
-      landscape study --data ../shared/data/busi --optimizers adam,sam \
-        --grid rho=0.01,0.02,0.05,0.1 --compute-matched --stop-train-loss 0.01 \
-        --classes benign,malignant --seeds 5
+      landscape study --data busi/ --optimizers adam,sam,asam
 
-      torchrun --nproc-per-node 8 --no-python landscape study --data ../shared/data/busi --parallel runs
+      landscape study --data busi/ --optimizers adam,sam --grid rho=0.02,0.05,0.1
 
-      landscape study --data ../shared/data/busi --external ../shared/data/busbra \
-        --csv ../shared/data/busbra/bus_data.csv \
-        --csv-file-col ID --csv-label-col Pathology --csv-group-col Case --csv-env-col Device
+      landscape study --data busi/ --compute-matched --stop-train-loss 0.01
+
+      landscape study --data busi/ --classes benign,malignant --seeds 5
+
+      torchrun --nproc-per-node 8 --no-python landscape study --parallel runs
+
+      landscape study --data busi/ --external busbra/ --csv CSV --csv-file-col ID
 
     """
     from landscape.cli.train_cmd import parse_value

@@ -50,20 +50,21 @@ def surface_command(
     parameters stay fixed unless --include-bias-bn. The centre (0, 0) is the model
     itself. Rows are saved as they finish: run the same command again after an
     interruption to resume. Writes .npz, .png and an offline .html, and caches the
-    record in the run folder's analysis/.
+    record in the run folder's analysis/. Under torchrun the grid's rows are
+    dealt out over the ranks.
 
     Examples:
       landscape surface checkpoints/phantom-cnn-small-adam-s0/final.pt
 
-      landscape surface RUN_DIR --dim 1 --grid 41 --span 0.5 --split train --samples 512
+      landscape surface RUN --dim 1 --grid 41 --span 0.5 --split train
 
-      landscape surface RUN_DIR --directions interp:checkpoints/phantom-cnn-small-sam-s0/final.pt --dim 1
+      landscape surface RUN --directions interp:OTHER_RUN/final.pt --dim 1
 
-      landscape surface RUN_DIR --directions pca --grid 25x25 --bn recompute
+      landscape surface RUN --directions pca --grid 25x25 --bn recompute
 
-      landscape surface RUN_DIR --directions eigen --span 0.2 --samples 256
+      landscape surface RUN --directions eigen --span 0.2 --samples 256
 
-      torchrun --nproc-per-node 8 --no-python landscape surface RUN_DIR --dim 2 --grid 51   # rows over ranks
+      torchrun --nproc-per-node 8 --no-python landscape surface RUN --grid 51
 
     """
     import numpy as np

@@ -138,28 +138,34 @@ def train_command(
 ):
     """Train a classifier and save checkpoints: final.pt, best.pt, epoch_NNN.pt, history.json.
 
+    In the examples busi/ is the BUSI folder (e.g. ../shared/data/busi).
+
     Examples:
-      landscape train                                   # cnn-small on the built-in phantom
+      landscape train                 # cnn-small on the built-in phantom
 
-      landscape train --data ../shared/data/busi --epochs 30 --optimizer sam --rho 0.05
+      landscape train --data busi/ --epochs 30 --optimizer sam --rho 0.05
 
-      landscape train --data ../shared/data/busi --optimizer all --seed 1
+      landscape train --data busi/ --optimizer all --seed 1
 
       landscape train --optimizer asam --opt-arg eta=0.01 --base sgd --lr 0.05
 
-      landscape train --resume                          # continue an interrupted run
+      landscape train --resume        # continue an interrupted run
 
-      landscape train --data ../shared/data/busi --classes benign,malignant --stop-train-loss 0.01 --epochs 60
+      landscape train --data busi/ --classes benign,malignant --epochs 60
 
-      landscape train --model vit_tiny_patch16_224 --img-size 32 --model-arg patch_size=8 --model-arg depth=4
+      landscape train --data busi/ --stop-train-loss 0.01 --epochs 60
+
+      landscape train --model vit_tiny_patch16_224 --model-arg patch_size=8
+
+      landscape train --model vit_tiny_patch16_224 --model-arg depth=4
 
       landscape train --model resnet18 --pretrained r18.safetensors --amp bf16
 
       landscape train -o sam --base adamw --no-decay-norm-bias --weight-decay 0.05
 
-      torchrun --nproc-per-node 4 --no-python landscape train --optimizer sam --batch-size 128
+      torchrun --nproc-per-node 4 --no-python landscape train --optimizer sam
 
-      landscape train --optimizer all --tensorboard tb/ && tensorboard --logdir tb/
+      landscape train -o all --tensorboard tb/ && tensorboard --logdir tb/
 
     """
     from landscape.train import TrainConfig, check_hyper, parse_optimizers, train, train_all
