@@ -75,9 +75,9 @@ def study_command(
     reused, interrupted runs continue from their last epoch. Beside the
     report it writes runs.csv and tables.tex (see `landscape export`).
 
-    Time of --quick: not yet measured on the idle 2-core machine
-    (benchmarks/bench_study.py measures it); on a 2-core machine shared with
-    other work its training alone took 23 min (issue 20), plus the analyses.
+    Time of --quick: 230 s (3.8 min) on an idle 2-core machine, training
+    and analyses included (benchmarks/bench_startup.py --study, 2026-12-06);
+    on a busy machine it takes several times longer.
 
     With --grid every setting is trained; each optimizer keeps the one with the
     best validation score (never test or external data), recorded in

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.linalg import eigh_tridiagonal
 
 from landscape.checks import check_positive_int
 from landscape.errors import LandscapeError
@@ -85,6 +84,8 @@ def gauss_quadrature(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, n
     """Nodes and weights (summing to 1) of the Gauss rule of the tridiagonal ``(alpha, beta)``."""
     if len(alpha) == 1:
         return alpha.copy(), np.ones(1)
+    from scipy.linalg import eigh_tridiagonal  # on first use: importing scipy.linalg costs ~0.1 s per process
+
     theta, vecs = eigh_tridiagonal(alpha, beta)
     return theta, vecs[0] ** 2
 
