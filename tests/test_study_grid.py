@@ -73,4 +73,9 @@ def test_study_cli_refuses_bad_grid_and_metric(cli, tmp_path):
     assert res.code == 2 and "rho applies to none" in res.err
     res = cli(*base, "--select-by", "test_auroc")
     assert res.code == 2 and "--select-by must be one of" in res.err
+    sam = tuple("sam" if a == "adam" else a for a in base)
+    for item, message in (("rho=abc", "bad value for rho: 'abc'"), ("lr=abc", "lr must be a number > 0, got 'abc'"),
+                          ("rho=-1", "rho must be > 0")):  # refused, not dropped for the defaults
+        res = cli(*sam, "--grid", item)
+        assert res.code == 2 and message in res.err and len(res.err.strip().splitlines()) == 1, res.err
     assert not (tmp_path / "s").exists()

@@ -26,6 +26,7 @@ from landscape.progress import progress_bar
 from landscape.study.grid import SELECT_METRICS, select, variants
 from landscape.study.parallel import deal, parallel_mode
 from landscape.study.presets import FULL, QUICK, Preset
+from landscape.train.all import check_hyper
 
 
 def stages(external: bool = False) -> tuple[str, ...]:
@@ -128,8 +129,9 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     if select_by not in SELECT_METRICS:
         raise LandscapeError(f"select_by must be one of {', '.join(SELECT_METRICS)}, got {select_by!r}")
     plan = variants(names, grid, compute_matched)
-    for v in plan:
-        v.config(base).validate()
+    for v in plan:  # before any work: a grid value the optimizer refuses (rho=abc) must not train its defaults
+        cfg = v.config(base).validate()
+        check_hyper([v.optimizer], cfg.opt_args, cfg.base)
     settings = {"data": base.data, "models": models, "optimizers": names, "seeds": list(range(seed, seed + seeds)),
                 "epochs": epochs, "img_size": img_size, "batch_size": batch_size, "quick": quick,
                 "analyses": analyses, "m": m, "seed": seed,
