@@ -96,18 +96,23 @@ def test_robust_sign_error_by_hand():
     #   b1-a2 optimizer: dg ~ +0.09 (kept), dm < 0 -> 1;  b1-a3 optimizer: dg ~ +0.1 (kept), dm < 0 -> 1
     #   a1-a2 lr: dg = -0.01, 0, -0.02: mean 0.01 > se 0.0058 (kept), dm = -2 -> 0, 1/2 (tie), 0 -> 1/6
     #   a1-a3 lr: dg = 0, -0.02, +0.02 (mean 0 < se: dropped); a2-a3 lr: mean 0.01 < se 0.017 (dropped)
+    # the robust sign error is the worst kept pair (Dziugaite's sup over environments); the mean rides beside it
     site = out["in_site"]
-    assert site["environments"]["axis: optimizer"] == {"sign_error": pytest.approx(7 / 9), "n_pairs": 3,
+    assert site["environments"]["axis: optimizer"] == {"sign_error": pytest.approx(1.0),
+                                                       "mean_sign_error": pytest.approx(7 / 9), "n_pairs": 3,
                                                        "n_dropped": 0}
-    assert site["environments"]["axis: lr"] == {"sign_error": pytest.approx(1 / 6), "n_pairs": 1, "n_dropped": 2}
-    assert site["worst"] == pytest.approx(7 / 9) and site["worst_environment"] == "axis: optimizer"
-    # cross-site: the drop on "X: big" equals the gap, so the kept pairs over every axis give (1/3+1+1+1/6)/4
+    assert site["environments"]["axis: lr"] == {"sign_error": pytest.approx(1 / 6),
+                                                "mean_sign_error": pytest.approx(1 / 6), "n_pairs": 1, "n_dropped": 2}
+    assert site["worst"] == pytest.approx(1.0) and site["worst_environment"] == "axis: optimizer"
+    # cross-site: the drop on "X: big" equals the gap, so the kept pairs over every axis are 1/3, 1, 1, 1/6
     cross = out["cross_site"]
     assert cross["excluded_domains"] == ["X: small"]
-    assert cross["environments"]["X: big"]["sign_error"] == pytest.approx((1 / 3 + 1 + 1 + 1 / 6) / 4)
-    # the direction is fixed in advance: a measure expected to fall with the gap gets the complement
+    assert cross["environments"]["X: big"]["sign_error"] == pytest.approx(1.0)
+    assert cross["environments"]["X: big"]["mean_sign_error"] == pytest.approx((1 / 3 + 1 + 1 + 1 / 6) / 4)
+    # the direction is fixed in advance: a measure expected to fall with the gap gets the complement (2/3, 0, 0)
     flipped = robust_sign_error(_sign_table(), "m", direction=-1)["in_site"]["environments"]
-    assert flipped["axis: optimizer"]["sign_error"] == pytest.approx(2 / 9)
+    assert flipped["axis: optimizer"]["sign_error"] == pytest.approx(2 / 3)
+    assert flipped["axis: optimizer"]["mean_sign_error"] == pytest.approx(2 / 9)
     assert flipped["axis: lr"]["sign_error"] == pytest.approx(5 / 6)
 
 
