@@ -96,3 +96,19 @@ def test_report_shows_the_paired_panel(small_study, tmp_path):
 
     page = build_report([small_study], tmp_path / "r.html", compute=False, progress=False, n_boot=100).read_text()
     assert "Paired differences from adam" in page and "Holm" in page
+
+
+def test_a_seed_counts_once_per_group(monkeypatch):
+    """Two sam settings of one seed (e.g. two rhos) share one adam run: neither is paired silently."""
+    from types import SimpleNamespace
+
+    from landscape.report import compare
+
+    monkeypatch.setattr(compare, "group_name", lambda run, several: run.group)
+    monkeypatch.setattr(compare, "pair_key", lambda run: run.seed)
+    runs = [SimpleNamespace(name=f"{g}{tag}-s{s}", group=g, seed=s, model="m")
+            for g, tag, s in [("adam", "", 0), ("adam", "", 1), ("sam", "a", 0), ("sam", "b", 0), ("sam", "", 1)]]
+    out, unpaired = compare.pairs(runs, "adam")
+    assert [(r.name, b.name) for r, b in out["sam"]] == [("sam-s1", "adam-s1")]
+    assert [u["run"] for u in unpaired] == ["sama-s0", "samb-s0"]
+    assert all("2 sam runs with the same model, seed and split" in u["reason"] for u in unpaired)

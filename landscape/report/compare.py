@@ -114,21 +114,21 @@ def pairs(runs: Sequence[Run], baseline: str) -> tuple[dict[str, list[tuple[Run,
     groups = [group_name(r, several) for r in runs]
     if baseline not in groups:
         raise LandscapeError(f"baseline {baseline!r} is not among the runs' groups ({', '.join(sorted(set(groups)))})")
-    base: dict[str, list[Run]] = {}
+    members: dict[tuple, list[Run]] = {}  # (group, model/seed/split): a seed counts once per group
     for r, g in zip(runs, groups):
-        if g == baseline:
-            base.setdefault(pair_key(r), []).append(r)
+        members.setdefault((g, pair_key(r)), []).append(r)
     out: dict[str, list[tuple[Run, Run]]] = {}
     unpaired = []
     for r, g in zip(runs, groups):
         if g == baseline:
             continue
-        partners = base.get(pair_key(r), [])
-        if len(partners) == 1:
+        partners, twins = members.get((baseline, pair_key(r)), []), members[(g, pair_key(r))]
+        if len(partners) == 1 and len(twins) == 1:
             out.setdefault(g, []).append((r, partners[0]))
         else:
             reason = (f"no {baseline} run with the same model, seed and split" if not partners
-                      else f"{len(partners)} {baseline} runs with the same model, seed and split")
+                      else f"{len(partners)} {baseline} runs with the same model, seed and split" if len(partners) > 1
+                      else f"{len(twins)} {g} runs with the same model, seed and split (pass one setting per group)")
             unpaired.append({"run": r.name, "group": g, "seed": r.seed, "reason": reason})
     return out, unpaired
 
