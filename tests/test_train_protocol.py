@@ -67,7 +67,8 @@ def test_classes_trains_on_a_subset_of_the_folder(tmp_path):
 
 
 @pytest.mark.parametrize("classes,message", [(["benign"], "at least two"), (["benign", "cat"], "cat is not"),
-                                             (["benign", "benign"], "must not repeat")])
+                                             (["benign", "benign"], "must not repeat"),
+                                             (["Benign", "benign"], "must not repeat")])
 def test_bad_classes_are_named(tmp_path, classes, message):
     from landscape.errors import LandscapeError
     from landscape.train import train

@@ -16,7 +16,7 @@ def parse_classes(spec: str | Sequence[str] | None) -> list[str] | None:
     if spec is None:
         return None
     names = [c.strip() for c in (spec.split(",") if isinstance(spec, str) else spec) if c.strip()]
-    if len(set(names)) != len(names):
+    if len({n.lower() for n in names}) != len(names):  # names match case-insensitively (keep_classes)
         raise LandscapeError(f"classes must not repeat a name, got {', '.join(names)}")
     return names or None
 
