@@ -149,7 +149,10 @@ def available_memory(device=None) -> int:
         pass
     import os
 
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    try:  # macOS has no SC_AVPHYS_PAGES: a quarter of physical memory there
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4)
+    except (ValueError, OSError, AttributeError):
+        return 0
 
 
 def check_memory(need: float, what: str, budget_memory: float | None = None, device=None,

@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol, runtime_checkable
@@ -49,9 +48,11 @@ from torch import nn
 from torch.func import functional_call
 
 from landscape import distributed
+from landscape.checks import available_memory
 from landscape.errors import LandscapeError
 from landscape.hessian.batches import Batches
 from landscape.hessian.second_order import check_twice_differentiable, second_order
+from landscape.tensors import eval_mode
 
 
 @runtime_checkable
@@ -199,7 +200,7 @@ class ModelOperator(LinearOps):
         self.loss_fn = loss_fn
         self.device = first.device
         self.dtype = first.dtype if first.dtype in (torch.float32, torch.float64) else torch.float32
-        budget = _available_memory(self.device) // 4 if graph_memory is None else int(graph_memory)
+        budget = available_memory(self.device) // 4 if graph_memory is None else int(graph_memory)
         self.batches = Batches(data, self.device, self.dtype, batch_fn=batch_fn, shard=num_samples is None,
                                budget=budget)
         self.num_samples = self.batches.num_samples if num_samples is None else int(num_samples)
@@ -238,14 +239,9 @@ class ModelOperator(LinearOps):
     # ----------------------------------------------------------------- helpers
     @contextlib.contextmanager
     def _eval(self):
-        modes = [(m, m.training) for m in self.model.modules()]
-        self.model.eval()
-        try:
-            with torch.enable_grad(), torch.autocast(self.device.type, enabled=False), second_order(self.model):
-                yield
-        finally:
-            for m, mode in modes:
-                m.training = mode
+        with eval_mode(self.model), torch.enable_grad(), torch.autocast(self.device.type, enabled=False), \
+                second_order(self.model):
+            yield
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.model, self._state, (x,))
@@ -434,20 +430,3 @@ def as_operator(model, loss_fn=None, data=None) -> Operator:
     if loss_fn is None or data is None:
         raise LandscapeError("pass loss_fn and data with a model (or pass an operator)")
     return HessianOperator(model, loss_fn, data)
-
-
-def _available_memory(device: torch.device) -> int:
-    """Bytes free now: ``cuda.mem_get_info`` on CUDA, ``MemAvailable`` (or physical memory / 4) on the host."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 4
-    except (ValueError, OSError, AttributeError):
-        return 0

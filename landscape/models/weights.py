@@ -24,7 +24,6 @@ the data's own statistics).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -32,18 +31,10 @@ import torch
 from torch import nn
 
 from landscape.errors import LandscapeError
+from landscape.io import sha256_file
 
 #: Weight file names looked for inside a folder, in order of preference.
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "pytorch_model.pth", "model.pth")
-
-
-def sha256_of(path: Path) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def find_weight_file(path: Path) -> Path:
@@ -181,5 +172,5 @@ def load_weights(model: nn.Module, path: str | Path) -> dict:
     state, adapted, head = fit_state(model, read_state_dict(file), file)
     with torch.no_grad():
         model.load_state_dict(state, strict=False)
-    return {"path": str(path), "file": str(file), "sha256": sha256_of(file), "adapted": adapted, "head": head,
+    return {"path": str(path), "file": str(file), "sha256": sha256_file(file), "adapted": adapted, "head": head,
             "normalization": weights_normalization(file)}
