@@ -8,10 +8,11 @@ from pathlib import Path
 
 from landscape import logs
 from landscape.analysis.cache import as_checkpoint, cached
+from landscape.analysis.memory import check_analysis_memory
 from landscape.analysis.registry import AnalysisSpec, register_analysis
 from landscape.checkpoint.cache import register_schema
 from landscape.checkpoint.load import SPLITS
-from landscape.checks import check_memory, check_positive, check_positive_int, check_seed
+from landscape.checks import check_positive, check_positive_int, check_seed
 from landscape.cost import CostPlan, Meter, announce, time_pass
 from landscape.errors import LandscapeError
 from landscape.hessian.blocks import module_blocks, per_block
@@ -113,14 +114,12 @@ def analyze(ck, top_k: int = 5, trace: bool = True, density: bool = False, per_l
 
 def _check_basis(model, top_k: int, max_hvps: int, budget_memory: float | None) -> None:
     """Refuse, before any work, a ``top_k`` beyond the parameter count or a Lanczos basis that does not fit."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    n = sum(p.numel() for p in params)
+    n = sum(p.numel() for p in model.parameters() if p.requires_grad)
     if top_k > n:
         raise LandscapeError(f"top_k must be at most the number of parameters ({n:,}), got {top_k:,}")
     vectors = min(max_hvps, n)
-    check_memory(vectors * n * params[0].element_size(),
-                 f"the Lanczos basis of top_k={top_k:,} ({vectors:,} vectors of {n:,} parameters)",
-                 budget_memory, params[0].device, params=("top_k",))
+    check_analysis_memory(model, vectors, f"the Lanczos basis of top_k={top_k:,} ({vectors:,} vectors of {n:,} "
+                          "parameters)", budget_memory, params=("top_k",))
 
 
 def _compute(ck, s: dict, progress: bool) -> dict:

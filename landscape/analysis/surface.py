@@ -31,7 +31,7 @@ from landscape.cost import CostPlan, announce
 from landscape.errors import LandscapeError
 from landscape.io import atomic_write_bytes, check_writable, stable_hash
 from landscape.surface.evaluate import BN_MODES, evaluate_point, evaluate_surface, forward_seconds, prepare_batches
-from landscape.surface.grid import axis, center_index, check_grid_memory, grid_bytes, interp_axis, parse_grid
+from landscape.surface.grid import axis, center_index, check_grid_memory, interp_axis, parse_grid
 from landscape.surface.plot import plot_html, plot_png
 
 DEFAULT_BN_SAMPLES = 512
@@ -98,9 +98,10 @@ def analyze(
         raise LandscapeError(f"batch_size must be >= 1, got {batch_size}")
     kind, other = parse_spec(directions)
     ck = as_checkpoint(ck, device, data_root)
-    # the directions, the centre weights and the BatchNorm-folded copy beside the model, and the grid's arrays
+    # the directions, the centre weights and the BatchNorm-folded copy beside the model (the grid's arrays live in
+    # host memory: check_grid_memory above)
     check_analysis_memory(ck.model, dim + 2, f"the {'x'.join(map(str, sizes))} surface of {ck.run_dir.name}",
-                          budget_memory, extra=grid_bytes(sizes), params=("grid",))
+                          budget_memory)
     settings = {
         "dim": dim,
         "directions": kind,
