@@ -28,6 +28,7 @@ from landscape.errors import LandscapeError
 from landscape.io import atomic_torch_save, check_writable, nonfinite_entries, read_json, safe_torch_load, write_json
 from landscape.optim import BASE_DEFAULTS, create_optimizer
 from landscape.optim.groups import weight_decay_groups
+from landscape.optim.perturb import global_norm
 from landscape.progress import progress_bar
 from landscape.runlock import run_lock
 from landscape.train.config import TrainConfig
@@ -293,7 +294,8 @@ class _Trainer:
         """One epoch; returns the mean training loss and the mean L2 norm of the gradient each step applied."""
         cfg = self.cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
-        grad_sum = torch.zeros((), dtype=torch.float64, device=self.device)
+        grad_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # images x norm, steps applied only
+        grad_images = torch.zeros((), dtype=torch.float64, device=self.device)
         gen = torch.Generator().manual_seed(epoch_seed(cfg.seed, epoch))
         torch.manual_seed(epoch_seed(cfg.seed, epoch))
         perm = torch.randperm(len(y), generator=gen)
@@ -328,13 +330,16 @@ class _Trainer:
             if not math.isfinite(loss):
                 raise LandscapeError(f"non-finite loss ({loss}) at epoch {epoch}, step {i}: training stopped; "
                                      f"last good checkpoint: {epoch_files(self.run_dir)[-1]}")
-            grads = [p.grad.detach().double().pow(2).sum() for p in params if p.grad is not None]
-            if grads:
-                grad_sum += torch.stack(grads).sum().sqrt() * n_batch
+            grads = [p.grad.detach() for p in params if p.grad is not None]
+            if grads:  # a step skipped for inf/NaN gradients (fp16) applied none: it does not count
+                norm = global_norm(grads).double()
+                applied = torch.isfinite(norm)
+                grad_sum += torch.where(applied, norm, 0.0) * n_batch
+                grad_images += applied * n_batch
             total += loss * n_batch
             count += n_batch
             bar.advance(1)
-        return total / max(count, 1), float(grad_sum) / max(count, 1)
+        return total / max(count, 1), float(grad_sum) / max(float(grad_images), 1.0)
 
     def check_finite(self, epoch: int) -> None:
         """Stop before saving an epoch whose weights or buffers (e.g. BatchNorm statistics) are NaN or inf."""
