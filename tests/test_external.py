@@ -149,3 +149,27 @@ def test_cli_warns_on_a_phantom_model_and_rounds_the_drop(evaluated, busbra, cli
             f"{drop['balanced_accuracy']:.3g}") in res.out
     assert f"warning: {ck.run_dir.name} was trained on the synthetic phantom" in res.out
     assert f"cached: computed {rec['provenance']['created']} with " in res.out  # the fixture computed it
+
+
+def test_vectorised_group_bootstrap_equals_scoring_each_resample_with_sklearn():
+    """binary_metrics scores all resamples at once; each row equals scikit-learn on that resample's images."""
+    from landscape.external.bootstrap import group_weights
+    from landscape.external.scoring import auroc_rows, balanced_accuracy_rows
+
+    rng = np.random.default_rng(1)
+    labels = rng.integers(0, 3, 200)
+    score = np.round(rng.random(200), 2)  # ties across and within classes
+    pred = rng.integers(0, 3, 200)
+    groups = rng.integers(0, 70, 200)
+    weights = group_weights(groups, 40, seed=5)
+    members, draws = group_members(groups), np.random.default_rng(5)
+    for b in range(40):
+        idx = resample(members, draws)
+        assert np.array_equal(np.bincount(idx, minlength=200), weights[b])
+        assert auroc_rows(score, labels == 1, weights[b:b + 1])[0] == pytest.approx(
+            roc_auc_score(labels[idx] == 1, score[idx]), abs=1e-12)
+        assert balanced_accuracy_rows(labels, pred, weights[b:b + 1])[0] == pytest.approx(
+            balanced_accuracy_score(labels[idx], pred[idx]), abs=1e-12)
+    one_class = np.zeros((1, 200))
+    one_class[0, labels == 1] = 1
+    assert np.isnan(auroc_rows(score, labels == 1, one_class)[0])

@@ -21,14 +21,39 @@ def resample(members: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([members[g] for g in picked])
 
 
-def group_bootstrap_ci(statistic: Callable[[np.ndarray], float | None], groups: Sequence, n_boot: int = 1000,
-                       level: float = 0.95, seed: int = 0) -> tuple[list[float] | None, int]:
-    """Percentile CI of ``statistic(indices)`` over group resamples; ``(None, n_valid)`` if under half are defined."""
-    rng = np.random.default_rng(seed)
+def group_weights(groups: Sequence, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """``[n_boot, n_images]`` multiplicities of each image in each group resample (all resamples at once).
+
+    Resample ``b`` draws the same groups as the ``b``-th :func:`resample` call on
+    ``numpy.random.default_rng(seed)`` would (one ``integers`` call fills the draws in the same order), so a
+    statistic weighted by row ``b`` equals that statistic over the ``b``-th resample's indices.
+    """
     members = group_members(groups)
-    values = [v for v in (statistic(resample(members, rng)) for _ in range(n_boot)) if v is not None and np.isfinite(v)]
+    n_groups = len(members)
+    group_of = np.empty(sum(len(m) for m in members), dtype=np.int64)
+    for g, m in enumerate(members):
+        group_of[m] = g
+    picked = np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
+    counts = np.bincount((picked + n_groups * np.arange(n_boot)[:, None]).ravel(),
+                         minlength=n_boot * n_groups).reshape(n_boot, n_groups)
+    return counts[:, group_of]
+
+
+def percentile_ci(values: np.ndarray, n_boot: int, level: float = 0.95) -> tuple[list[float] | None, int]:
+    """Percentile CI of the finite bootstrap ``values``; ``(None, n_valid)`` when under half are defined."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values)]
     if len(values) < n_boot / 2:
         return None, len(values)
     alpha = (1 - level) / 2
     lo, hi = np.quantile(values, [alpha, 1 - alpha])
     return [float(lo), float(hi)], len(values)
+
+
+def group_bootstrap_ci(statistic: Callable[[np.ndarray], float | None], groups: Sequence, n_boot: int = 1000,
+                       level: float = 0.95, seed: int = 0) -> tuple[list[float] | None, int]:
+    """Percentile CI of ``statistic(indices)`` over group resamples; ``(None, n_valid)`` if under half are defined."""
+    rng = np.random.default_rng(seed)
+    members = group_members(groups)
+    values = [statistic(resample(members, rng)) for _ in range(n_boot)]
+    return percentile_ci(np.array([np.nan if v is None else v for v in values], dtype=float), n_boot, level)
