@@ -95,7 +95,7 @@ def main() -> None:
     runs = [r.run_dir for r in train_all(cfg, ["adam", "sam"], progress=False)]
     # --tiny: every analysis with its --quick settings (ours has none)
     quick = {n: dict(get_analysis(n).quick_defaults) for n in list_analyses()} if args.tiny else None
-    out = landscape.build_report(runs, args.out / "report.html", progress=False, n_boot=200, analyses=quick)
+    out = landscape.build_report(runs, args.out / "report.html", progress=False, analyses=quick)
     print(f"report with the 'Weight norm per layer' panel: {out}")
 
 

@@ -83,3 +83,28 @@ def tiny_runs(tmp_path_factory):
 
     cfg = TrainConfig(model="cnn-tiny", img_size=32, epochs=1, out=str(tmp_path_factory.mktemp("tiny-runs")))
     return [r.run_dir for r in train_all(cfg, ["adam", "sam"], progress=False)]
+
+
+@pytest.fixture
+def bare_runs(tiny_runs, tmp_path):
+    """Copies of the two :func:`tiny_runs` without any analysis record (free to change)."""
+    import shutil
+
+    out = []
+    for run in tiny_runs:
+        dst = tmp_path / "runs" / run.name
+        shutil.copytree(run, dst, ignore=shutil.ignore_patterns("analysis"))
+        out.append(dst)
+    return out
+
+
+@pytest.fixture
+def quick_analyses(monkeypatch):
+    """Every registered analysis at its `study --quick` settings when the report (or `correlate`) computes it."""
+    import dataclasses
+
+    from landscape.analysis import registry
+
+    for name, spec in list(registry._REGISTRY.items()):
+        monkeypatch.setitem(registry._REGISTRY, name, dataclasses.replace(
+            spec, report_defaults={**spec.report_defaults, **spec.quick_defaults}))

@@ -94,7 +94,7 @@ def test_paired_by_hand():
 def test_report_shows_the_paired_panel(small_study, tmp_path):
     from landscape.report import build_report
 
-    page = build_report([small_study], tmp_path / "r.html", compute=False, progress=False, n_boot=100).read_text()
+    page = build_report([small_study], tmp_path / "r.html", compute=False, progress=False).read_text()
     assert "Paired differences from adam" in page and "Holm" in page
 
 

@@ -10,12 +10,11 @@ import pytest
 from landscape.report.granulated import (
     AXES,
     granulated,
-    kendall,
     predictors,
     psi_axis,
 )
-from landscape.report.inference import cluster_bootstrap_ci, holm, permutation_p
-from landscape.report.robust import IN_SITE, robust_sign_error, worst_domain_tau
+from landscape.report.inference import holm, stratified_kendall
+from landscape.report.robust import IN_SITE, worst_domain_tau
 
 
 def _row(opt, seed, m, t, lr=0.001, envs=None, gap=None, sizes=None):
@@ -49,16 +48,19 @@ def test_psi_averages_hyper_parameter_axes_only_not_the_seed():
     assert with_seed["psi"] == pytest.approx((1.0 + (1 / 3 - 2) / 3) / 2) != g["psi"]
 
 
-def test_axes_with_fewer_than_three_runs_say_so():
+def test_two_runs_make_a_psi_group_and_the_optimizer_axis_fixes_lr():
     rows = [_row("a", 0, 1, 1), _row("a", 0, 2, 3, lr=0.01), _row("b", 0, 3, 2)]
     g = granulated(rows, "m", "test_balanced_accuracy")
-    assert g["axes"]["lr"]["psi"] is None and "fewer than 3" in g["axes"]["lr"]["note"]
-    assert g["psi_by_axis"]["lr"] is None and g["axes_without_groups"] == ["lr"]
-    # the optimizer axis carries lr with it: the three runs form one group
-    assert g["axes"]["optimizer"]["psi"] == pytest.approx(kendall([1, 2, 3], [1, 3, 2]))
-    assert g["psi"] == pytest.approx(1 / 3)
-    two = granulated(rows[:2], "m", "test_balanced_accuracy")
-    assert two["psi"] is None and "fewer than 3" in two["note"]
+    # lr axis: a at lr 0.001 and 0.01 (m 1 -> 2, t 1 -> 3): one group of two, tau +1
+    assert g["axes"]["lr"] == {"psi": 1.0, "n_groups": 1, "n_runs": 2, "taus": [1.0], "note": None}
+    # optimizer axis: lr fixed, so only a and b at lr 0.001 (m 1 -> 3, t 1 -> 2) differ in the optimizer alone
+    assert g["axes"]["optimizer"] == {"psi": 1.0, "n_groups": 1, "n_runs": 2, "taus": [1.0], "note": None}
+    assert g["psi"] == 1.0 and g["axes_without_groups"] == []
+    one = granulated(rows[:1], "m", "test_balanced_accuracy")
+    assert one["psi"] is None and one["note"] == "no hyper-parameter varies"
+    apart = granulated([rows[1], rows[2]], "m", "test_balanced_accuracy")  # they differ in optimizer and lr
+    assert apart["psi"] is None and apart["axes_without_groups"] == ["optimizer", "lr"]
+    assert apart["axes"]["lr"]["note"] == "no two runs with values differ only in lr"
 
 
 def test_worst_domain_tau_uses_the_sign_fixed_in_advance_and_skips_small_domains():
@@ -76,46 +78,6 @@ def test_worst_domain_tau_uses_the_sign_fixed_in_advance_and_skips_small_domains
     assert worst_domain_tau(rows, "m", 1, min_domain_size=61)["note"].startswith("needs 2 domains")
 
 
-def _sign_table():
-    """Configurations (optimizer, lr) x seeds 0-2 with measure m and gap g (see the hand computation below)."""
-    data = {("a", 1): ([1, 1, 1], [0.10, 0.12, 0.11]), ("b", 1): ([2, 2, 0.5], [0.20, 0.22, 0.21]),
-            ("a", 2): ([3, 3, 3], [0.11, 0.12, 0.13]), ("a", 3): ([5, 5, 5], [0.10, 0.14, 0.09])}
-    rows = []
-    for (opt, lr), (ms, gs) in data.items():
-        for s in range(3):
-            envs = {IN_SITE: 0.9, "X: big": 0.9 - gs[s], "X: small": 0.5}
-            rows.append(_row(opt, s, m=ms[s], t=0, lr=lr, gap=gs[s], envs=envs,
-                             sizes={IN_SITE: 100, "X: big": 60, "X: small": 10}))
-    return rows
-
-
-def test_robust_sign_error_by_hand():
-    out = robust_sign_error(_sign_table(), "m", direction=1)
-    # pairs differing in one axis (optimizer carries its lr), per seed error (1 - sign(dm) sign(dg)) / 2:
-    #   a1-b1 optimizer: dg = -0.1 x3 (kept), dm = -1, -1, +1.5 -> errors 0, 0, 1 -> 1/3
-    #   b1-a2 optimizer: dg ~ +0.09 (kept), dm < 0 -> 1;  b1-a3 optimizer: dg ~ +0.1 (kept), dm < 0 -> 1
-    #   a1-a2 lr: dg = -0.01, 0, -0.02: mean 0.01 > se 0.0058 (kept), dm = -2 -> 0, 1/2 (tie), 0 -> 1/6
-    #   a1-a3 lr: dg = 0, -0.02, +0.02 (mean 0 < se: dropped); a2-a3 lr: mean 0.01 < se 0.017 (dropped)
-    # the robust sign error is the worst kept pair (Dziugaite's sup over environments); the mean rides beside it
-    site = out["in_site"]
-    assert site["environments"]["axis: optimizer"] == {"sign_error": pytest.approx(1.0),
-                                                       "mean_sign_error": pytest.approx(7 / 9), "n_pairs": 3,
-                                                       "n_dropped": 0}
-    assert site["environments"]["axis: lr"] == {"sign_error": pytest.approx(1 / 6),
-                                                "mean_sign_error": pytest.approx(1 / 6), "n_pairs": 1, "n_dropped": 2}
-    assert site["worst"] == pytest.approx(1.0) and site["worst_environment"] == "axis: optimizer"
-    # cross-site: the drop on "X: big" equals the gap, so the kept pairs over every axis are 1/3, 1, 1, 1/6
-    cross = out["cross_site"]
-    assert cross["excluded_domains"] == ["X: small"]
-    assert cross["environments"]["X: big"]["sign_error"] == pytest.approx(1.0)
-    assert cross["environments"]["X: big"]["mean_sign_error"] == pytest.approx((1 / 3 + 1 + 1 + 1 / 6) / 4)
-    # the direction is fixed in advance: a measure expected to fall with the gap gets the complement (2/3, 0, 0)
-    flipped = robust_sign_error(_sign_table(), "m", direction=-1)["in_site"]["environments"]
-    assert flipped["axis: optimizer"]["sign_error"] == pytest.approx(2 / 3)
-    assert flipped["axis: optimizer"]["mean_sign_error"] == pytest.approx(2 / 9)
-    assert flipped["axis: lr"]["sign_error"] == pytest.approx(5 / 6)
-
-
 def test_holm_step_down_by_hand():
     # m = 4 (None does not count): sorted 0.005, 0.01, 0.03, 0.04 -> 4*0.005, 3*0.01, 2*0.03, max(0.06, 1*0.04)
     assert holm([0.01, 0.04, 0.03, 0.005, None]) == pytest.approx([0.03, 0.06, 0.06, 0.02, None])
@@ -126,42 +88,28 @@ def test_permutation_p_is_stratified_by_seed():
     x = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     y = [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     strata = [0, 0, 1, 1, 2, 2]
-    # exact: the 8 within-stratum permutations of y, share with |tau| >= 1
-    taus = []
+    # exact: the 8 within-stratum permutations of y, share with |sum of within-stratum concordances| >= 3
+    sums = []
     for swaps in itertools.product([False, True], repeat=3):
-        yy = list(y)
-        for k, sw in enumerate(swaps):
-            if sw:
-                yy[2 * k], yy[2 * k + 1] = yy[2 * k + 1], yy[2 * k]
-        taus.append(kendall(x, yy))
-    exact = sum(abs(t) >= 1 - 1e-12 for t in taus) / 8
-    got = permutation_p(x, y, strata, n_perm=4000, seed=1)
-    assert got["stratified"] and got["p"] == pytest.approx(exact, abs=0.02)
-    free = permutation_p(x, y, list(range(6)), n_perm=4000, seed=1)  # one run per seed: over all runs
-    assert not free["stratified"] and free["p"] == pytest.approx(2 / math.factorial(6), abs=0.003)
-
-
-def test_cluster_bootstrap_resamples_whole_clusters():
-    x = [0, 1, 2, 3, 4, 5, 6, 7, 8]
-    y = [0, 2, 1, 3, 5, 4, 6, 8, 7]
-    lo, hi, valid = cluster_bootstrap_ci(x, y, [0, 0, 0, 1, 1, 1, 2, 2, 2], n_boot=300, seed=0)
-    assert lo <= kendall(x, y) <= hi and valid == 300
-    # within a cluster tau is 1/3, between clusters 1: a resample of one cluster drawn three times gives 1/3
-    assert lo == pytest.approx(1 / 3)
-    assert cluster_bootstrap_ci(x, y, [0] * 5 + [1] * 4, n_boot=50)[0] is None  # fewer than 3 clusters
+        sums.append(sum(-1 if sw else 1 for sw in swaps))
+    exact = sum(abs(v) >= 3 for v in sums) / 8
+    got = stratified_kendall(x, y, strata)
+    assert got["stratified"] and got["p"] == pytest.approx(exact, rel=1e-12) and got["kendall_tau"] == 1.0
+    free = stratified_kendall(x, y, list(range(6)))  # one run per seed: over all runs
+    assert not free["stratified"] and free["p"] == pytest.approx(2 / math.factorial(6), rel=1e-12)
 
 
 def test_predictors_sorts_by_psi():
     rows = _table()
     for r in rows:
-        r["measures"]["flat"] = 5.0  # constant: tau undefined everywhere, so no Psi: sorted last
-    out = predictors(rows, ["flat", "m"], n_boot=200)
+        r["measures"]["flat"] = 5.0  # constant: Jiang's tau 0 in every group (a tie counts 0), sorted after m
+    out = predictors(rows, ["flat", "m"])
     assert out["measures"] == ["m", "flat"] and out["sorted_by"] == "test_balanced_accuracy"
     cell = next(c for c in out["cells"] if c["measure"] == "m" and c["target"] == "gap")
     assert cell["psi"] is None and cell["kendall_tau"] is None
 
 
-def test_correlate_cli_and_report_panel(tiny_runs, tmp_path, cli):
+def test_correlate_cli_and_report_panel(tiny_runs, tmp_path, cli, quick_analyses):  # correlate computes the rest
     import json
     import shutil
 
@@ -175,13 +123,14 @@ def test_correlate_cli_and_report_panel(tiny_runs, tmp_path, cli):
         analyze(dst, measures=["dist_init", "num_params", "path_norm"],
                          progress=False, device="cpu")
         runs.append(dst)
-    res = cli("correlate", *map(str, runs), "--json", str(tmp_path / "c.json"), "--n-boot", "50")
+    res = cli("correlate", *map(str, runs), "--json", str(tmp_path / "c.json"))
     assert res.code == 0, res.err
     data = json.loads((tmp_path / "c.json").read_text())
     assert data["n_runs"] == 2 and "dist_init" in data["measures"]
     cell = next(c for c in data["cells"] if c["measure"] == "dist_init")
-    assert cell["kendall_tau"] is None and cell["psi"] is None and "fewer than 3" in cell["note"]
-    out = build_report(runs, tmp_path / "r.html", compute=False, progress=False, n_boot=100)
+    # two runs of one seed: too few for Kendall's tau, one group of the optimizer axis for Psi (tau +-1 or 0)
+    assert cell["kendall_tau"] is None and "fewer than 3" in cell["tau_note"] and cell["psi"] in (-1.0, 0.0, 1.0)
+    out = build_report(runs, tmp_path / "r.html", compute=False, progress=False)
     page = out.read_text()
     assert "Which measure predicts generalization?" in page and "dist_init" in page
 
@@ -190,7 +139,7 @@ def test_panel_escapes_user_strings():
     from landscape.report.predictor_panel import predictors_section
 
     rows = [_row("<script>alert(1)</script>", s, m=s, t=s, envs={"<b>scanner</b>": s, IN_SITE: -s}) for s in range(3)]
-    result = predictors(rows, ["m"], n_boot=50)
+    result = predictors(rows, ["m"])
     result.update(rows=rows, units={"m": "<i>u</i>"})
     page = predictors_section(result)
     assert "<script>alert" not in page and "<b>scanner" not in page and "<i>u" not in page
@@ -204,7 +153,7 @@ def test_monotone_transforms_are_shown_once():
     for r in rows:
         r["measures"].update(pacbayes_sigma=r["measures"]["m"], pacbayes_flatness=1 / r["measures"]["m"] ** 2
                              if r["measures"]["m"] else None, log_prod_spec=1.0, log_sum_spec=2.0)
-    out = predictors(rows, ["pacbayes_sigma", "pacbayes_flatness", "m"], n_boot=50)
+    out = predictors(rows, ["pacbayes_sigma", "pacbayes_flatness", "m"])
     assert set(out["measures"]) == {"pacbayes_sigma", "m"} and out["equivalent"]["pacbayes_sigma"] == [
         "pacbayes_flatness"]
     assert out["multiple_comparisons"].startswith("Holm over")

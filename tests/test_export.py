@@ -74,7 +74,7 @@ def test_csv_round_trips_the_records_with_pandas_dtypes(runs, cli, tmp_path):
 
 
 def test_latex_tables_parse_and_the_study_layout(runs, cli, tmp_path):
-    res = cli("export", *runs, "--latex", tmp_path / "t.tex", "--n-boot", "200")
+    res = cli("export", *runs, "--latex", tmp_path / "t.tex")
     assert res.code == 0, res.err
     groups, predictors = parse_tables((tmp_path / "t.tex").read_text())
     assert groups["header"][:2] == ["optimizer", "runs"] and [r[0] for r in groups["rows"]] == ["adam", "sam"]
@@ -93,15 +93,15 @@ def test_group_table_mean_and_t_interval_by_hand():
 
 
 def test_predictor_table_cells_and_escaping():
-    cell = {"kendall_tau": 0.5714, "kendall_ci": [0.1, 0.9], "psi": -0.25}
-    empty = {"kendall_tau": None, "kendall_ci": None, "psi": None}
-    preds = {"measures": ["lambda_max", "pacbayes_sigma"], "n_runs": 7,
+    cell = {"kendall_tau": 0.5714, "kendall_ci": [0.1, 0.9], "psi": -0.25, "p_holm": 0.01}
+    empty = {"kendall_tau": None, "kendall_ci": None, "psi": None, "p_holm": None}
+    preds = {"measures": ["lambda_max", "pacbayes_sigma"], "n_runs": 7, "multiple_comparisons": "Holm over 1 cells",
              "cells": [{"measure": m, "target": t, **(cell if (m, t) == ("lambda_max", "gap") else empty)}
                        for m in ("lambda_max", "pacbayes_sigma")
                        for t in ("test_balanced_accuracy", "gap", "external_auroc", "drop")]}
     table = parse_tables(predictor_table(preds))[0]
     assert table["spec"] == "lrr" and table["header"][1].startswith("$\\tau$ generalization gap")
-    assert table["rows"] == [["\\texttt{lambda\\_max}", "+0.57 [+0.10, +0.90]", "-0.25"],
+    assert table["rows"] == [["\\texttt{lambda\\_max}", "+0.57$^*$ [+0.10, +0.90]", "-0.25"],
                              ["\\texttt{pacbayes\\_sigma}", "--", "--"]]
     assert tex_escape("a_b%c#d$e{f}g~h^i\\j") == ("a\\_b\\%c\\#d\\$e\\{f\\}g\\textasciitilde{}h"
                                                   "\\textasciicircum{}i\\textbackslash{}j")

@@ -126,3 +126,25 @@ def test_sam_adamw_no_decay_groups_and_bf16_are_recorded(cli, folder, tmp_path):
     assert (no_decay["weight_decay"], no_decay["num_params"]) == (0.0, final["model"]["num_params"] - n_matrix)
     res = _train(cli, folder, tmp_path / "bad", "--model", "cnn-tiny", "--amp", "fp8")
     assert res.code == 2 and "--amp must be bf16 or fp16" in res.err
+
+
+def test_study_takes_each_models_weights_and_checks_them_before_any_run(cli, folder, tmp_path):
+    """`study --weights MODEL=PATH` (and `--pretrained MODEL=PATH`): bad input is one error line, nothing written."""
+    from safetensors.torch import save_file
+
+    file = tmp_path / "linear.safetensors"
+    save_file(torch.nn.Linear(3, 2).state_dict(), file)
+    out = tmp_path / "study"
+
+    def study(*args):
+        return cli("study", "--data", folder, "--models", "cnn-tiny", "--optimizers", "adam", "--seeds", 1,
+                   "--epochs", 1, "--img-size", 32, "--out", out, *args)
+
+    for args, words in [(("--pretrained", f"cnn-tiny={file}"), ("do not fit", "unexpected 2 (bias, weight)")),
+                        (("--weights", f"resnet18={file}"), ("resnet18", "does not train")),
+                        (("--weights", "cnn-tiny"), ("MODEL=PATH",))]:
+        res = study(*args)
+        lines = res.err.strip().splitlines()
+        assert res.code == 2 and len(lines) == 1 and lines[0].startswith("error:"), res.err
+        assert all(w in lines[0] for w in words), lines[0]
+    assert not any(out.glob("**/final.pt")) and not any(out.glob("**/epoch_*.pt"))

@@ -120,9 +120,9 @@ def test_analysis_registry_drives_report_quantities_and_study_stages():
     from landscape.study.presets import QUICK
     from landscape.study.run import stages
 
-    assert list_analyses() == ["hessian", "sharpness", "surface_1d", "surface_2d", "measures"]
-    assert list(quantities()) == ["lambda_max", "hessian_trace", "density", "m_sharpness", "surface_1d", "surface_2d",
-                                  "measures"]
+    assert list_analyses() == ["hessian", "sharpness", "sharpness_adaptive", "surface_1d", "surface_2d", "measures"]
+    assert list(quantities()) == ["lambda_max", "hessian_trace", "density", "m_sharpness", "m_sharpness_adaptive",
+                                  "surface_1d", "surface_2d", "measures"]
     assert stages() == ("train", "hessian", "sharpness", "surfaces", "measures", "report")
     assert stages(external=True) == ("train", "hessian", "sharpness", "surfaces", "measures", "evaluate", "report")
     assert QUICK.analyses()["surface_2d"] == {"grid": 11, "samples": 64}

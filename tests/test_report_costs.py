@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from landscape.analysis.hessian import DENSITY, TRACE
@@ -11,18 +9,7 @@ from landscape.cost import CostPlan, duration
 from landscape.hessian.budget import expected_parts
 
 
-@pytest.fixture
-def fresh_runs(tiny_runs, tmp_path):
-    """Copies of the two tiny runs without any analysis record."""
-    out = []
-    for run in tiny_runs:
-        dst = tmp_path / "runs" / run.name
-        shutil.copytree(run, dst, ignore=shutil.ignore_patterns("analysis"))
-        out.append(dst)
-    return out
-
-
-def test_dry_run_prints_the_plan_and_computes_nothing(cli, fresh_runs, tmp_path, monkeypatch):
+def test_dry_run_prints_the_plan_and_computes_nothing(cli, bare_runs, tmp_path, monkeypatch):
     import landscape.report.collect
     from landscape.analysis import list_analyses
     from landscape.hessian.operator import HessianOperator
@@ -37,20 +24,20 @@ def test_dry_run_prints_the_plan_and_computes_nothing(cli, fresh_runs, tmp_path,
     res = cli("report", tmp_path / "runs", "-o", out, "--dry-run")
     assert res.code == 0, res.err
     assert not out.exists() and not out.with_suffix(".json").exists()
-    assert all(not (r / "analysis").exists() or not any((r / "analysis").iterdir()) for r in fresh_runs)
+    assert all(not (r / "analysis").exists() or not any((r / "analysis").iterdir()) for r in bare_runs)
     text = " ".join(res.err.split())
     assert f"report plan: 2 runs x {2 * len(list_analyses())} missing analyses" in text
     for name in list_analyses():
         assert text.count(name) >= 2
 
 
-def test_plan_rows_count_the_analyzers_units(fresh_runs):
+def test_plan_rows_count_the_analyzers_units(bare_runs):
     from landscape.analysis import get_analysis, list_analyses
     from landscape.checkpoint import load_checkpoint
     from landscape.report.costs import plan_run
     from landscape.sharpness.batches import sub_batches
 
-    ck = load_checkpoint(fresh_runs[0] / "final.pt")
+    ck = load_checkpoint(bare_runs[0] / "final.pt")
     names = list_analyses()
     kwargs = {n: get_analysis(n).settings(ck, 0) for n in names}
     times: dict = {}
@@ -60,20 +47,25 @@ def test_plan_rows_count_the_analyzers_units(fresh_runs):
     sharp = kwargs["sharpness"]
     n_batches = len(sub_batches(*ck.tensors("train"), m=sharp["m"], samples=sharp["samples"], seed=0))
     assert plans["sharpness"].planned == n_batches * (1 + len(sharp["rhos"]) * (sharp["steps"] + 1))
+    adaptive = kwargs["sharpness_adaptive"]
+    n_batches = len(sub_batches(*ck.tensors("train"), m=adaptive["m"], samples=adaptive["samples"], seed=0))
+    assert plans["sharpness_adaptive"].planned == n_batches * (1 + len(adaptive["rhos"]) * (adaptive["steps"] + 1))
+    assert plans["sharpness_adaptive"].unit == "gradient pass"
     assert plans["surface_1d"].planned == kwargs["surface_1d"]["grid"] + 1
     assert plans["surface_2d"].planned == kwargs["surface_2d"]["grid"] ** 2 + 1
     meas, n_train = kwargs["measures"], len(ck.tensors("train")[1])
     n = min(meas["samples"], n_train)
     assert plans["measures"].parts == {"pacbayes": 2 * (meas["depth"] + 5) * meas["draws"], "outputs": 3,
-                                       "ggn": -(-3 * len(ck.classes) * min(meas["ggn_samples"], n_train) // n)}
+                                       "ggn": -(-3 * len(ck.classes) * min(meas["ggn_samples"], n_train) // n),
+                                       "relative_flatness": 1}
     assert all(p.unit_seconds > 0 and p.eta_seconds == pytest.approx(p.planned * p.unit_seconds)
                for p in plans.values())
     # a second run of the same architecture reuses the timed products
-    again = plan_run(load_checkpoint(fresh_runs[1] / "final.pt"), names, kwargs, times)
+    again = plan_run(load_checkpoint(bare_runs[1] / "final.pt"), names, kwargs, times)
     assert [p.unit_seconds for p in again] == [plans[n].unit_seconds for n in names]
 
 
-def test_analysis_without_a_cost_is_planned_as_one_run_of_unknown_duration(fresh_runs):
+def test_analysis_without_a_cost_is_planned_as_one_run_of_unknown_duration(bare_runs):
     from landscape.analysis import AnalysisSpec
     from landscape.checkpoint import load_checkpoint
     from landscape.report.costs import plan_run
@@ -82,7 +74,7 @@ def test_analysis_without_a_cost_is_planned_as_one_run_of_unknown_duration(fresh
     registry = __import__("landscape.analysis.registry", fromlist=["_REGISTRY"])._REGISTRY
     registry["costless"] = spec
     try:
-        (plan,) = plan_run(load_checkpoint(fresh_runs[0] / "final.pt"), ["costless"], {"costless": {}}, {})
+        (plan,) = plan_run(load_checkpoint(bare_runs[0] / "final.pt"), ["costless"], {"costless": {}}, {})
     finally:
         registry.pop("costless")
     assert (plan.unit, plan.planned, plan.unit_seconds, plan.eta_seconds) == ("run", 1, None, None)

@@ -433,9 +433,6 @@ def test_weight_mismatch_nan_weights_float_tiffs_resume_lr_and_data_errors_are_c
     # --data on a phantom checkpoint is an error, not ignored
     assert "trained on the built-in phantom" in _one_error(cli("sharpness", run_copy, "--data", tmp_path))
 
-    # --n-boot: one line, no usage box
-    assert "--n-boot" in _one_error(cli("report", run_copy, "--n-boot", "5"))
-
     # a moved data folder: the message names --data, not data_root
     msg = _one_error(cli("sharpness", small_run, "--data", tmp_path / "moved"))
     assert "not found; pass --data" in msg and "data_root" not in msg
@@ -474,7 +471,7 @@ def _bad_values(run: Path, afile: Path, folder: Path) -> list[tuple[str, ...]]:
                                 "--seed": seeds, "--batch-size": ["0"], "--out": [str(afile)], "--device": ["bogus"],
                                 "--data": [str(folder)]},
         ("report", str(run)): {"--output": ["r.txt", str(afile / "r.html")], "--png": [str(afile)], "--seed": seeds,
-                               "--n-boot": ["5", "x"], "--m": ["0"], "--set": ["bogus", "nope.k=1", "hessian.nokey=1"]},
+                               "--m": ["0"], "--set": ["bogus", "nope.k=1", "hessian.nokey=1"]},
         study: {"--models": ["resnet9000", ",", "cnn-tiny,cnn-tiny"], "--optimizers": ["bogus", "adam,adam"],
                 "--seeds": ["0"], "--epochs": ["0"],
                 "--img-size": ["4"], "--out": [str(afile)], "--seed": seeds, "--batch-size": ["1"],

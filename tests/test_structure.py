@@ -102,3 +102,5 @@ def test_library_errors_name_parameters_and_cli_maps_them_to_flags(capsys):
     assert LandscapeError("data folder not found: x").params == ()
     assert main(["hessian", "nowhere.pt", "--top-k", "0"]) == 2
     assert capsys.readouterr().err.strip() == "error: --top-k must be an integer >= 1, got 0"
+    assert main(["-q", "hessian", "nowhere.pt", "--top-k", "0"]) == 2  # a global flag first: still the flag's name
+    assert capsys.readouterr().err.strip() == "error: --top-k must be an integer >= 1, got 0"

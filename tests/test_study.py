@@ -35,12 +35,14 @@ def test_study_trains_analyses_and_reports(study):
     assert sorted(result.trained) == names and result.reused == []
     for run_dir in result.run_dirs:
         assert (run_dir / "final.pt").is_file()
-        assert len(records(run_dir, "hessian")) == 1 and len(records(run_dir, "sharpness")) == 1
+        assert len(records(run_dir, "hessian")) == 1
+        assert sorted(r["result"]["adaptive"] for r in records(run_dir, "sharpness")) == [False, True]
         assert sorted(r["result"]["dim"] for r in records(run_dir, "surface")) == [1, 2]
     numbers = json.loads((out / "report.json").read_text())
     assert sorted(r["name"] for r in numbers["rows"]) == names
     assert numbers["missing"] == []
     assert all(r["lambda_max"] is not None and r["sharpness_worst"] is not None for r in numbers["rows"])
+    assert all(r["sharpness_adaptive_worst"] is not None for r in numbers["rows"])  # in every study
     summary = json.loads((out / "study.json").read_text())
     assert set(summary["seconds"]) == {"train", "hessian", "sharpness", "surfaces", "measures", "report"}  # no external
     assert all(len(records(d, "measures")) == 1 for d in result.run_dirs)

@@ -15,27 +15,28 @@ def _cfg(out, **kw):
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
-    """A 3-epoch run without stopping: its history says where a target is first reached."""
+    """A 3-epoch run whose target is never reached: its history says where a target is first reached."""
     from landscape.train import train
 
-    return train(_cfg(tmp_path_factory.mktemp("ref"), epochs=3), progress=False)
+    return train(_cfg(tmp_path_factory.mktemp("ref"), epochs=3, stop_train_loss=1e-9), progress=False)
 
 
 def test_stop_train_loss_stops_where_history_first_crosses(reference, tmp_path):
     from landscape.checkpoint import read_payload
     from landscape.train import train
 
-    losses = [h["train_loss"] for h in reference.history]
+    losses = [h["train_eval_loss"] for h in reference.history]
     assert losses[1] < losses[0]  # the phantom's loss falls, so epoch 2 is the first to reach losses[1]
     target = losses[1]
     res = train(_cfg(tmp_path, epochs=3, stop_train_loss=target), progress=False)
     history = read_json(res.run_dir / "history.json")
-    first = next(h["epoch"] for h in history if h["train_loss"] <= target)
+    first = next(h["epoch"] for h in history if h["train_eval_loss"] <= target)
     assert first == 2 and len(history) == first  # stopped at the first crossing, not at the cap
-    assert [h["train_loss"] for h in history] == pytest.approx(losses[:2], abs=1e-6)  # same seeded run
+    assert [h["train_eval_loss"] for h in history] == pytest.approx(losses[:2], abs=1e-6)  # same seeded run
     final = read_payload(res.run_dir / "final.pt")
     assert final["epoch"] == 2
-    assert final["stopping"] == {"target": target, "epoch": 2, "reached": True, "cap": 3}
+    assert final["stopping"] == {"rule": "train_eval_loss", "target": target, "epoch": 2, "reached": True, "cap": 3,
+                                 "train_eval_loss": pytest.approx(target, abs=1e-6)}
 
 
 def test_an_unreached_target_runs_to_the_cap_and_says_so(tmp_path):
@@ -43,8 +44,9 @@ def test_an_unreached_target_runs_to_the_cap_and_says_so(tmp_path):
     from landscape.train import train
 
     res = train(_cfg(tmp_path, epochs=2, stop_train_loss=1e-9), progress=False)
-    assert read_payload(res.run_dir / "final.pt")["stopping"] == {"target": 1e-9, "epoch": 2, "reached": False,
-                                                                  "cap": 2}
+    assert read_payload(res.run_dir / "final.pt")["stopping"] == {
+        "rule": "train_eval_loss", "target": 1e-9, "epoch": 2, "reached": False, "cap": 2,
+        "train_eval_loss": res.history[-1]["train_eval_loss"]}
 
 
 def test_classes_trains_on_a_subset_of_the_folder(tmp_path):

@@ -37,6 +37,11 @@ from landscape.progress import progress_bar
 TRACE = {"method": "hutch++", "rtol": 0.05, "max_hvps": 100, "stop_early": True}
 DENSITY = {"runs": None, "max_runs": 4, "steps": 40, "shared": True}
 BLOCKS = {"rtol": 0.05, "max_hvps": 100}
+#: What every result says of its parameterisation (``result["parameterisation"]``): the Hessian is taken in the
+#: raw weights, so lambda_max, the trace and the density change under function-preserving rescalings (a conv's
+#: weights x c with its BatchNorm mean x c and variance x c^2 is the same network, but that conv's Hessian block
+#: scales by 1/c^2; Dinh et al. 2017).
+PARAMETERISATION = "raw weights; not invariant to BatchNorm rescaling"
 
 
 def _check(top_k, split, samples, batch_size, tol, seed, budget_hvps) -> None:
@@ -173,7 +178,8 @@ def _compute(ck, s: dict, progress: bool) -> dict:
                 warnings.warn(f"per-layer blocks skipped: {budget - op.hvps} HVPs left of --budget-hvps {budget}",
                               ConvergenceWarning, stacklevel=2)
     out.update({
-        "bn_mode": "eval", "n_samples": op.num_samples, "split": s["split"], "num_params": op.size,
+        "bn_mode": "eval", "parameterisation": PARAMETERISATION, "n_samples": op.num_samples, "split": s["split"],
+        "num_params": op.size,
         "loss_reduction": op.reduction, "autocast": False,
         "hvps": op.hvps + block_hvps, "hvp_seconds": op.seconds / max(op.hvps, 1), "device": str(op.device),
         "dtype": str(op.dtype).replace("torch.", ""), "seconds": time.perf_counter() - start,

@@ -16,6 +16,7 @@ from landscape.checkpoint.cache import newest_for, register_schema
 from landscape.cost import CostPlan, time_pass
 from landscape.errors import LandscapeError
 from landscape.measures import REGISTRY, MeasureSpec, select_measures
+from landscape.measures.catalogue import WEIGHTS
 from landscape.measures.curvature import GGN_CHUNK
 from landscape.progress import progress_bar
 
@@ -46,7 +47,10 @@ def analyze(ck: Checkpoint | str | Path, measures: str | list[str] | None = "all
     ``depth``, ``target`` and ``metric`` set the PAC-Bayes sigma search
     (``metric="accuracy"``: Jiang's training-accuracy drop; ``"loss"``: the
     loss-increase variant). Weight-based measures see the network with
-    eval-mode BatchNorm folded in (``provenance.weights`` states the convention).
+    eval-mode BatchNorm folded in (``provenance.weights`` states the convention
+    and, as ``invariant``/``reason``/``unfolded``, whether a normalisation
+    stayed unfolded so that they are not invariant); a fold that would change
+    the logits raises :class:`LandscapeError`.
     Measures read from other records (lambda_max, Hessian trace, m-sharpness)
     are not part of this record: :func:`measure_values` merges them.
     Their peak memory (:func:`peak_copies`) is checked against ``budget_memory``
@@ -118,15 +122,50 @@ def measure_values(path: str | Path, sha: str, specs: list[MeasureSpec] | None =
     return out
 
 
+def weights_invariance(record: dict) -> dict:
+    """``{"invariant", "reason", "unfolded"}`` of a ``measures`` record's weight convention.
+
+    Records written before the flag existed are judged by their ``unfolded`` list (invariant when empty).
+    """
+    weights = (record.get("provenance") or {}).get("weights") or {}
+    unfolded = list(weights.get("unfolded") or [])
+    invariant = bool(weights.get("invariant", not unfolded))
+    reason = weights.get("reason") or (None if invariant else
+                                       f"{len(unfolded)} normalisation module(s) not folded: {', '.join(unfolded[:5])}")
+    return {"invariant": invariant, "reason": reason, "unfolded": unfolded}
+
+
+def not_invariant(path: str | Path, sha: str, specs: list[MeasureSpec] | None = None) -> dict[str, str]:
+    """``{measure: reason}`` of the checkpoint's weight-based measures (tag ``"weights"``) that are not invariant.
+
+    For each such measure with a value, the record :func:`measure_values`
+    reads it from decides: a normalisation left unfolded there means the value
+    changes under a function-preserving rescaling. Tables mark these values.
+    """
+    out: dict[str, str] = {}
+    for spec in specs or list(REGISTRY.values()):
+        if WEIGHTS not in spec.tags or spec.compute is None:
+            continue
+        rec = newest_for(path, sha, "measures", lambda r, n=spec.name: n in r["result"]["values"])
+        if rec is None or rec["result"]["values"][spec.name] is None:
+            continue
+        info = weights_invariance(rec)
+        if not info["invariant"]:
+            out[spec.name] = info["reason"]
+    return out
+
+
 def cost(ck, kw: dict, measure: bool) -> CostPlan:
     """Forward passes over ``samples`` training images: the two PAC-Bayes sigma searches (bracketing plus
     ``depth`` bisection steps, ``draws`` each), the exact GGN trace (``C`` per-sample gradients of
-    ``ggn_samples`` images, ~3 forward passes each) and ~3 for the output measures and norms.
+    ``ggn_samples`` images, ~3 forward passes each), ~3 for the output measures and norms and 1 for relative
+    flatness (the penultimate features).
     """
     x, y = ck.tensors("train")
     n = min(int(kw["samples"]), len(y))
     parts = {"pacbayes": 2 * (int(kw["depth"]) + 5) * int(kw["draws"]),
-             "ggn": math.ceil(3 * len(ck.classes) * min(int(kw["ggn_samples"]), len(y)) / max(n, 1)), "outputs": 3}
+             "ggn": math.ceil(3 * len(ck.classes) * min(int(kw["ggn_samples"]), len(y)) / max(n, 1)), "outputs": 3,
+             "relative_flatness": 1}
     plan = CostPlan("measures", "forward pass", parts)
     if measure:
         device = next(ck.model.parameters()).device
@@ -145,5 +184,6 @@ register_analysis(AnalysisSpec(
     # one 64 px cnn-small run's default analyses fit 10 minutes on 2 CPU cores (README)
     report_defaults={"samples": 256, "ggn_samples": 128, "draws": 4, "depth": 8},
     quick_defaults={"samples": 64, "ggn_samples": 32, "draws": 2, "depth": 6},
-    description="generalization-measure suite (norms, GGN trace, Fisher-Rao, PAC-Bayes, outputs)",
+    description="generalization-measure suite (norms, margin-normalised norms, GGN trace, Fisher-Rao, PAC-Bayes, "
+                "outputs)",
 ))

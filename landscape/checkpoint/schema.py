@@ -34,6 +34,7 @@ SCHEMA = {
     "metrics?": {"*": (None, _NUMBERS)},
     "train?": dict,
     "run_id?": (str, None),
+    "gradient_evaluations?": int,  # absent in checkpoints from before the count
 }
 
 #: Field -> (test of its value, what it must be), checked once the types fit.
@@ -48,6 +49,7 @@ RANGES = {
     "optimizer.lr": (lambda v: math.isfinite(v) and v > 0, "a finite number > 0"),
     "seed": (lambda v: 0 <= v < SEED_LIMIT, "an integer from 0 to 2**32 - 1"),
     "epoch": (lambda v: v >= 0, "an integer >= 0"),
+    "gradient_evaluations": (lambda v: v >= 0, "an integer >= 0"),
 }
 
 

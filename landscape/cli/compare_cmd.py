@@ -28,8 +28,11 @@ def compare_command(
     order, so each optimizer is compared with the baseline seed by seed. Per
     target: mean difference with its 95% t-interval, paired t-test p, Holm p
     over the table, number of pairs and the smallest difference the design
-    detects (80% power, alpha 0.05). Each run's test-set bootstrap CIs are
-    in the JSON. Runs without a baseline partner are listed as unpaired.
+    detects (80% power, alpha 0.05). The compute table gives each group's
+    gradient evaluations (forward/backward passes in training), their ratio
+    to the baseline's and what the baseline is compute-matched to. Each run's
+    test-set bootstrap CIs (near-duplicate groups resampled whole) are in the
+    JSON. Runs without a baseline partner are listed as unpaired.
 
     Examples:
       landscape compare busi_study/runs --baseline adam
@@ -53,8 +56,33 @@ def compare_command(
         star = "*" if c["p_holm"] is not None and c["p_holm"] < 0.05 else ""
         rows.append([c["group"], c["target"], c["n_pairs"], f"{num(c['mean_difference'])}{ci}{star}",
                      num(c["p"]), num(c["p_holm"]), num(c["mdd"])])
-    print_table(f"difference from {baseline} (paired over seeds; * Holm p < 0.05)",
+    target = result["baseline_compute"]["matched_to"]
+    matched = ("not compute-matched" if target is None
+               else f"compute-matched to {', '.join(target) if isinstance(target, list) else target}")
+    print_table(f"difference from {baseline} ({matched}; paired over seeds; * Holm p < 0.05)",
                 ["group", "target", "pairs", "mean diff [95% CI]", "p", "p Holm", "detectable"], rows)
+    console.print(f"compute: {result['baseline_compute']['text']}", markup=False)
+    ratio = {c["group"]: c for c in result["cells"]}  # the compute keys are the same in every cell of a group
+
+    def evals(g):
+        if g["gradient_evaluations_mean"] is None:
+            return "- (not recorded)"
+        spread = ("" if g["gradient_evaluations_min"] == g["gradient_evaluations_max"]
+                  else f" [{g['gradient_evaluations_min']}, {g['gradient_evaluations_max']}]")
+        missing = "" if g["n_counted"] == g["n_runs"] else f" ({g['n_runs'] - g['n_counted']} not recorded)"
+        return f"{g['gradient_evaluations_mean']:.0f}{spread}{missing}"
+
+    print_table(f"compute per group (gradient evaluations: forward/backward passes of a run; vs {baseline}: mean "
+                "ratio over pairs)",
+                ["group", "runs", "gradient evaluations [min, max]", f"vs {baseline}", f"{baseline} matched to it",
+                 "compute-matched to"],
+                [[name, g["n_runs"], evals(g),
+                  "-" if name not in ratio or ratio[name]["compute_ratio"] is None
+                  else f"{ratio[name]['compute_ratio']:.2f}x",
+                  f"{ratio[name]['budget_matched_pairs']}/{ratio[name]['n_paired_runs']} pairs" if name in ratio
+                  else "-",
+                  ", ".join(g["matched_to"]) or "-"]
+                 for name, g in result["groups"].items()])
     if result["unpaired"]:
         print_table("unpaired runs (not compared)", ["run", "group", "seed", "reason"],
                     [[u["run"], u["group"], u["seed"], u["reason"]] for u in result["unpaired"]])

@@ -18,9 +18,8 @@ def export_command(
     runs: list[Path] = typer.Argument(..., help="Run folders, checkpoint files, or a folder of run folders."),
     csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write one tidy row per run to this CSV file."),
     latex_path: Optional[Path] = typer.Option(None, "--latex", help="Write the LaTeX booktabs tables to this file."),
-    n_boot: int = typer.Option(2000, "--n-boot", min=100, metavar="N",
-                               help="Bootstrap resamples for the Kendall tau CIs."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the robust sign error's chance permutations (computed with "
+                                               "the predictor table, not shown in it)."),
 ):
     r"""Tables for papers from the runs' cached records (nothing is computed).
 
@@ -28,7 +27,8 @@ def export_command(
     metrics and every measure (one column each; units in docs/measures.md),
     floats at full precision; pandas.read_csv reads it back.
     --latex: the per-optimizer table (mean +- 95% t-interval over seeds) and
-    the which-measure-predicts table (Kendall tau [95% CI], Psi), as booktabs
+    the which-measure-predicts table (Kendall tau within seeds [95% CI], * for
+    Holm p < 0.05, Psi), as booktabs
     tables (\\usepackage{booktabs}). `landscape study` writes both beside its
     report.
 
@@ -47,7 +47,7 @@ def export_command(
     check_seed(seed)
     check_writable(csv_path, latex_path)
     found, _ = collect(runs, compute=False, seed=seed, progress=False)
-    export(found, csv_path=csv_path, latex_path=latex_path, n_boot=n_boot, seed=seed)
+    export(found, csv_path=csv_path, latex_path=latex_path, seed=seed)
     if csv_path is not None:
         saved(f"csv ({len(found)} runs)", csv_path)
     if latex_path is not None:

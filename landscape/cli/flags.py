@@ -21,10 +21,12 @@ ALIASES = {"data_root": "data", "analyses": "set_"}
 
 def command_flags(app: typer.Typer, args: list[str]) -> dict[str, str]:
     """``{parameter name: its long flag}`` of the (sub-)command that ``args`` invoke; empty if none."""
-    command = typer.main.get_command(app)
-    for word in args:  # descend through sub-command groups (``data inspect``)
+    root = command = typer.main.get_command(app)
+    for word in args:  # descend through sub-command groups (``data inspect``), past global options (``-q train``)
         sub = getattr(command, "commands", {}).get(word)
         if sub is None:
+            if command is root:  # a global option or its value, before the command
+                continue
             break
         command = sub
     flags = {}

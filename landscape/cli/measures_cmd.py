@@ -48,7 +48,7 @@ def measures_command(
       landscape measures RUN --measures pacbayes_sigma,ggn_trace --metric loss
 
     """
-    from landscape.analysis.measures import analyze, measure_values
+    from landscape.analysis.measures import analyze, measure_values, not_invariant
     from landscape.checkpoint import load_checkpoint
     from landscape.measures import REGISTRY, select_measures
 
@@ -63,10 +63,13 @@ def measures_command(
                                   draws=draws, depth=depth, target=target, metric=metric, seed=seed, progress=True,
                                   budget_memory=budget_memory)
         values = measure_values(ck.path, ck.fingerprint[:16], specs)
-        out[str(ck.path)] = {"values": values, "record": record["path"]}
+        marked = not_invariant(ck.path, ck.fingerprint[:16], specs)
+        out[str(ck.path)] = {"values": values, "record": record["path"], "not_invariant": marked}
         console.print(f"{ck.run_dir.name} ({ck.path.name})", markup=False)
         print_table("measures", ["measure", "value", "units", "from"],
-                    [[s.name, values[s.name], s.units, s.source] for s in specs])
+                    [[s.name + (" †" if s.name in marked else ""), values[s.name], s.units, s.source] for s in specs])
+        if marked:
+            console.print(f"† not invariant: {next(iter(marked.values()))}", markup=False)
         record_saved(record, since)
     if json_path is not None:
         write_json(json_path, {"runs": out, "units": {s.name: REGISTRY[s.name].units for s in specs}})

@@ -23,9 +23,7 @@ def report_command(
     figures: Optional[Path] = typer.Option(None, "--figures",
                                            help="Also write every figure as PNG (300 dpi), PDF and SVG into this "
                                                 "folder."),
-    seed: int = typer.Option(0, help="Seed of computed analyses and of the bootstrap CIs."),
-    n_boot: int = typer.Option(2000, "--n-boot", min=100, metavar="N",
-                               help="Bootstrap resamples for the 95% CIs of Kendall tau and Spearman rho."),
+    seed: int = typer.Option(0, help="Seed of computed analyses and of the robust sign error's chance permutations."),
     m: Optional[int] = typer.Option(
         None, "--m", show_default="128, at most the training images", help="m-sharpness sub-batch size."),
     set_: list[str] = typer.Option([], "--set", metavar="A.KEY=VALUE",
@@ -60,5 +58,5 @@ def report_command(
     from landscape.report import build_report
     from landscape.report.overrides import parse_set
 
-    build_report(runs, output, compute=not no_compute, png_dir=png, progress=True, seed=seed, n_boot=n_boot, m=m,
+    build_report(runs, output, compute=not no_compute, png_dir=png, progress=True, seed=seed, m=m,
                  analyses=parse_set(set_, parse_value), dry_run=dry_run, figures_dir=figures)

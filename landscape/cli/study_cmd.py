@@ -9,6 +9,7 @@ import typer
 
 from landscape.cli.app import app
 from landscape.cli.train_cmd import CLASSES_HELP, STOP_HELP
+from landscape.errors import LandscapeError
 from landscape.optim.registry import list_optimizers
 
 
@@ -52,14 +53,29 @@ def study_command(
                                             help="CSV column with the patient (bootstrap unit)."),
     env_col: Optional[str] = typer.Option(None, "--csv-env-col", help="CSV column with the environment (scanner)."),
     grid: list[str] = typer.Option([], "--grid", help="Train every value and keep the best on validation: "
-                                                      "PARAM=V1,V2 or OPTIMIZER:PARAM=V1,V2 (repeatable; lr too)."),
+                                                      "PARAM=V1,V2 or OPTIMIZER:PARAM=V1,V2 (repeatable; lr too). "
+                                                      "Equal tuning budget: as many values per optimizer, e.g. "
+                                                      "--grid adam,sgd:lr=... --grid sam,gsam:rho=... (three "
+                                                      "each)."),
     select_by: str = typer.Option("balanced_accuracy", "--select-by",
                                   help="Validation metric that picks each optimizer's setting from --grid."),
-    compute_matched: bool = typer.Option(False, "--compute-matched",
-                                         help="Also train adam/sgd with twice the epochs (as many gradient "
-                                              "evaluations as the SAM family), reported as adam-cm."),
+    compute_matched: Optional[str] = typer.Option(None, "--compute-matched", metavar="OPTIMIZERS",
+                                                  help="After the selection, also train each one-pass optimizer "
+                                                       "(adam, sgd) at its selected setting with exactly the "
+                                                       "gradient evaluations of this optimizer's selected run of "
+                                                       "the same seed, reported as adam-cm (sam) or "
+                                                       "adam-cm-<optimizer>."),
     stop_train_loss: Optional[float] = typer.Option(None, "--stop-train-loss", help=STOP_HELP),
+    no_augment: bool = typer.Option(False, "--no-augment",
+                                    help="Train without the random flip and small affine augmentation."),
     classes: Optional[str] = typer.Option(None, "--classes", help=CLASSES_HELP),
+    pretrained: bool = typer.Option(False, "--pretrained",
+                                    help="Start every model from timm's pretrained weights (cached locally); "
+                                         "--pretrained MODEL=PATH is --weights MODEL=PATH."),
+    weights: Optional[list[str]] = typer.Option(None, "--weights", metavar="MODEL=PATH",
+                                                help="A model's local .safetensors/.pth file or timm cache folder "
+                                                     "(repeatable; no network)."),
+    in_chans: int = typer.Option(1, "--in-chans", help="Input channels: 1 (grey) or 3 (grey replicated to RGB)."),
     tensorboard: bool = typer.Option(False, "--tensorboard",
                                      help="TensorBoard scalars of every run in OUT/tensorboard/RUN ([tracking] "
                                           "extra); --tensorboard DIR: in DIR/RUN."),
@@ -81,7 +97,9 @@ def study_command(
 
     With --grid every setting is trained; each optimizer keeps the one with the
     best validation score (never test or external data), recorded in
-    study.json; only the selected runs are analysed and reported.
+    study.json with its number of candidates (tuning_budget; a warning when
+    optimizers get different numbers); only the selected runs are analysed
+    and reported.
 
     In the examples busi/ is the BUSI folder (e.g. ../shared/data/busi),
     busbra/ BUS-BRA's and CSV its bus_data.csv; --external takes the CSV
@@ -96,9 +114,9 @@ def study_command(
 
       landscape study --data busi/ --optimizers adam,sam,asam
 
-      landscape study --data busi/ --optimizers adam,sam --grid rho=0.02,0.05,0.1
+      landscape study --grid adam:lr=3e-4,1e-3,3e-3 --grid sam:rho=0.02,0.05,0.1
 
-      landscape study --data busi/ --compute-matched --stop-train-loss 0.01
+      landscape study --compute-matched sam,crsam --stop-train-loss 0.05
 
       landscape study --data busi/ --classes benign,malignant --seeds 5
 
@@ -112,11 +130,19 @@ def study_command(
     from landscape.study import run_study
     from landscape.study.grid import parse_grid
 
+    def parse_weights(items: list[str]) -> dict[str, str]:
+        pairs = [item.partition("=") for item in items]
+        bad = [item for item, (model, sep, path) in zip(items, pairs) if not (sep and model.strip() and path.strip())]
+        if bad:
+            raise LandscapeError(f"--weights takes MODEL=PATH, got {bad[0]!r}")
+        return {model.strip(): path.strip() for model, _, path in pairs}
+
     run_study(data=data, models=models.split(","), optimizers=optimizers, seeds=seeds, epochs=epochs, out=out,
               quick=quick, progress=True, seed=seed, img_size=img_size, batch_size=batch_size, m=m,
               analyses=parse_set(set_, parse_value), parallel=parallel, external=external,
               external_options={"csv": csv, "file_col": file_col, "label_col": label_col,
                                 "group_col": group_col, "env_col": env_col},
               grid=parse_grid(grid, parse_value), select_by=select_by, compute_matched=compute_matched,
-              stop_train_loss=stop_train_loss, classes=classes,
+              stop_train_loss=stop_train_loss, classes=classes, augment=not no_augment, pretrained=pretrained,
+              weights=parse_weights(weights or []), in_chans=in_chans,
               tensorboard=tensorboard or tensorboard_dir is not None, tensorboard_dir=tensorboard_dir)

@@ -23,7 +23,8 @@ OWN_FLAGS = {"num_classes": "(from the data)", "in_chans": "--in-chans", "img_si
 
 
 #: Help of the options train and study share.
-STOP_HELP = "Stop at the first epoch whose mean training cross-entropy is at most this (nats); --epochs is the cap."
+STOP_HELP = ("Stop at the end of the first epoch whose cross-entropy over the whole training split (eval mode, no "
+             "augmentation) is at most this (nats); --epochs is the cap.")
 CLASSES_HELP = "Train on these classes of the folder only, e.g. benign,malignant."
 
 
@@ -106,9 +107,11 @@ def train_command(
     beta: Optional[float] = typer.Option(None, help=flag_help("beta")),
     opt_arg: list[str] = typer.Option([], "--opt-arg", metavar="KEY=VALUE",
                                       help="Any other optimizer argument as key=value (repeatable)."),
-    compute_matched: bool = typer.Option(False, "--compute-matched",
-                                         help="Give adam/sgd twice the epochs: as many gradient evaluations as "
-                                              "two-pass optimizers."),
+    compute_matched: Optional[Path] = typer.Option(None, "--compute-matched", metavar="RUN",
+                                                   help="Take exactly as many gradient evaluations (forward/backward "
+                                                        "passes) as the finished run folder RUN recorded (e.g. a SAM "
+                                                        "run of the same seed); --epochs and --stop-train-loss then "
+                                                        "do not stop the run."),
     stop_train_loss: Optional[float] = typer.Option(None, "--stop-train-loss", help=STOP_HELP),
     classes: Optional[str] = typer.Option(None, "--classes", help=CLASSES_HELP),
     keep: str = typer.Option("all", help="Per-epoch checkpoints to keep: all (for PCA trajectories) or last."),
@@ -155,6 +158,8 @@ def train_command(
 
       landscape train --data busi/ --stop-train-loss 0.01 --epochs 60
 
+      landscape train --compute-matched checkpoints/phantom-cnn-small-sam-s0
+
       landscape train --model vit_tiny_patch16_224 --model-arg patch_size=8
 
       landscape train --model vit_tiny_patch16_224 --model-arg depth=4
@@ -169,6 +174,7 @@ def train_command(
 
     """
     from landscape.train import TrainConfig, check_hyper, parse_optimizers, train, train_all
+    from landscape.train.matching import matched_budget
 
     flags = {k: v for k, v in zip(HYPER_FLAGS, (rho, eta, alpha, gamma, beta)) if v is not None}
     hyper = {**parse_opt_args(opt_arg), **flags}
@@ -176,12 +182,18 @@ def train_command(
     names = parse_optimizers(optimizer)
     check_hyper(names, hyper, base)
     check_writable(json_path)
+    matched = matched_budget(compute_matched) if compute_matched is not None else None
+    if matched is not None and matched["seed"] != seed:
+        raise LandscapeError(f"--compute-matched: {compute_matched} was trained with seed {matched['seed']}, this "
+                             f"run with --seed {seed}; match runs seed by seed", params=("compute_matched",))
     cfg = TrainConfig(
         data=str(data) if data is not None else None, model=model, model_kwargs=model_kwargs, optimizer=names[0],
-                      base=base, lr=lr,
-        weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs, batch_size=batch_size,
+        base=base, lr=lr, weight_decay=weight_decay, opt_args=hyper, schedule=schedule, epochs=epochs,
+        batch_size=batch_size,
         img_size=img_size, seed=seed, split_seed=split_seed, kfold=kfold, fold=fold, keep_conflicts=keep_conflicts,
-        augment=not no_augment, compute_matched=compute_matched, keep=keep, out=str(out), run_name=run_name,
+        augment=not no_augment, keep=keep, out=str(out), run_name=run_name,
+        gradient_budget=matched and matched["gradient_evaluations"], matched_to=matched and matched["optimizer"],
+        matched_run=matched and matched["run"],
         pretrained=pretrained, weights=str(weights) if weights is not None else None, in_chans=in_chans,
         device=device, sync_bn=sync_bn, sam_local=sam_local, no_decay_norm_bias=no_decay_norm_bias, amp=amp,
         classes=classes, stop_train_loss=stop_train_loss,

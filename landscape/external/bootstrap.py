@@ -21,19 +21,22 @@ def resample(members: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([members[g] for g in picked])
 
 
-def group_weights(groups: Sequence, n_boot: int = 1000, seed: int = 0) -> np.ndarray:
-    """``[n_boot, n_images]`` multiplicities of each image in each group resample (all resamples at once).
+def group_weights(groups: Sequence, n_boot: int = 1000, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """``int64 [n_boot, n_images]``: how often each image is drawn in each group resample (all at once).
 
-    Resample ``b`` draws the same groups as the ``b``-th :func:`resample` call on
-    ``numpy.random.default_rng(seed)`` would (one ``integers`` call fills the draws in the same order), so a
-    statistic weighted by row ``b`` equals that statistic over the ``b``-th resample's indices.
+    Each resample draws the ``G`` distinct groups ``G`` times with replacement, whole (all-distinct groups give
+    the image bootstrap). ``seed`` is a seed or a ``numpy.random.Generator`` (drawn from, for chunked calls).
+    Resample ``b`` draws the same groups as the ``b``-th :func:`resample` call on the same generator would (one
+    ``integers`` call fills the draws in the same order), so a statistic weighted by row ``b`` equals that
+    statistic over the ``b``-th resample's indices.
     """
     members = group_members(groups)
     n_groups = len(members)
     group_of = np.empty(sum(len(m) for m in members), dtype=np.int64)
     for g, m in enumerate(members):
         group_of[m] = g
-    picked = np.random.default_rng(seed).integers(0, n_groups, size=(n_boot, n_groups))
+    rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+    picked = rng.integers(0, n_groups, size=(n_boot, n_groups))
     counts = np.bincount((picked + n_groups * np.arange(n_boot)[:, None]).ravel(),
                          minlength=n_boot * n_groups).reshape(n_boot, n_groups)
     return counts[:, group_of]

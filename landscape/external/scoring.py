@@ -29,34 +29,34 @@ def restricted_probs(logits: np.ndarray, model_idx: list[int]) -> np.ndarray:
 
 
 def auroc_rows(scores: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """AUROC of ``scores`` for the boolean ``positive`` under each row of image ``weights`` ``[B, n]`` -> ``[B]``.
+    """AUROC of ``scores`` for the boolean ``positive`` under each row of image counts ``weights [B, n]`` -> ``[B]``.
 
-    The Mann-Whitney form with ties counted 1/2: with weight ``w`` an image
-    counts ``w`` times, so row ``b`` equals ``roc_auc_score`` over a resample
-    holding image ``i`` ``weights[b, i]`` times. NaN where a row has no positive or no negative weight.
+    P(score of a positive > score of a negative) + P(tie) / 2 over the weighted images: row ``b`` equals
+    ``roc_auc_score`` over a resample holding image ``i`` ``weights[b, i]`` times. NaN where a row lacks a class.
     """
-    _, level = np.unique(scores, return_inverse=True)  # tied scores share a level
-    n_levels = int(level.max()) + 1 if len(level) else 0
-    w = np.asarray(weights, dtype=np.float64)
-    pos = np.zeros((len(w), n_levels))
-    neg = np.zeros((len(w), n_levels))
-    for target, mask in ((pos, positive), (neg, ~positive)):
-        np.add.at(target.T, level[mask], w[:, mask].T)
-    below = np.cumsum(neg, axis=1) - neg  # negative weight strictly below each level
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (pos * (below + 0.5 * neg)).sum(axis=1) / (pos.sum(axis=1) * neg.sum(axis=1))
+    order = np.argsort(scores, kind="stable")
+    s, pos = np.asarray(scores)[order], np.asarray(positive)[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # first image of each distinct score
+    w = np.asarray(weights)[:, order].astype(np.float64)
+    wp = np.add.reduceat(w * pos, starts, axis=1)  # [B, distinct scores]
+    wn = np.add.reduceat(w * ~pos, starts, axis=1)
+    below = np.cumsum(wn, axis=1) - wn  # negative weight strictly below each score
+    num, den = (wp * (below + 0.5 * wn)).sum(1), wp.sum(1) * wn.sum(1)
+    return np.divide(num, den, out=np.full_like(num, np.nan), where=den > 0)
 
 
 def balanced_accuracy_rows(labels: np.ndarray, pred: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Balanced accuracy (mean recall over the classes present) under each row of ``weights`` -> ``[B]``."""
+    """Balanced accuracy under each row of image counts ``weights [B, n]`` -> ``[B]``: the mean, over the classes
+    drawn at least once, of the weighted recall (``balanced_accuracy_score`` of the resample).
+    """
+    labels, pred = np.asarray(labels), np.asarray(pred)
+    onehot = np.eye(int(max(labels.max(), pred.max())) + 1)[labels]  # [n, K]
     w = np.asarray(weights, dtype=np.float64)
-    recalls = []
-    for c in np.unique(labels):
-        is_c = labels == c
-        total = w[:, is_c].sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            recalls.append(np.where(total > 0, w[:, is_c & (pred == c)].sum(axis=1) / total, np.nan))
-    return np.nanmean(np.stack(recalls), axis=0) if recalls else np.full(len(w), np.nan)
+    total = w @ onehot
+    hits = w @ (onehot * (pred == labels)[:, None])
+    present = total > 0
+    recall = np.divide(hits, total, out=np.zeros_like(total), where=present)
+    return recall.sum(1) / present.sum(1)
 
 
 def binary_metrics(probs: np.ndarray, labels: np.ndarray, positive: int | None, groups=None,

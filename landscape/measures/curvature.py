@@ -9,7 +9,9 @@ statistics, so samples are independent) and the mean cross-entropy over the
   the loss. For cross-entropy this equals the (true) Fisher information. Its
   trace is ``(1/N) sum_n [sum_c p_nc ||J_nc||^2 - ||sum_c p_nc J_nc||^2]``
   (units: loss per parameter^2, like the Hessian trace).
-* Fisher-Rao norm (Liang et al. 2019; Jiang et al. 2020, Eq. 37):
+* Fisher-Rao norm (Liang et al. 2019; Jiang et al. 2020's ``fisher-rao``, which
+  Dziugaite et al.'s reference code does not compute, so it has no equation
+  number in the numbering used here; their Eq. 37 is ``log.prod.of.fro``):
   ``(d + 1)^2 / N * sum_n <w, grad_w loss_n>^2`` with ``d`` the number of
   layers (parameters with >= 2 dims); ``<w, grad loss_n>`` is one
   forward-mode derivative of the per-image losses along ``w``.

@@ -16,6 +16,12 @@ Conventions
   times larger.
 * Products are reported as logarithms (natural log) because they over- and
   underflow: ``log_prod_spec = sum_i log ||W_i||_2^2``.
+* Equation numbers are those of Dziugaite et al.'s reference code
+  (``nitarshan/robust-generalization-measures``, ``ComplexityType``), which
+  number Jiang et al.'s appendix. Values are not size-adjusted as that code's
+  ``adjust_measure`` does (``(v - log m) / 2`` for logs, ``sqrt(v / m)``
+  otherwise, ``m`` the training-set size): for one ``m`` that is a strictly
+  increasing transform, so rank statistics are unchanged.
 """
 
 from __future__ import annotations
@@ -43,17 +49,56 @@ def spectral_norms(model: nn.Module) -> list[float]:
 
 
 def spectral_measures(model: nn.Module) -> dict:
-    """``log_prod_spec = sum log s_i^2``, ``log_sum_spec = log d + (1/d) sum log s_i^2``, ``log_prod_frob``.
+    """Products and sums of the layers' squared spectral and Frobenius norms, as logs (natural).
 
-    ``log_sum_spec`` is the log of Jiang's sum-of-spectral-norms bound
-    ``d * (prod_i s_i^2)^(1/d)`` (Eq. 42); ``log_prod_frob = sum log ||W_i||_F^2``.
+    With ``s_i = ||W_i||_2`` and ``f_i = ||W_i||_F`` over the ``d`` layers
+    (numbering of Dziugaite et al.'s reference code, which follows Jiang et al.'s appendix):
+
+    * ``log_prod_spec = sum_i log s_i^2`` (Eq. 32, ``log.prod.of.spec``);
+    * ``log_sum_spec = log d + (1/d) sum_i log s_i^2``, the log of
+      ``d (prod_i s_i^2)^(1/d)`` (Eq. 35, ``log.sum.of.spec``);
+    * ``log_prod_frob = sum_i log f_i^2`` (Eq. 37, ``log.prod.of.fro``);
+    * ``fro_over_spec = sum_i f_i^2 / s_i^2`` (Eq. 33), the factor of the
+      spectral bound (:func:`margin_normalised`).
+
+    An all-zero layer makes the products 0 (log -inf; the reference code would
+    return -inf): every value is then None and ``note`` names the layers. So
+    it is without any layer (``d = 0``). ``n_layers`` is ``d``.
     """
-    spec = spectral_norms(model)
-    frob = [float(torch.linalg.matrix_norm(as_matrix(w), ord="fro")) for _, w in layer_weights(model)]
+    layers = layer_weights(model)
+    spec = [float(torch.linalg.matrix_norm(as_matrix(w), ord=2)) for _, w in layers]
+    frob = [float(torch.linalg.matrix_norm(as_matrix(w), ord="fro")) for _, w in layers]
     d = len(spec)
+    zero = [n for (n, _), s in zip(layers, spec) if s == 0.0]
+    if d == 0 or zero:
+        note = ("no layer weights (no parameter with >= 2 dimensions)" if d == 0 else
+                f"all-zero layer(s) {', '.join(zero)}: the products of norms are 0 and their logs -inf")
+        return {"log_prod_spec": None, "log_sum_spec": None, "log_prod_frob": None, "fro_over_spec": None,
+                "n_layers": d, "note": note}
     log_prod = sum(2 * math.log(s) for s in spec)
     return {"log_prod_spec": log_prod, "log_sum_spec": math.log(d) + log_prod / d,
-            "log_prod_frob": sum(2 * math.log(f) for f in frob), "n_layers": d}
+            "log_prod_frob": sum(2 * math.log(f) for f in frob),
+            "fro_over_spec": sum((f / s) ** 2 for f, s in zip(frob, spec)), "n_layers": d, "note": None}
+
+
+def margin_normalised(spec: dict, path: float, gamma: float) -> dict:
+    """Jiang et al.'s margin-normalised measures, numbered as in Dziugaite et al.'s reference code.
+
+    ``spec`` is :func:`spectral_measures`' result, ``path`` :func:`path_norm`
+    and ``gamma > 0`` the margin (:func:`landscape.measures.outputs.margin_gamma`, logit units):
+
+    * ``inverse_margin = 1 / gamma^2`` (Eq. 22);
+    * ``log_spec_orig = log(prod_i s_i^2 / gamma^2 * sum_i f_i^2 / s_i^2)``
+      ``= log_prod_spec - 2 log gamma + log fro_over_spec`` (Eq. 30, ``LOG_SPEC_ORIG_MAIN``:
+      the spectral bound of Bartlett et al. 2017 over the squared margin);
+    * ``path_norm_over_margin = path / gamma^2`` (Eq. 43).
+
+    ``log_spec_orig`` is None when ``spec`` has no values (an all-zero layer).
+    """
+    lps = spec["log_prod_spec"]
+    return {"inverse_margin": 1.0 / gamma**2,
+            "log_spec_orig": None if lps is None else lps - 2 * math.log(gamma) + math.log(spec["fro_over_spec"]),
+            "path_norm_over_margin": path / gamma**2}
 
 
 def flat_weights(model: nn.Module) -> torch.Tensor:
@@ -62,7 +107,11 @@ def flat_weights(model: nn.Module) -> torch.Tensor:
 
 
 def distance_to_init(model: nn.Module, init: nn.Module) -> float:
-    """``||w - w0||_2`` over the layer weights of ``model`` and of ``init`` (same architecture)."""
+    """``||w - w0||_2`` over the layer weights of ``model`` and of ``init`` (same architecture).
+
+    The square root of Eq. 40 of the reference code (``FRO_DIST = sum_i ||W_i - W0_i||_F^2``): a strictly
+    increasing transform, so every rank statistic is the same.
+    """
     return float((flat_weights(model) - flat_weights(init)).norm())
 
 
@@ -73,7 +122,7 @@ def num_params(model: nn.Module) -> int:
 
 @torch.no_grad()
 def path_norm(model: nn.Module, input_shape: tuple[int, ...]) -> float:
-    """Jiang's ``path.norm``: sum of the outputs of the network with every parameter squared, on an all-ones input.
+    """Jiang's ``path.norm`` (Eq. 44): sum of the network's outputs with every parameter squared, on an all-ones input.
 
     For a bias-free ReLU/linear network this is ``sum over input-output paths
     of prod w^2`` (the squared l2 path norm of Neyshabur et al. 2015). Biases

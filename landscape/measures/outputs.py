@@ -14,6 +14,22 @@ def margins(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return true - other
 
 
+def margin_gamma(logits: torch.Tensor, labels: torch.Tensor) -> dict:
+    """The margin ``gamma`` of Jiang's margin-normalised measures, as Dziugaite et al.'s reference code takes it.
+
+    ``gamma = |k-th smallest margin|`` with ``k = max(n // 10, 1)`` over the
+    ``n`` images (``torch.kthvalue``: an order statistic, where ``margin_p10``
+    interpolates between two). The absolute value is the code's: a negative
+    ``k``-th margin (more than a tenth of the images misclassified) gives a
+    positive ``gamma``, and ``negative`` says so. Returns ``{"gamma", "k", "n",
+    "negative"}`` (logit units).
+    """
+    m = margins(logits, labels)
+    k = max(len(m) // 10, 1)
+    value = float(m.kthvalue(k).values)
+    return {"gamma": abs(value), "k": k, "n": len(m), "negative": value < 0}
+
+
 def output_measures(logits: torch.Tensor, labels: torch.Tensor, percentile: float = 10.0) -> dict:
     """Margin percentile, mean prediction entropy (nats) and mean cross-entropy (nats).
 

@@ -10,7 +10,15 @@ Monte-Carlo estimate of the expected degradation under weight noise equals
   variant*, not the published measure; records name it as such.
 
 Noise: ``delta = sigma * z`` (isotropic), or with ``magnitude_eps`` the
-magnitude-aware ``delta_i = z_i * sqrt(sigma^2 w_i^2 + eps^2)``. The draws
+magnitude-aware ``delta_i = z_i * sqrt(sigma^2 w_i^2 + eps^2)``, on every
+parameter of the model given (the measure suite passes the BatchNorm-folded
+network, whose folded BatchNorm has no parameters left). This is Jiang et
+al.'s definition (variance ``sigma^2``, resp. ``sigma^2 w_i^2 + eps^2``).
+Dziugaite et al.'s ``_perturbed_model`` differs in two ways: its folded
+network keeps each BatchNorm with scale 1 and shift 0 as parameters, which
+are perturbed too; and it passes ``sigma^2`` (resp. ``sigma^2 |w_i|^2 + eps^2``)
+to ``torch.normal`` as the *standard deviation*, so its isotropic sigma is the
+square root of ours. The draws
 ``z_1..z_K`` are fixed by ``seed`` and reused at every sigma (common random
 numbers), so the estimate is a smooth, monotone-in-practice function of sigma
 and the search is exactly reproducible. The MC standard error over the K
@@ -164,7 +172,7 @@ def flatness_sigma(model: nn.Module, loss_fn, batches, target: float = 0.1, metr
 
 
 def bound_terms(sigma: float, m: int, w: torch.Tensor, w0: torch.Tensor) -> dict:
-    """Jiang's isotropic PAC-Bayes terms (Eqs. 48, 49, 53) from ``sigma`` and flat weights.
+    """Jiang's isotropic PAC-Bayes terms (Eqs. 48, 49, 53 of Dziugaite et al.'s code) from ``sigma`` and flat weights.
 
     ``pacbayes_init = ||w - w0||^2 / (4 sigma^2) + log(m / sigma) + 10``;
     ``pacbayes_orig`` the same with ``||w||^2``; ``pacbayes_flatness = 1 / sigma^2``.
@@ -178,7 +186,7 @@ def bound_terms(sigma: float, m: int, w: torch.Tensor, w0: torch.Tensor) -> dict
 
 
 def mag_bound_terms(sigma: float, m: int, w: torch.Tensor, w0: torch.Tensor, eps: float = MAG_EPS) -> dict:
-    """Jiang's magnitude-aware terms (Eqs. 56, 57, 61) from the magnitude-aware ``sigma``.
+    """Jiang's magnitude-aware terms (Eqs. 56, 57, 61 of Dziugaite et al.'s code) from the magnitude-aware ``sigma``.
 
     ``pacbayes_mag_X = 1/4 sum_i log((eps^2 + (sigma^2 + 1) ||r||^2 / omega) / (eps^2 + sigma^2 (w_i - w0_i)^2))
     + log(m / sigma) + 10`` with ``r = w - w0`` (init, Eq. 56) or ``w`` (orig,

@@ -8,7 +8,7 @@ build_report(runs, "report.html", png_dir="figures/")      # plus matplotlib PNG
 ```
 
 Modules: ``collect`` (runs and their analysis records), ``rows`` (per-run
-numbers), ``stats`` (Kendall/Spearman with bootstrap CIs, mean ± std),
+numbers), ``inference`` (Kendall tau within seeds, exact p, Holm), ``stats`` (mean ± std),
 ``summary``, ``series`` (plot data), ``figures`` (plotly), ``pngs``
 (matplotlib), ``html`` (escaping and the page), ``content`` (text sections),
 ``build`` (the entry point).

@@ -22,15 +22,15 @@ MAX_BYTES = 10 * 1024 * 1024
 
 
 def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", compute: bool = True,
-                 png_dir: str | Path | None = None, progress: bool = True, seed: int = 0, n_boot: int = 2000,
+                 png_dir: str | Path | None = None, progress: bool = True, seed: int = 0,
                  analyses: dict[str, dict] | None = None, m: int | None = None, dry_run: bool = False,
-                 figures_dir: str | Path | None = None) -> Path | None:
+                 figures_dir: str | Path | None = None, selection: dict | None = None) -> Path | None:
     """Write the flatness report of ``inputs`` (run folders, checkpoints, or folders of runs) to ``out``.
 
     Missing analyses are computed with the analyzers' defaults (``analyses``
     overrides their keyword arguments) and cached, unless ``compute=False``,
     which lists them in the report instead. ``seed`` seeds those analyses and
-    the bootstrap. Also writes ``out`` with suffix ``.json`` (rows, summary,
+    the robust sign error's chance permutations. Also writes ``out`` with suffix ``.json`` (rows, summary,
     provenance) and, with ``png_dir``, matplotlib PNGs of the figures; with
     ``figures_dir``, each figure as a 300 dpi PNG, a PDF and an SVG (print).
     When ``progress`` is True, shows bars and prints the summary table.
@@ -38,7 +38,8 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     (each analysis spec's ``adapt``). Every setting and output
     location is checked before any run is loaded.
     ``dry_run`` prints the plan of the missing analyses (runs x analyses x
-    ETA) and returns None without computing or writing anything.
+    ETA) and returns None without computing or writing anything. ``selection`` (a study's ``study.json``
+    ``selection``) adds each group's candidates and chosen setting to the design table.
     """
     from landscape.report.overrides import check_overrides
 
@@ -46,8 +47,6 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     if out.suffix.lower() not in (".html", ".htm"):
         raise LandscapeError(f"report output must end in .html, got {out}")
     check_seed(seed)
-    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 100:
-        raise LandscapeError(f"n_boot must be an integer >= 100, got {n_boot!r}")
     analyses = check_overrides(analyses, m)
     check_writable(out, out.with_suffix(".json"))
     check_writable(png_dir, folder=True)
@@ -56,7 +55,7 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
                             dry_run=dry_run)
     if dry_run:
         return None
-    document, numbers, data = render(runs, missing, seed=seed, n_boot=n_boot, compute=compute)
+    document, numbers, data = render(runs, missing, seed=seed, compute=compute, selection=selection)
     atomic_write_text(out, document)
     write_json(out.with_suffix(".json"), numbers)
     if png_dir is not None:
@@ -72,9 +71,11 @@ def build_report(inputs: Sequence[str | Path], out: str | Path = "report.html", 
     return out
 
 
-def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0, n_boot: int = 2000,
-           compute: bool = True) -> tuple[str, dict, dict]:
+def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0,
+           compute: bool = True, selection: dict | None = None) -> tuple[str, dict, dict]:
     """The report of collected runs: ``(html text, numbers for the JSON, plot data)``.
+
+    The summary's correlations are the predictor table's cells (one computation, one set of numbers).
 
     The page stays under :data:`MAX_BYTES`: when many large 2D surfaces push
     it over, they are thinned to 21 points per axis.
@@ -82,14 +83,15 @@ def render(runs: Sequence[Run], missing: Sequence[dict], seed: int = 0, n_boot: 
     rows = run_rows(runs)
     order = _grouped_order(rows)
     runs, rows = [runs[i] for i in order], [rows[i] for i in order]
-    summary = summarize(rows, n_boot=n_boot, seed=seed)
+    predictors = correlate_runs(runs, seed=seed)
+    summary = summarize(rows, predictors)
     data = panels.series_data(runs, rows)
-    report_settings = {"seed": seed, "n_boot": n_boot, "compute": compute, "inputs": [str(r.path) for r in runs],
+    report_settings = {"seed": seed, "compute": compute, "inputs": [str(r.path) for r in runs],
                        "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     numbers = {"title": content.title(runs), "rows": rows, "summary": summary, "missing": list(missing),
                "settings": report_settings, "versions": versions(),
                "analysis_settings": content.analysis_settings(runs),
-               "predictors": correlate_runs(runs, n_boot=n_boot, seed=seed)}
+               "predictors": predictors, "selection": selection}
     document = _document(runs, rows, summary, missing, data, numbers)
     if len(document.encode("utf-8")) > MAX_BYTES:
         data["planes_2d"] = panels.SERIES["planes_2d"](runs, rows, max_points=21)
@@ -116,6 +118,7 @@ def _document(runs, rows, summary, missing, data, numbers) -> str:
                 f"{', '.join(dict.fromkeys(r['model'] for r in rows))} · generated {numbers['settings']['created']}")
     sections = [
         ("summary", "Summary", content.findings(rows, summary) + content.notes(runs, missing)),
+        ("design", "Design: chosen settings and compute", content.design_table(rows, numbers["selection"])),
         ("runs", "Runs", content.runs_table(rows)),
         ("groups", "Per optimizer (mean ± std over seeds)", content.groups_table(summary)),
         ("correlations", "Flatness vs generalization", content.correlations_table(summary)

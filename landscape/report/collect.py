@@ -94,7 +94,7 @@ def resolve_inputs(inputs: Sequence[str | Path]) -> list[Path]:
 
 def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, progress: bool = True,
             analyses: dict[str, dict] | None = None, m: int | None = None,
-            dry_run: bool = False) -> tuple[list[Run], list[dict]]:
+            dry_run: bool = False, only: Sequence[str] | None = None) -> tuple[list[Run], list[dict]]:
     """Load every run and find (or compute) each quantity that a registered analysis provides.
 
     ``analyses`` overrides keyword arguments per analysis (names of
@@ -105,12 +105,15 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
     Before computing, the plan of the missing analyses (runs x analyses x
     ETA, :mod:`landscape.report.costs`) is printed when ``progress``; with
     ``dry_run`` it is printed and nothing is computed (the runs are returned
-    as found, with an empty missing list).
+    as found, with an empty missing list). ``only`` names the analyses whose
+    quantities are planned, computed and listed as missing (default: all).
     """
+    names = list_analyses() if only is None else [get_analysis(n).name for n in only]
+    wanted = {q for n in names for q in get_analysis(n).provides}
     paths = resolve_inputs(inputs)
     runs = [Run(p, *_meta(p)) for p in paths]
     if dry_run or (compute and progress):
-        _plan(runs, seed, analyses or {}, m)
+        _plan(runs, seed, analyses or {}, m, names)
         if dry_run:
             return runs, []
     missing: list[dict] = []
@@ -118,23 +121,32 @@ def collect(inputs: Sequence[str | Path], compute: bool = True, seed: int = 0, p
         for run in runs:
             bar.update(run=run.name)
             _find_all(run)
-            if compute and (any(v is None for v in run.found.values()) or _lacks_metrics(run)):
-                _compute_missing(run, seed, progress, analyses or {}, m)
+            if compute and (any(run.found[q] is None for q in wanted) or _lacks_metrics(run)):
+                _compute_missing(run, seed, progress, analyses or {}, m, names)
                 _find_all(run)
-            missing.extend({"run": run.name, "quantity": q} for q, rec in run.found.items() if rec is None)
+            missing.extend({"run": run.name, "quantity": q} for q, rec in run.found.items()
+                           if rec is None and q in wanted)
             missing.extend({"run": run.name, "quantity": f"{s} metrics"} for s in METRIC_SPLITS if not run.metrics(s))
             bar.advance()
     return runs, missing
 
 
-def _plan(runs: list[Run], seed: int, analyses: dict[str, dict], m: int | None = None) -> list[dict]:
-    """Print the plan of every analysis the runs lack (nothing is computed)."""
+def measure_analyses() -> list[str]:
+    """The registered analyses whose records hold measures of :data:`landscape.measures.REGISTRY` (what
+    ``landscape correlate`` computes), in registration order.
+    """
+    sources = {spec.source for spec in REGISTRY.values()}
+    return [name for name in list_analyses() if get_analysis(name).kind in sources]
+
+
+def _plan(runs: list[Run], seed: int, analyses: dict[str, dict], m: int | None, names: list[str]) -> list[dict]:
+    """Print the plan of every analysis of ``names`` the runs lack (nothing is computed)."""
     from landscape.report.costs import build_plan, print_plan
 
     todo = []
     for run in runs:
         _find_all(run)
-        todo.append((run, [name for name in list_analyses()
+        todo.append((run, [name for name in names
                            if any(run.found[q] is None for q in get_analysis(name).provides)]))
     rows = build_plan(todo, lambda ck, name: get_analysis(name).settings(ck, seed, analyses.get(name), {"m": m}))
     print_plan(rows)
@@ -181,12 +193,13 @@ def run_analysis(ck, name: str, seed: int = 0, overrides: dict | None = None, pr
     return get_analysis(name).run(ck, seed, overrides, progress, {"m": m})
 
 
-def _compute_missing(run: Run, seed: int, progress: bool, analyses: dict[str, dict], m: int | None = None) -> None:
-    """Run the analyzers for what ``run`` lacks; they cache into ``analysis/``."""
+def _compute_missing(run: Run, seed: int, progress: bool, analyses: dict[str, dict], m: int | None,
+                     names: list[str]) -> None:
+    """Run the analyzers of ``names`` for what ``run`` lacks; they cache into ``analysis/``."""
     ck = load_checkpoint(run.path)
     if _lacks_metrics(run):
         _compute_metrics(ck, run)
-    for name in list_analyses():
+    for name in names:
         if any(run.found[q] is None for q in get_analysis(name).provides):
             run_analysis(ck, name, seed, analyses.get(name), progress, m)
 

@@ -3,7 +3,9 @@
 Registered in :mod:`landscape.report.panel_specs` (series ``paired``:
 :func:`landscape.report.compare.compare_runs` against :data:`BASELINE`, the
 default base optimizer, from records only, without the per-run test-set
-bootstrap). Shown when the runs include the baseline and a paired group.
+bootstrap). Shown when the runs include the baseline and a paired group. Its
+title states what the baseline is compute-matched to and each group's hover
+its gradient evaluations relative to the baseline's.
 """
 
 from __future__ import annotations
@@ -30,8 +32,17 @@ def paired_series(runs: Sequence, rows: Sequence[dict]) -> dict:
     return compare_runs(runs, BASELINE, uncertainty=False)
 
 
+def compute_text(cell: dict, baseline: str) -> str:
+    """A cell's gradient evaluations against the baseline's, in words (not escaped)."""
+    ratio = "unknown" if cell["compute_ratio"] is None else f"{cell['compute_ratio']:.2f}x"
+    return (f"gradient evaluations {ratio} {baseline}'s ({baseline} matched to it in "
+            f"{cell['budget_matched_pairs']}/{cell['n_paired_runs']} pairs)")
+
+
 def paired_figure(data: dict) -> go.Figure | None:
-    """One panel per target: mean paired difference (dot) with its 95% CI (bar) per group, zero marked."""
+    """One panel per target: mean paired difference (dot) with its 95% CI (bar) per group, zero marked; the title
+    says what the baseline is compute-matched to, the hover each group's gradient evaluations against it.
+    """
     cells = [c for c in (data or {}).get("cells", []) if c["mean_difference"] is not None]
     if not cells:
         return None
@@ -43,7 +54,7 @@ def paired_figure(data: dict) -> go.Figure | None:
         err_hi = [(c["ci"][1] - c["mean_difference"]) if c["ci"] else 0.0 for c in mine]
         err_lo = [(c["mean_difference"] - c["ci"][0]) if c["ci"] else 0.0 for c in mine]
         text = [html.escape(f"{c['group']}: n={c['n_pairs']}, p={c['p']}, Holm p={c['p_holm']}, "
-                            f"detectable={c['mdd']}") for c in mine]
+                            f"detectable={c['mdd']}, {compute_text(c, data['baseline'])}") for c in mine]
         fig.add_trace(go.Scatter(
             x=[c["mean_difference"] for c in mine], y=[html.escape(c["group"]) for c in mine], mode="markers",
             error_x={"type": "data", "symmetric": False, "array": err_hi, "arrayminus": err_lo},
@@ -51,6 +62,8 @@ def paired_figure(data: dict) -> go.Figure | None:
             text=text, hovertemplate="%{text}<br>difference=%{x:.4g}<extra></extra>", showlegend=False,
         ), row=1, col=j + 1)
         fig.add_vline(x=0.0, line={"dash": "dot", "color": "grey"}, row=1, col=j + 1)
-    fig.update_layout(template="plotly_white", height=120 + 40 * len({c["group"] for c in cells}),
-                      margin={"t": 60, "b": 40})
+    fig.update_layout(template="plotly_white", height=140 + 40 * len({c["group"] for c in cells}),
+                      margin={"t": 90, "b": 40},
+                      title={"text": html.escape(f"compute: {data['baseline_compute']['text']}"),
+                             "font": {"size": 12}})
     return fig

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from landscape.analysis import quantities
 from landscape.measures import REGISTRY
+from landscape.measures.catalogue import RAW
 from landscape.report.collect import Run
 from landscape.report.html import Table, esc, table
 from landscape.report.rows import TARGETS, flatness_measures
@@ -44,6 +45,19 @@ def measure_header(rows: Sequence[dict], name: str, title: str) -> str:
     return title + (" (ρ differs between runs)" if len(rhos) > 1 else "")
 
 
+def parameterisation_note(names) -> str:
+    """A sentence (escaped HTML, leading space) naming the measures among ``names`` that are taken in the raw
+    weights (tag :data:`~landscape.measures.catalogue.RAW`), or ``""`` when there are none.
+    """
+    raw = [REGISTRY[n].title for n in names if n in REGISTRY and RAW in REGISTRY[n].tags]
+    if not raw:
+        return ""
+    return " " + esc(f"{', '.join(raw)}: taken in the raw weights, so they depend on the parameterisation: a "
+                     "function-preserving rescaling (a conv's weights × c with its BatchNorm mean × c and variance × "
+                     "c²) changes them, and a difference between optimizers can reflect weight norm rather than "
+                     "flatness (Dinh et al. 2017). Adaptive m-sharpness and relative flatness do not change under it.")
+
+
 def runs_table(rows: Sequence[dict]) -> str:
     """The sortable per-run table."""
     measures = flatness_measures(rows)
@@ -65,7 +79,40 @@ def runs_table(rows: Sequence[dict]) -> str:
     return f'<div class="wrap">{table(Table(headers, body, numeric=numeric, clip=clip))}</div>' + (
         "<p class=caption>Test-split metrics of each checkpoint. gap = train − test balanced accuracy (train split "
         "evaluated without augmentation). Flatness measures as defined in docs/measures.md: * not certified to its "
-        "tolerance, ± std over sub-batches, [95% CI] of an estimate. Click a header to sort.</p>")
+        "tolerance, ± std over sub-batches, [95% CI] of an estimate. Click a header to sort."
+        f"{parameterisation_note(measures)}</p>")
+
+
+def design_table(rows: Sequence[dict], selection: dict | None = None) -> str:
+    """Per group: the settings chosen on validation (with ``selection``, a study's), the number of candidates,
+    and the training compute (gradient evaluations: forward/backward passes of training, mean and range over seeds).
+    """
+    groups = list(dict.fromkeys(r["group"] for r in rows))
+    chosen = {key.split("/", 1)[-1]: entry for key, entry in (selection or {}).items()}
+    headers = ["group", "runs", "candidates (mean validation score)", "selected", "candidates tried",
+               "gradient evaluations (mean, range)"]
+    body = []
+    for g in groups:
+        counts = [r["gradient_evaluations"] for r in rows if r["group"] == g and r.get("gradient_evaluations")]
+        mean = sum(counts) / len(counts) if counts else None
+        compute = "—" if not counts else f"{mean:,.0f} ({min(counts):,}–{max(counts):,})"
+        entry = chosen.get(g)
+        cands = "—" if entry is None else ", ".join(
+            f"{tag or 'default'}: " + ("—" if c.get("mean_val") is None else f"{c['mean_val']:.3f}")
+            for tag, c in entry["candidates"].items())
+        selected = "—" if entry is None else (entry.get("selected") or "default")
+        budget = entry.get("tuning_budget") if entry else None
+        body.append([(g, g), (str(sum(r["group"] == g for r in rows)), sum(r["group"] == g for r in rows)),
+                     (cands, cands), (selected, selected), ("—" if budget is None else str(budget), budget),
+                     (compute, mean)])
+    numeric = [False, True, False, False, True, True]
+    note = ("Settings chosen per group on the validation split only (test and external data never choose); "
+            "candidates tried is each group's tuning budget (equal budgets: a fair comparison). "
+            if selection else "No study selection was given (a report of single runs). ")
+    return f'<div class="wrap">{table(Table(headers, body, numeric=numeric))}</div>' + (
+        "<p class=caption>" + esc(note + "Gradient evaluations count every forward/backward pass of training "
+                                  "(SAM 2 per step, CR-SAM 3); a compute-matched group (-cm) takes exactly those "
+                                  "of the run it is matched to, seed by seed.") + "</p>")
 
 
 def groups_table(summary: dict) -> str:
@@ -77,25 +124,29 @@ def groups_table(summary: dict) -> str:
              *[(fmt_mean_std(g[k]), g[k]["mean"]) for k in keys]] for g in summary["groups"]]
     numeric = [False] + [True] * (len(headers) - 1)
     return f'<div class="wrap">{table(Table(headers, body, numeric=numeric))}</div>' + (
-        "<p class=caption>Mean ± sample standard deviation over the seeds of each group.</p>")
+        "<p class=caption>Mean ± sample standard deviation over the seeds of each group."
+        f"{parameterisation_note(measures)}</p>")
 
 
 def correlations_table(summary: dict) -> str:
-    """Kendall tau and Spearman rho with bootstrap CIs for every panel of the scatter."""
-    headers = ["flatness measure", "against", "n", "Kendall τ", "95% CI", "Spearman ρ", "95% CI", "p (τ)", "p (ρ)"]
+    """Kendall tau within seeds, its interval, exact p and Holm p for every panel of the scatter (the predictor
+    table's cells).
+    """
+    headers = ["flatness measure", "against", "runs", "seeds", "Kendall τ (within seeds)", "95% CI", "p", "Holm p"]
     body = []
     for c in summary["correlations"]:
         body.append([(summary["measures"][c["measure"]], c["measure"]), (TARGETS[c["target"]], c["target"]),
-                     (str(c["n"]), c["n"]),
+                     (str(c["n"]), c["n"]), (str(c["n_strata"]), c["n_strata"]),
                      (fmt(c["kendall_tau"], 3), c["kendall_tau"]), (fmt_ci(c["kendall_ci"]), None),
-                     (fmt(c["spearman_rho"], 3), c["spearman_rho"]), (fmt_ci(c["spearman_ci"]), None),
-                     (fmt(c["kendall_p"], 2), c["kendall_p"]), (fmt(c["spearman_p"], 2), c["spearman_p"])])
-    numeric = [False, False] + [True] * 7
-    method = summary["correlations"][0] if summary["correlations"] else {}
+                     (fmt(c["p"], 2), c["p"]), (fmt(c["p_holm"], 2), c["p_holm"])])
+    numeric = [False, False] + [True] * 6
     return table(Table(headers, body, numeric=numeric)) + (
-        f"<p class=caption>Rank correlations over runs (each seed one point). 95% CIs: percentile bootstrap over runs, "
-        f"{esc(method.get('n_boot'))} resamples, seed {esc(method.get('seed'))}. A CI that contains 0 is no evidence "
-        "of a monotone relation.</p>")
+        "<p class=caption>Kendall τ within seeds: concordant minus discordant pairs of runs of the same seed, over "
+        "the tau-b denominators of the seeds (a seed shift in both values does not count). 95% CI: t-interval "
+        "over the seeds (atanh scale; at least 3 seeds). p: exact permutation test within seeds; Holm p: adjusted "
+        "over the whole table of the section “Which measure predicts generalization?”, which holds these same "
+        "cells. A CI that contains 0 is no evidence of a monotone relation (docs/correlation.md)."
+        f"{parameterisation_note(summary['measures'])}</p>")
 
 
 def findings(rows: Sequence[dict], summary: dict) -> str:
@@ -117,9 +168,9 @@ def findings(rows: Sequence[dict], summary: dict) -> str:
         if c["kendall_tau"] is None:
             items.append(f"{title} vs {TARGETS[c['target']]}: {corr_text(c)}, so no direction.")
             continue
-        items.append(f"{title} vs {TARGETS[c['target']]} over {c['n']} runs: Kendall τ = "
-                     f"{c['kendall_tau']:+.2f} {fmt_ci(c['kendall_ci'])}; Spearman ρ = {c['spearman_rho']:+.2f} "
-                     f"{fmt_ci(c['spearman_ci'])}. {direction(c, sharp)}")
+        items.append(f"{title} vs {TARGETS[c['target']]} over {c['n']} runs: Kendall τ within seeds = "
+                     f"{c['kendall_tau']:+.2f} {fmt_ci(c['kendall_ci'])}, Holm p = {fmt(c.get('p_holm'), 2)}. "
+                     f"{direction(c, sharp)}")
     if len(rows) < 3:
         items.append(f"Only {len(rows)} run(s): rank correlations need at least 3.")
     return "<ul>" + "".join(f"<li>{esc(i)}</li>" for i in items) + "</ul>" if items else ""
@@ -135,10 +186,12 @@ HYPOTHESIS_SIGN = {"balanced_accuracy": -1, "gap": +1}
 def direction(c: dict, sharp: bool = True) -> str:
     """The correlation in words: which way sharper runs went, and whether that supports the flatness hypothesis.
 
-    Supports/contradicts only when the 95% CI of Kendall τ excludes 0; otherwise it says which way it leans.
-    A measure that is not a sharpness (``sharp=False``) gets the direction only.
+    Supports/contradicts only when the 95% CI of Kendall τ excludes 0; otherwise (or without an interval: fewer
+    than 3 seeds) it says which way it leans. A measure that is not a sharpness (``sharp=False``) gets the
+    direction only.
     """
     tau, ci, target = c["kendall_tau"], c["kendall_ci"], c["target"]
+    open_ci = "the 95% CI includes 0" if ci else "there is no 95% CI (fewer than 3 seeds)"
     higher, lower = RISING[target]
     went = higher if tau > 0 else lower if tau < 0 else None
     who = "Sharper runs" if sharp else f"Runs with a larger {c['measure']}"
@@ -146,15 +199,14 @@ def direction(c: dict, sharp: bool = True) -> str:
         return f"{who} were neither better nor worse here (τ = 0)."
     if not sharp:
         return f"{who} had {went}" + (" (95% CI excludes 0)." if ci and (ci[0] > 0 or ci[1] < 0) else
-                                      ", but the 95% CI includes 0.")
+                                      f", but {open_ci}.")
     agrees = (tau > 0) == (HYPOTHESIS_SIGN[target] > 0)
     sentence = f"{who} had {went}"
     if ci and (ci[0] > 0 or ci[1] < 0):
         verdict = "supports" if agrees else "contradicts"
         return f"{sentence}: this {verdict} the flatness hypothesis (flatter minima generalize better)."
     lean = "with" if agrees else "against"
-    return (f"{sentence}, leaning {lean} the flatness hypothesis, but the 95% CI includes 0: no evidence "
-            "either way.")
+    return f"{sentence}, leaning {lean} the flatness hypothesis, but {open_ci}: no evidence either way."
 
 
 def notes(runs: Sequence[Run], missing: Sequence[dict]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from landscape.analysis.measures import measure_values
+from landscape.analysis.measures import measure_values, not_invariant
 from landscape.checkpoint.cache import newest_for
 from landscape.errors import LandscapeError
 from landscape.measures import REGISTRY
@@ -34,10 +34,15 @@ def axes_of(run: Run) -> dict:
 
 
 def predictor_row(run: Run, source: str | None = None) -> dict:
-    """``{"name", "group", "axes", "measures", "targets", "environments", "environment_sizes"}`` of one run.
+    """``{"name", "group", "axes", "measures", "targets", "n_test", "environments", "environment_sizes"}`` of one run.
 
+    ``n_test``: images in the test split (the gap's evaluation-set size);
     ``environments`` maps the in-site test split and each external domain to
-    its AUROC, ``environment_sizes`` to its number of images.
+    its AUROC, ``environment_sizes`` to its number of images. ``measures``: every
+    registered measure, the report's flatness columns read from the records
+    ``collect`` found for its runs table (so both show one value);
+    ``not_invariant``: ``{measure: reason}`` of its weight-based measures whose
+    BatchNorm fold left a normalisation (:func:`landscape.analysis.measures.not_invariant`).
     """
     test, train = run.metrics("test"), run.metrics("train")
     ba, tba = test.get("balanced_accuracy"), train.get("balanced_accuracy")
@@ -50,13 +55,22 @@ def predictor_row(run: Run, source: str | None = None) -> dict:
             envs[f"{ext['source']}: {e}"], sizes[f"{ext['source']}: {e}"] = m["auroc"], m.get("n", 0)
     return {
         "name": run.name, "group": group_name(run, several_models=False), "axes": axes_of(run),
-        "measures": measure_values(run.path, run.sha),
+        "measures": _measures(run),
         "targets": {"test_balanced_accuracy": ba, "gap": None if ba is None or tba is None else tba - ba,
                     "external_auroc": ext["overall"]["auroc"] if ext else None,
                     "drop": ext["drop"]["auroc"] if ext else None},
+        "n_test": test.get("n"),
+        "not_invariant": not_invariant(run.path, run.sha),
         "external_source": ext["source"] if ext else None,
         "environments": envs, "environment_sizes": sizes,
     }
+
+
+def _measures(run: Run) -> dict[str, float | None]:
+    """``{measure: value}`` of every registered measure (see :func:`predictor_row`)."""
+    found = {name: REGISTRY[name].read(record)[0] for name, record in run.measured.items()}
+    rest = measure_values(run.path, run.sha, [s for s in REGISTRY.values() if s.name not in found])
+    return {name: found[name] if name in found else rest[name] for name in REGISTRY}
 
 
 def predictor_rows(runs: Sequence[Run], source: str | None = None) -> list[dict]:
@@ -64,20 +78,26 @@ def predictor_rows(runs: Sequence[Run], source: str | None = None) -> list[dict]
     return [predictor_row(r, source) for r in runs]
 
 
-def correlate_runs(runs: Sequence[Run], n_boot: int = 2000, seed: int = 0, source: str | None = None,
+def correlate_runs(runs: Sequence[Run], seed: int = 0, source: str | None = None,
                    min_domain_size: int | None = None) -> dict:
-    """:func:`~landscape.report.granulated.predictors` over the measures that some run has, plus the rows."""
+    """:func:`~landscape.report.granulated.predictors` over the measures that some run has, plus the rows.
+
+    ``not_invariant``: measure -> names of the runs whose value of it is not invariant (tables mark it).
+    """
     rows = predictor_rows(runs, source)
     present = [m for m in REGISTRY if any(r["measures"].get(m) is not None for r in rows)]
-    out = predictors(rows, present, n_boot=n_boot, seed=seed, min_domain_size=min_domain_size)
+    out = predictors(rows, present, seed=seed, min_domain_size=min_domain_size)
     out["rows"] = rows
     out["units"] = {m: REGISTRY[m].units for m in present}
+    out["not_invariant"] = {m: [r["name"] for r in rows if m in r["not_invariant"]] for m in present}
     return out
 
 
-def correlate(inputs: Sequence[str | Path], n_boot: int = 2000, seed: int = 0, source: str | None = None,
+def correlate(inputs: Sequence[str | Path], seed: int = 0, source: str | None = None,
               min_domain_size: int | None = None, progress: bool = True) -> dict:
     """Which measure predicts generalization over the runs ``inputs`` (nothing is computed: records only).
+
+    ``seed`` seeds the robust sign error's chance permutations (every other number is exact).
 
     ``min_domain_size``: external domains with fewer images are left out of
     the robust views (default :data:`landscape.report.robust.MIN_DOMAIN_SIZE`, 50).
@@ -86,4 +106,4 @@ def correlate(inputs: Sequence[str | Path], n_boot: int = 2000, seed: int = 0, s
                                         or min_domain_size < 1):
         raise LandscapeError(f"min_domain_size must be a positive integer, got {min_domain_size!r}")
     runs, _ = collect(inputs, compute=False, seed=seed, progress=progress)
-    return correlate_runs(runs, n_boot=n_boot, seed=seed, source=source, min_domain_size=min_domain_size)
+    return correlate_runs(runs, seed=seed, source=source, min_domain_size=min_domain_size)

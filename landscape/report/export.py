@@ -4,18 +4,23 @@ CSV columns (one row per run, every value from the runs' records, nothing
 computed): the run's settings (``run``, ``group``, ``optimizer``, ``model``,
 ``seed``, ``data``, ``split_hash``, ``epoch``, ``hyper_<name>``), its test
 metrics of the final weights (:data:`landscape.report.rows.METRICS`,
-``train_balanced_accuracy``, ``gap``), the analysis columns of the report's
+``train_balanced_accuracy``, ``gap``), the training compute (``gradient_evaluations``: forward/backward
+passes of training, empty for runs trained before they were counted), the analysis columns of the report's
 runs table (``lambda_max``, ``hessian_trace`` with ``hessian_trace_ci_low/high``,
 ``sharpness_worst`` with its radius, ...), the external evaluation (``external_source``,
 ``external_auroc``, ``external_drop_auroc``, ``external_auroc_<environment>``)
 and every measure of :data:`landscape.measures.REGISTRY` that some run has
-(``measure_<name>``, units in ``docs/measures.md``). Empty cells are unknown.
+(``measure_<name>``, units in ``docs/measures.md``), after
+``weights_invariant``: False when the run's weight-based measures were
+computed with a normalisation left unfolded (not invariant to a
+function-preserving rescaling), empty without any. Empty cells are unknown.
 Floats are written with full precision (``repr``), so ``pandas.read_csv``
 gives back the records' values exactly.
 
 LaTeX: the per-optimizer table (mean with a 95% t-interval over seeds) and
-the which-measure-predicts table (Kendall τ with its bootstrap CI and the
-granulated Ψ of Jiang et al. 2020), both ``booktabs`` tables (``\\usepackage{booktabs}``).
+the which-measure-predicts table (the cells of `landscape correlate`: Kendall
+τ within seeds with its 95% interval over seeds, * where Holm p < 0.05, and
+the granulated Ψ of Jiang et al. 2020), both ``booktabs`` tables (``\\usepackage{booktabs}``).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from pathlib import Path
 
 from landscape.io import atomic_write_text
 from landscape.measures import REGISTRY
+from landscape.measures.catalogue import WEIGHTS
 from landscape.report.collect import Run
 from landscape.report.correlate import correlate_runs, predictor_rows
 from landscape.report.granulated import TARGETS
@@ -64,6 +70,8 @@ def tidy_rows(runs: Sequence[Run]) -> list[dict]:
         for env, auroc in pred["environments"].items():
             if source and env.startswith(f"{source}: "):
                 flat[f"external_auroc_{env.removeprefix(source + ': ')}"] = auroc
+        weight_based = [m for m in REGISTRY if WEIGHTS in REGISTRY[m].tags and pred["measures"].get(m) is not None]
+        flat["weights_invariant"] = not pred["not_invariant"] if weight_based else None
         flat.update({f"measure_{m}": pred["measures"].get(m) for m in REGISTRY})
         rows.append(flat)
     columns = list(dict.fromkeys(k for r in rows for k in r))
@@ -163,31 +171,39 @@ def predictor_table(predictors: dict) -> str:
     cells = {(c["measure"], c["target"]): c for c in predictors["cells"]}
     targets = [t for t in TARGETS if any(cells[(m, t)]["kendall_tau"] is not None for m in predictors["measures"])]
     body = []
+    marked = [m for m in predictors["measures"] if (predictors.get("not_invariant") or {}).get(m)]
     for m in predictors["measures"]:
-        row = [f"\\texttt{{{tex_escape(m)}}}"]
+        row = [f"\\texttt{{{tex_escape(m)}}}" + ("$^\\dagger$" if m in marked else "")]
         for t in targets:
             c = cells[(m, t)]
             tau = "--" if c["kendall_tau"] is None else f"{c['kendall_tau']:+.2f}"
             ci = c["kendall_ci"]
+            tau += "$^*$" if c["p_holm"] is not None and c["p_holm"] < 0.05 else ""
             row.append(tau if not ci else f"{tau} [{ci[0]:+.2f}, {ci[1]:+.2f}]")
             row.append("--" if c.get("psi") is None else f"{c['psi']:+.2f}")
         body.append(row)
     if not targets:
         body = [["(no measure has a Kendall $\\tau$: fewer than 3 runs with values)"]]
     header = ["measure", *(h for t in targets for h in (f"$\\tau$ {tex_escape(TARGETS[t])}", "$\\Psi$"))]
-    caption = (f"Which measure predicts generalization over {predictors['n_runs']} runs: Kendall $\\tau$ with its "
-               "95\\% bootstrap CI, and the granulated $\\Psi$ (Jiang et al., 2020).")
+    caption = (f"Which measure predicts generalization over {predictors['n_runs']} runs: Kendall $\\tau$ within "
+               "seeds with its 95\\% $t$-interval over seeds ($^*$: Holm-adjusted exact permutation $p < 0.05$, "
+               f"{tex_escape(predictors['multiple_comparisons'])}), and the granulated $\\Psi$ (Jiang et al., 2020)."
+               + (" $^\\dagger$Not invariant: computed on weights with a normalisation left unfolded in some runs."
+                  if marked else ""))
     return _tabular("l" + "r" * (len(header) - 1), header, body, caption, "tab:predictors")
 
 
 def export(runs: Sequence[Run], csv_path: str | Path | None = None, latex_path: str | Path | None = None,
-           n_boot: int = 2000, seed: int = 0) -> dict:
-    """Write the tidy CSV and/or the LaTeX tables of ``runs``; returns ``{"rows", "csv", "latex"}``."""
+           seed: int = 0) -> dict:
+    """Write the tidy CSV and/or the LaTeX tables of ``runs``; returns ``{"rows", "csv", "latex"}``.
+
+    The predictor table is :func:`landscape.report.correlate.correlate_runs` (``seed``: its chance permutations).
+    """
     rows = tidy_rows(runs)
     if csv_path is not None:
         atomic_write_text(Path(csv_path), csv_text(rows))
     if latex_path is not None:
-        predictors = correlate_runs(runs, n_boot=n_boot, seed=seed)
+        predictors = correlate_runs(runs, seed=seed)
         report_rows = [{**r, "external_auroc": t["external_auroc"]} for r, t in
                        zip(run_rows(runs), (p["targets"] for p in predictors["rows"]))]
         text = ("% landscape export: \\usepackage{booktabs}\n"

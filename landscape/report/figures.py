@@ -212,7 +212,7 @@ def sharpness_vs_rho(data: dict) -> go.Figure | None:
 
 
 def flatness_scatter(rows: Sequence[dict], summary: dict) -> go.Figure | None:
-    """Each flatness measure against each generalization target: runs, group means ± std, tau/rho."""
+    """Each flatness measure against each generalization target: runs, group means ± std, Kendall tau."""
     parts = scatter_parts(rows, summary)
     if parts is None:
         return None

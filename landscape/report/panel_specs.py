@@ -26,8 +26,8 @@ register_series("sharpness", partial(series.sharpness_curves, quantity="m_sharpn
 for _panel in (
     Panel("flatness", "Flatness vs generalization", "Each flatness measure against test balanced accuracy and "
           "against the generalization gap (train − test balanced accuracy). Small dots are runs, diamonds the mean "
-          "± std over the seeds of a group. Each panel gives Kendall τ and Spearman ρ over runs with bootstrap 95% "
-          "CIs.", (), lambda d, rows, summary: figures.flatness_scatter(rows, summary),
+          "± std over the seeds of a group. Each panel gives Kendall τ within seeds with its 95% CI over seeds and its "
+          "Holm p (the predictor table's cell).", (), lambda d, rows, summary: figures.flatness_scatter(rows, summary),
           lambda d, rows, summary: _mpl().flatness(rows, summary), "flatness_vs_generalization", "correlations"),
     Panel("landscape-1d", "1D loss landscapes", "Loss along one filter-normalised random direction per run (Li et "
           "al. 2018); all runs on one axis. Use the log button for wide ranges.", ("curves_1d",),
@@ -40,11 +40,15 @@ for _panel in (
     Panel("surfaces-3d", "2D loss surfaces in 3D", "Pick a run in the menu; the z-axis and colours stay fixed.",
           ("planes_2d",), lambda d, *_: figures.surface_3d(d["planes_2d"])),
     Panel("density", "Hessian spectral density", "Gaussian-smoothed eigenvalue density from stochastic Lanczos "
-          "quadrature, all runs overlaid.", ("densities",), lambda d, *_: figures.spectral_density(d["densities"]),
+          "quadrature, all runs overlaid. The Hessian is taken in the raw weights: a function-preserving rescaling "
+          "(a conv's weights × c with its BatchNorm statistics adjusted) moves its eigenvalues, so the spectra of "
+          "two optimizers can differ by weight norm alone.", ("densities",),
+          lambda d, *_: figures.spectral_density(d["densities"]),
           lambda d, *_: _mpl().curves(d["densities"]["series"], "grid", "density", "eigenvalue λ", "density",
                                     logy=True), "spectral_density"),
     Panel("sharpness", "m-sharpness across radii", "Mean ± std over sub-batches of the loss increase within radius "
-          "ρ.", ("sharpness",), lambda d, *_: figures.sharpness_vs_rho(d["sharpness"]),
+          "ρ of the standard (raw-weight, not rescaling-invariant) m-sharpness; the adaptive one is a column of the "
+          "runs table.", ("sharpness",), lambda d, *_: figures.sharpness_vs_rho(d["sharpness"]),
           lambda d, *_: _mpl().curves(d["sharpness"]["series"], "rhos", "mean", "radius ρ",
                                     "sharpness (loss increase)", logx=True, err="std"), "sharpness_vs_rho"),
 ):

@@ -110,7 +110,7 @@ def contours(planes: dict, max_cols: int = 4):
 
 
 def flatness(rows: Sequence[dict], summary: dict):
-    """3 x 2 panels: each flatness measure against test balanced accuracy and the gap, with tau/rho."""
+    """3 x 2 panels: each flatness measure against test balanced accuracy and the gap, with Kendall tau."""
     parts = scatter_parts(rows, summary)
     if parts is None:
         return None

@@ -42,22 +42,35 @@ def _cell(c: dict) -> str:
 
 def _robust_text(rse: dict, wdt: dict) -> str:
     site = rse["in_site"]
-    out = (f"sign error {site['worst']:.2f} ({site['worst_environment']})" if site["worst"] is not None
-           else site["note"])
+    out = (f"sign error {site['worst']:.2f} ({site['worst_environment']}; chance {site['chance']['mean']:.2f}, "
+           f"95th percentile {site['chance']['p95']:.2f})" if site["worst"] is not None else site["note"])
     if wdt["worst"] is not None:
         out += f"; worst-domain τ {wdt['worst']:.2f} ({wdt['worst_domain']}, expected sign {wdt['expected_sign']:+d})"
     return out
+
+
+def invariance_note(result: dict) -> str:
+    """One line naming the measures marked † (values of runs whose BatchNorm fold left a normalisation), or empty."""
+    marked = {m: runs for m, runs in (result.get("not_invariant") or {}).items() if runs and m in result["measures"]}
+    if not marked:
+        return ""
+    runs = sorted({r for names in marked.values() for r in names})
+    return (f"† not invariant: {', '.join(marked)} of {len(runs)} run(s) ({', '.join(runs[:5])}"
+            f"{' …' if len(runs) > 5 else ''}) were computed on weights with a normalisation left unfolded "
+            "(pre-activation, LayerNorm, GroupNorm, …; see the runs' measures records), so a function-preserving "
+            "rescaling changes them (docs/measures.md).")
 
 
 def predictors_table(result: dict) -> str:
     """Measures (rows, sorted by |Psi|) by targets (columns) plus the robust views; escaped HTML."""
     cells = {(c["measure"], c["target"]): c for c in result["cells"]}
     targets = present_targets(result)
-    headers = ["measure", "units", *(TARGETS[t] for t in targets), "robust sign error (worst axis) · worst-domain τ"]
+    headers = ["measure", "units", *(TARGETS[t] for t in targets), "robust sign error (worst) · worst-domain τ"]
     body = []
     for m in result["measures"]:
         rse, wdt = result["robust_sign_error"][m], result["worst_domain_tau"][m]
         label = m + (f" (= {', '.join(result['equivalent'][m])})" if result["equivalent"][m] else "")
+        label += " †" if (result.get("not_invariant") or {}).get(m) else ""
         psi_key = cells[(m, result["sorted_by"])]["psi"] if result["sorted_by"] else None
         body.append([(label, m), (result["units"].get(m, ""), None),
                      *[(_cell(cells[(m, t)]), cells[(m, t)]["psi"] if t != result["sorted_by"] else psi_key)
@@ -65,15 +78,22 @@ def predictors_table(result: dict) -> str:
     numeric = [False, False] + [True] * (len(targets) + 1)
     axes = ", ".join(result["axes"]) or "none"
     primary = TARGETS.get(result["sorted_by"], "—")
-    caption = (f"Kendall τ over {result['n_runs']} runs with a 95% cluster-bootstrap CI (seeds or optimizer "
-               f"groups resampled, {result['n_boot']} resamples, seed {result['seed']}), a permutation p-value "
-               f"stratified by seed and its Holm adjustment ({result['multiple_comparisons']}; ✓ = Holm p < 0.05). "
+    floor = ("" if result["holm_floor"] is None else
+             f"; at its most extreme every cell reaches Holm p ≤ {fmt(result['holm_floor'], 2)}")
+    caption = (f"Kendall τ within seeds over {result['n_runs']} runs (concordance of runs of the same seed, so a "
+               "seed shift in both values does not count) with a 95% t-interval over the seeds (atanh scale, ≥ 3 "
+               "seeds), its exact permutation p within seeds and the Holm adjustment "
+               f"({result['multiple_comparisons']}{floor}; ✓ = Holm p < 0.05). "
                f"Jiang's granulated Ψ: the mean over the hyper-parameter axes that vary ({axes}; never the seed) "
-               "of the mean τ within groups of runs that differ only along that axis (groups need ≥ 3 runs). "
+               "of Jiang's τ (ties count 0) within groups of runs that differ only along that axis (two runs make "
+               "a group; on the optimizer axis ρ and lr are fixed too, and an optimizer without ρ joins every ρ). "
                f"Rows are sorted by |Ψ| against {primary}; monotone transforms are listed beside the measure they "
-               "transform. Robust sign error (Dziugaite et al.): over pairs of settings differing in one "
-               "hyper-parameter (same seeds, noisy pairs dropped), the share ordered against the gap, direction "
-               "fixed in advance; worst axis shown (0.5 = chance). Worst-domain τ: τ against AUROC per domain "
+               "transform. Robust sign error (Dziugaite et al.): per pair of settings differing in one "
+               "hyper-parameter (an environment), the share of run pairs ordered against the gap, direction fixed "
+               "in advance, each run pair weighted by the Hoeffding confidence of its gap difference's sign at the "
+               "test-set size, (w − ½)+; environments with an effective sample size below 12 dropped; the worst "
+               "shown, beside the same statistic for the measure permuted within seeds (chance). "
+               "Worst-domain τ: τ against AUROC per domain "
                f"(≥ {result['min_domain_size']} images), the one least in the expected sign. Complexity measures "
                "that predict generalization have τ < 0 against accuracy/AUROC and τ > 0 against the gap and the "
                "drop.")
@@ -81,8 +101,10 @@ def predictors_table(result: dict) -> str:
         return ("<p>No measure records yet: run <code>landscape measures RUN...</code> (and "
                 "<code>landscape evaluate</code> for the external targets).</p>")
     note = missing_note(result)
+    marks = invariance_note(result)
     return (f'<div class="wrap">{table(Table(headers, body, numeric=numeric))}</div>'
-            f"<p class=caption>{esc(caption)}</p>" + (f"<p class=note>{esc(note)}</p>" if note else ""))
+            f"<p class=caption>{esc(caption)}</p>" + (f"<p class=note>{esc(note)}</p>" if note else "")
+            + (f"<p class=note>{esc(marks)}</p>" if marks else ""))
 
 
 def predictors_scatter(result: dict) -> go.Figure | None:

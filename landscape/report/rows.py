@@ -11,8 +11,11 @@ Definitions
   (:data:`landscape.measures.REGISTRY`, the definitions in docs/measures.md),
   with its extras as ``<measure>_<extra>`` (``lambda_max_certified``,
   ``hessian_trace_ci``, ``sharpness_worst_rho``, ``sharpness_worst_std``).
+* ``gradient_evaluations``: the forward/backward passes over a mini-batch
+  that training took (the checkpoint's count; None before it was recorded).
 * ``group``: what seeds are aggregated over: the optimizer (with its base
-  when not Adam, and the model when several models are compared).
+  when not Adam, its compute-matching tag, and the model when several models
+  are compared).
 """
 
 from __future__ import annotations
@@ -44,17 +47,22 @@ def flatness_measures(rows: Sequence[dict]) -> dict[str, str]:
 
 def group_name(run: Run, several_models: bool) -> str:
     """Seeds of the same group are aggregated: optimizer, its base if not the default one (a base optimizer
-    is its own), ``-cm`` when compute-matched, model if several.
+    is its own), ``-cm`` when compute-matched to SAM and ``-cm-<target>`` to another optimizer
+    (:func:`landscape.train.config.cm_suffix`), model if several.
     """
     from landscape.optim.base import DEFAULT_BASE
     from landscape.optim.registry import get_optimizer, list_optimizers
+    from landscape.train.config import cm_suffix
 
     opt = run.meta["optimizer"]
     name = run.optimizer
     spec = get_optimizer(name) if name in list_optimizers() else None  # None: not registered in this session
     if opt.get("base") not in (None, DEFAULT_BASE) and not (spec and spec.is_base):
         name += f"({opt['base']})"
-    if opt.get("compute_matched") and spec and spec.passes == 1:
+    matched = opt.get("compute_matched")
+    if isinstance(matched, dict):
+        name += cm_suffix(matched["matched_to"])
+    elif matched is True and spec and spec.passes == 1:  # checkpoints from before gradient budgets (twice the epochs)
         name += "-cm"
     return f"{run.model}/{name}" if several_models else name
 
@@ -75,6 +83,7 @@ def run_rows(runs: Sequence[Run]) -> list[dict]:
             "data": run.data,
             "split_hash": run.split_hash,
             "epoch": run.meta.get("epoch"),
+            "gradient_evaluations": run.meta.get("gradient_evaluations"),
             "hyper": dict(run.meta["optimizer"].get("hyper") or {}),
             **{key: _num(test.get(src)) for key, src in METRICS},
             "auroc_malignant": _num(test.get("auroc_malignant")),

@@ -56,11 +56,11 @@ def fmt_mean_std(stat: dict, digits: int = 3) -> str:
 
 
 def corr_text(c: dict, sep: str = " · ") -> str:
-    """One line: Kendall tau and Spearman rho with 95% CIs and n, for a figure panel."""
+    """One line: Kendall tau within seeds with its 95% CI, Holm p and n, for a figure panel."""
     if c["kendall_tau"] is None:
         if c["n"] < MIN_POINTS:
             return f"n = {c['n']} runs: too few for a rank correlation"
         return f"n = {c['n']} runs: rank correlation undefined (all values equal)"
     level = round(100 * c["level"])
-    return (f"τ = {c['kendall_tau']:.2f} {fmt_ci(c['kendall_ci'])}{sep}"
-            f"ρ = {c['spearman_rho']:.2f} {fmt_ci(c['spearman_ci'])}{sep}n = {c['n']} ({level}% CI)")
+    return (f"τ = {c['kendall_tau']:.2f} {fmt_ci(c['kendall_ci'])} ({level}% CI){sep}Holm p = {fmt(c['p_holm'], 2)}"
+            f"{sep}n = {c['n']}, {c['n_strata']} seed(s)")

@@ -4,10 +4,18 @@ A grid maps an optimizer name (or ``"*"``: every optimizer the parameter
 applies to) to ``{parameter: [values]}``; ``lr`` is the peak learning rate,
 any other name an optimizer hyper-parameter (``rho``, ``eta``, ...). Every
 optimizer of the study becomes one :class:`Variant` per combination of its
-values (one variant without a grid), plus, with ``compute_matched``, the
-compute-matched copy of each one-pass optimizer (``adam-cm``: twice the
-epochs). Each (model, variant group) keeps the candidate with the best mean
-validation score over seeds; test and external data are never read to choose.
+values (one variant without a grid). Each (model, variant group) keeps the
+candidate with the best mean validation score over seeds; test and external
+data are never read to choose. A fair comparison gives every optimizer as many
+candidates (its ``tuning_budget``): the learning rate of Adam and SGD from a
+grid as large as each SAM variant's rho grid.
+
+Compute matching (``compute_matched``, :func:`matched_targets`) comes after
+the selection: each one-pass optimizer, at its selected setting, gets a copy
+per target optimizer (:func:`matched_variant`; group ``adam-cm`` for SAM,
+``adam-cm-<target>`` otherwise) whose gradient budget, seed by seed, is the
+``gradient_evaluations`` of the target's selected run
+(:mod:`landscape.train.matching`).
 """
 
 from __future__ import annotations
@@ -19,32 +27,50 @@ from pathlib import Path
 
 from landscape.errors import LandscapeError
 from landscape.optim.base import DEFAULT_BASE
+from landscape.train.config import MATCHED_DEFAULT, cm_suffix
 
 #: Validation metrics a study may select on, and whether larger is better.
 SELECT_METRICS = {"balanced_accuracy": True, "accuracy": True, "macro_f1": True, "auroc_macro": True,
                   "auroc_malignant": True, "nll": False, "ece": False}
 
 
+def setting_tag(setting: dict) -> str:
+    """``{"lr": 0.001, "rho": 0.05}`` -> ``"lr0.001_rho0.05"`` ("" for no setting)."""
+    return "_".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(setting.items()))
+
+
 @dataclass(frozen=True)
 class Variant:
-    """One trained setting of an optimizer: ``group`` (report label), ``setting`` (grid values), ``tag`` (folder)."""
+    """One trained setting of an optimizer: ``group`` (report label), ``setting`` (grid values), ``tag`` (folder).
+
+    A compute-matched copy (:func:`matched_variant`) names the optimizer it is matched to (``matched_to``) and
+    that optimizer's selected setting (``target_setting``), so a changed selection trains into a new folder.
+    """
 
     optimizer: str
     group: str
     setting: dict = field(default_factory=dict)
-    compute_matched: bool = False
+    matched_to: str | None = None
+    target_setting: dict = field(default_factory=dict)
 
     @property
     def tag(self) -> str:
-        """Sub-folder of the study's runs for this setting ("" without a grid)."""
-        return "_".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(self.setting.items()))
+        """Sub-folder of the study's runs for this setting ("" without a grid; ``..._cm-<target>[-<its tag>]``)."""
+        own = setting_tag(self.setting)
+        if self.matched_to is None:
+            return own
+        target = "-".join(filter(None, (f"cm-{self.matched_to}", setting_tag(self.target_setting))))
+        return "_".join(filter(None, (own, target)))
 
-    def config(self, base):
-        """``base`` (a TrainConfig) with this variant's optimizer, learning rate, hyper-parameters and folder."""
+    def config(self, base, gradient_budget: int | None = None, matched_run: str | None = None):
+        """``base`` (a TrainConfig) with this variant's optimizer, learning rate, hyper-parameters and folder; a
+        compute-matched variant also takes ``gradient_budget`` (and ``matched_run``, the folder it came from).
+        """
         hyper = {k: v for k, v in self.setting.items() if k != "lr"}
         out = Path(base.out) / self.tag if self.tag else Path(base.out)
         return base.replace(optimizer=self.optimizer, lr=self.setting.get("lr", base.lr), opt_args=hyper,
-                            compute_matched=self.compute_matched, out=str(out))
+                            out=str(out), gradient_budget=gradient_budget if self.matched_to else None,
+                            matched_to=self.matched_to, matched_run=matched_run if self.matched_to else None)
 
 
 def parse_grid(items: Sequence[str], parse_value) -> dict[str, dict[str, list]]:
@@ -67,11 +93,8 @@ def _applies(name: str, param: str, base: str) -> bool:
     return param == "lr" or param in hyper_defaults(name, base)
 
 
-def variants(names: Sequence[str], grid: dict | None = None, compute_matched: bool = False,
-             base: str = DEFAULT_BASE) -> list[Variant]:
+def variants(names: Sequence[str], grid: dict | None = None, base: str = DEFAULT_BASE) -> list[Variant]:
     """Every setting to train (see module docstring); LandscapeError for a parameter that applies nowhere."""
-    from landscape.optim import get_optimizer
-
     grid = grid or {}
     unknown = [o for o in grid if o != "*" and o not in names]
     if unknown:
@@ -90,11 +113,64 @@ def variants(names: Sequence[str], grid: dict | None = None, compute_matched: bo
         mine.update(grid.get(name, {}))
         keys = sorted(mine)
         for combo in itertools.product(*(mine[k] for k in keys)):
-            setting = dict(zip(keys, combo))
-            out.append(Variant(name, name, setting))
-            if compute_matched and get_optimizer(name).passes == 1:
-                out.append(Variant(name, f"{name}-cm", setting, compute_matched=True))
+            out.append(Variant(name, name, dict(zip(keys, combo))))
     return out
+
+
+def tuning_budgets(plan: Sequence[Variant]) -> dict[str, int]:
+    """Candidates per group of ``plan`` (the settings validation chooses from)."""
+    out: dict[str, int] = {}
+    for v in plan:
+        out[v.group] = out.get(v.group, 0) + 1
+    return out
+
+
+def unequal_budgets(budgets: dict[str, int]) -> str | None:
+    """One line naming the groups' different numbers of candidates, or None when they are equal."""
+    if len(set(budgets.values())) <= 1:
+        return None
+    listed = ", ".join(f"{g} {n}" for g, n in budgets.items())
+    return (f"unequal tuning budgets ({listed} candidate(s)): the optimizers with more candidates had more chances "
+            "on validation; give each as many, e.g. --grid adam,sgd:lr=3e-4,1e-3,3e-3 "
+            "--grid sam,gsam:rho=0.02,0.05,0.1")
+
+
+def matched_targets(names: Sequence[str], compute_matched) -> list[str]:
+    """``compute_matched`` as a list of target optimizers: False/None -> [], True -> [``"sam"``], a name, a comma
+    list or a sequence of names -> those.
+
+    LandscapeError for a target the study does not train, a one-pass target (nothing to match), or a study
+    without one-pass optimizers to match.
+    """
+    from landscape.optim import get_optimizer
+
+    if compute_matched is None or compute_matched is False:
+        return []
+    if compute_matched is True:
+        targets = [MATCHED_DEFAULT]
+    elif isinstance(compute_matched, str):
+        targets = [t.strip() for t in compute_matched.split(",") if t.strip()]
+    else:
+        targets = [str(t).strip() for t in compute_matched]
+    if not targets:
+        raise LandscapeError(f"compute_matched names no optimizer, got {compute_matched!r}")
+    for t in targets:
+        if t not in names:
+            raise LandscapeError(f"compute_matched names {t}, which the study does not train ({', '.join(names)})",
+                                 params=("compute_matched",))
+        if get_optimizer(t).passes == 1:
+            raise LandscapeError(f"compute_matched names {t}, which takes one pass per step like the baselines: "
+                                 "nothing to match", params=("compute_matched",))
+    if not any(get_optimizer(n).passes == 1 for n in names):
+        raise LandscapeError(f"compute_matched: the study trains no one-pass optimizer to match ({', '.join(names)})",
+                             params=("compute_matched",))
+    return list(dict.fromkeys(targets))
+
+
+def matched_variant(baseline: Variant, target: str, target_setting: dict) -> Variant:
+    """The compute-matched copy of ``baseline`` (a one-pass optimizer at its selected setting) for ``target``."""
+    return Variant(baseline.optimizer, f"{baseline.group}{cm_suffix(target)}", dict(baseline.setting), target,
+                   dict(target_setting))
 
 
 def validation_score(run_dir: Path, metric: str) -> float | None:

@@ -8,11 +8,16 @@ A second call therefore trains and computes nothing that is already done.
 Under ``torchrun`` the runs are dealt out over the ranks or trained data
 parallel one after another (:mod:`landscape.study.parallel`); rank 0 writes
 the report once every rank is done.
+
+Training has two phases: every candidate of the grid, then (with
+``compute_matched``, after the validation-only selection) the compute-matched
+copies, whose gradient budgets are the selected target runs' counts.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,7 +28,15 @@ from landscape.checks import check_seed, check_unique
 from landscape.errors import LandscapeError
 from landscape.io import check_writable, versions, write_json
 from landscape.progress import progress_bar
-from landscape.study.grid import SELECT_METRICS, select, variants
+from landscape.study.grid import (
+    SELECT_METRICS,
+    matched_targets,
+    matched_variant,
+    select,
+    tuning_budgets,
+    unequal_budgets,
+    variants,
+)
 from landscape.study.parallel import deal, parallel_mode
 from landscape.study.presets import FULL, QUICK, Preset
 from landscape.train.all import check_hyper
@@ -58,7 +71,9 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
               parallel: str | None = None, batch_size: int | None = None, m: int | None = None,
               analyses: dict[str, dict] | None = None, external: str | Path | None = None,
               external_options: dict | None = None, grid: dict | None = None, select_by: str = "balanced_accuracy",
-              compute_matched: bool = False, stop_train_loss: float | None = None,
+              compute_matched: bool | str | Sequence[str] = False, stop_train_loss: float | None = None,
+              augment: bool = True, pretrained: bool = False, weights: dict[str, str | Path] | None = None,
+              in_chans: int = 1,
               classes: Sequence[str] | str | None = None, tensorboard: bool = False,
               tensorboard_dir: str | Path | None = None) -> StudyResult:
     """Train, analyse and report a whole study; returns a :class:`StudyResult`.
@@ -86,9 +101,19 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     per (model, optimizer), the one with the best mean validation
     ``select_by`` over seeds; only the selected runs are analysed, evaluated
     externally and reported, and ``study.json`` records every candidate's
-    validation scores (``selection``). ``compute_matched`` adds a
-    compute-matched copy of each one-pass optimizer (``adam-cm``);
-    ``stop_train_loss`` and ``classes`` go to every run's ``TrainConfig``.
+    validation scores (``selection``) and its number of candidates
+    (``tuning_budget``); groups with different numbers get a warning.
+    ``compute_matched`` (True: ``"sam"``; or the name(s) of multi-pass
+    optimizers of the study) adds, after the selection, for each seed and each
+    one-pass optimizer at its selected setting, a copy that takes as many
+    gradient evaluations as the target's selected run of the same seed and
+    model (group ``adam-cm``, or ``adam-cm-<target>`` for a target other than
+    SAM; :mod:`landscape.study.grid`); ``stop_train_loss``, ``classes`` and
+    ``augment`` (False: no random flip and affine; Jiang et al. train without augmentation) go to every run's
+    ``TrainConfig``. ``pretrained`` starts every model from timm's pretrained weights (its local cache),
+    ``weights`` maps a model name to a local weights file or cache folder (:mod:`landscape.models.weights`;
+    each checked against its architecture before any run starts), ``in_chans`` 3 replicates grey images to
+    RGB, as for fine-tuning a pretrained backbone (docs/finetuning.md).
     ``tensorboard`` writes every run's training scalars to ``<tensorboard_dir>/<run name>``
     (default ``<out>/tensorboard``).
     Also writes ``<out>/runs.csv`` and ``<out>/tables.tex`` (:mod:`landscape.report.export`).
@@ -123,12 +148,26 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     check_writable(out, folder=True)
     base = TrainConfig(data=None if data is None else str(data), epochs=epochs, img_size=img_size,
                        batch_size=batch_size, split_seed=seed, keep=preset.keep, out=str(out),
-                       stop_train_loss=stop_train_loss, classes=classes, tensorboard=tensorboard,
+                       stop_train_loss=stop_train_loss, classes=classes, augment=augment, pretrained=pretrained,
+                       in_chans=in_chans, tensorboard=tensorboard,
                        tensorboard_dir=str(tensorboard_dir or out / "tensorboard") if tensorboard else None).validate()
     check_models(models, img_size)
+    weights = {str(k): str(v) for k, v in (weights or {}).items()}
+    unknown = sorted(set(weights) - set(models))
+    if unknown:
+        raise LandscapeError(f"weights names model(s) {', '.join(unknown)} that the study does not train "
+                             f"({', '.join(models)})")
+    for model, path in weights.items():  # a file of another architecture fails here, before any run
+        base.replace(model=model, weights=path, pretrained=False).validate()
     if select_by not in SELECT_METRICS:
         raise LandscapeError(f"select_by must be one of {', '.join(SELECT_METRICS)}, got {select_by!r}")
-    plan = variants(names, grid, compute_matched)
+    plan = variants(names, grid)
+    targets = matched_targets(names, compute_matched)
+    baselines = [n for n in names if _passes(n) == 1] if targets else []
+    budgets = tuning_budgets(plan)
+    unequal = unequal_budgets(budgets)
+    if unequal and distributed.is_main():
+        warnings.warn(unequal, stacklevel=2)
     for v in plan:  # before any work: a grid value the optimizer refuses (rho=abc) must not train its defaults
         cfg = v.config(base).validate()
         check_hyper([v.optimizer], cfg.opt_args, cfg.base)
@@ -136,10 +175,12 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
                 "epochs": epochs, "img_size": img_size, "batch_size": batch_size, "quick": quick,
                 "analyses": analyses, "m": m, "seed": seed,
                 "external": None if external is None else str(external), "external_options": external_options,
-                "grid": grid, "select_by": select_by, "compute_matched": compute_matched,
-                "stop_train_loss": stop_train_loss, "classes": base.classes,
+                "grid": grid, "select_by": select_by, "compute_matched": targets, "tuning_budget": budgets,
+                "stop_train_loss": stop_train_loss, "classes": base.classes, "augment": augment,
+                "pretrained": pretrained, "weights": weights, "in_chans": in_chans,
                 "selection_data": "validation split only (test and external data are never used to choose)"}
-    n_runs = len(models) * seeds * len(plan)
+    n_matched = len(models) * seeds * len(baselines) * len(targets)
+    n_runs = len(models) * seeds * len(plan) + n_matched
     mode = parallel_mode(parallel, n_runs)
     settings["parallel"] = {"mode": mode, "world_size": distributed.world_size()}
     seconds = dict.fromkeys(stages(external is not None), 0.0)
@@ -150,11 +191,13 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
     # one step per training run, one per analysis stage of each selected run, one for the report
     with progress_bar("study", total=n_runs * (1 + n_stages) + 1, enabled=progress, unit="stages") as bar:
         def train_one(job):  # returns the run folder and its seconds by stage
-            model, s, variant = job
+            model, s, variant, *matched = job  # matched: (gradient budget, matched run folder) of a cm copy
             spent = dict.fromkeys(seconds, 0.0)
             bar.update(f"study: train {model} {variant.group} {variant.tag} seed {s}")
-            return _train(variant.config(base.replace(model=model, seed=s)), [variant.optimizer], progress, spent,
-                          bar)[0], spent
+            own = {"weights": weights[model], "pretrained": False} if model in weights else {}
+            return _train(variant.config(base.replace(model=model, seed=s, **own), *matched), [variant.optimizer],
+                          progress,
+                          spent, bar)[0], spent
 
         def analyse_one(run_dir: Path):
             from landscape.checkpoint import load_checkpoint
@@ -168,12 +211,17 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
                     _evaluate(ck, external, external_options, seed, progress, spent, bar)
             return spent
 
-        if mode == "runs":
-            done, owners = deal(jobs, train_one)
-        else:
-            done, owners = [train_one(job) for job in jobs], [0] * len(jobs)
+        done, owners = _train_jobs(jobs, train_one, mode)
         all_dirs = [d for d, _ in done]
         selection = select([(a, s, v, d) for (a, s, v), d in zip(jobs, all_dirs)], select_by)
+        for key, entry in selection.items():
+            entry["tuning_budget"] = budgets[key.split("/", 1)[1]]
+        if targets:  # phase 2: the compute-matched copies, at the baselines' selected settings
+            cm_jobs = _matched_jobs(models, settings["seeds"], baselines, targets, plan, selection)
+            cm_done, cm_owners = _train_jobs(cm_jobs, train_one, mode)
+            cm_dirs = [d for d, _ in cm_done]
+            selection.update(_matched_selection(cm_jobs, cm_dirs, select_by, budgets))
+            done, owners, all_dirs = done + cm_done, owners + cm_owners, all_dirs + cm_dirs
         chosen = {d for entry in selection.values() for d in entry["selected_runs"]}
         run_dirs = [d for d in all_dirs if str(d) in chosen]
         bar.advance((n_runs - len(run_dirs)) * n_stages)  # unselected candidates are not analysed
@@ -192,7 +240,7 @@ def run_study(data: str | Path | None = None, models: Sequence[str] = ("cnn-smal
         report = out / "report.html"
         tables = {"csv": out / "runs.csv", "latex": out / "tables.tex"}
         if distributed.is_main():
-            report = build_report(run_dirs, report, compute=False, progress=progress, seed=seed)
+            report = build_report(run_dirs, report, compute=False, progress=progress, seed=seed, selection=selection)
             _export(run_dirs, tables, seed)
         seconds["report"] += time.perf_counter() - t0
         bar.advance()
@@ -218,6 +266,62 @@ def _export(run_dirs: list[Path], tables: dict, seed: int) -> None:
 
     runs, _ = collect(run_dirs, compute=False, seed=seed, progress=False)
     export(runs, csv_path=tables["csv"], latex_path=tables["latex"], seed=seed)
+
+
+def _passes(optimizer: str) -> int:
+    from landscape.optim import get_optimizer
+
+    return get_optimizer(optimizer).passes
+
+
+def _train_jobs(jobs: list, train_one, mode: str) -> tuple[list, list[int]]:
+    """``(results, rank of each job)``: dealt out over the ranks in ``runs`` mode, else one after another."""
+    if mode == "runs":
+        return deal(jobs, train_one)
+    return [train_one(job) for job in jobs], [0] * len(jobs)
+
+
+def _matched_jobs(models: list[str], seeds: list[int], baselines: list[str], targets: list[str], plan: list,
+                  selection: dict) -> list[tuple]:
+    """``(model, seed, variant, gradient budget, matched run)`` of every compute-matched copy: each one-pass
+    ``baselines`` optimizer at its selected setting, per target, with the gradient evaluations of the target's
+    selected run of the same model and seed.
+    """
+    from landscape.train.matching import matched_budget
+
+    out = []
+    for model in models:
+        for target in targets:
+            chosen = selection[f"{model}/{target}"]
+            if chosen["selected"] is None:
+                raise LandscapeError(f"compute_matched: no run of {model}/{target} has a validation score to select "
+                                     "it by, so there is no run to match", params=("compute_matched",))
+            by_seed = {b["seed"]: b for b in map(matched_budget, chosen["selected_runs"])}
+            for name in baselines:
+                entry = selection[f"{model}/{name}"]
+                if entry["selected"] is None:
+                    raise LandscapeError(f"compute_matched: no run of {model}/{name} has a validation score to "
+                                         "select its setting by", params=("compute_matched",))
+                baseline = next(v for v in plan if v.group == name and v.tag == entry["selected"])
+                variant = matched_variant(baseline, target, chosen["selected_setting"])
+                for s in seeds:
+                    out.append((model, s, variant, by_seed[s]["gradient_evaluations"], by_seed[s]["run"]))
+    return out
+
+
+def _matched_selection(cm_jobs: list[tuple], cm_dirs: list[Path], select_by: str, budgets: dict) -> dict:
+    """The selection entries of the compute-matched groups: one candidate each (the baseline's selected setting),
+    the baseline's ``tuning_budget``, and ``matched_to`` (the target group, its selected setting and the gradient
+    budget of each seed's copy).
+    """
+    out = select([(a, s, v, d) for (a, s, v, *_), d in zip(cm_jobs, cm_dirs)], select_by)
+    for (model, _s, variant, budget, _run) in cm_jobs:
+        entry = out[f"{model}/{variant.group}"]
+        entry["tuning_budget"] = budgets[variant.optimizer]
+        matched = entry.setdefault("matched_to", {"group": f"{model}/{variant.matched_to}",
+                                                  "setting": variant.target_setting, "gradient_budgets": []})
+        matched["gradient_budgets"].append(budget)
+    return out
 
 
 def _train(cfg, names: list[str], progress: bool, seconds: dict, bar) -> list[Path]:

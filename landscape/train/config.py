@@ -13,6 +13,13 @@ from landscape.optim.base import BASE_DEFAULTS, BASE_LR, DEFAULT_BASE
 
 #: A run name is one path component of these characters (no separators, no "..").
 RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")
+#: The optimizer a compute-matched run is matched to when its name carries no target (``adam-cm``).
+MATCHED_DEFAULT = "sam"
+
+
+def cm_suffix(matched_to: str) -> str:
+    """Tag of a run compute-matched to a run of ``matched_to``: ``-cm`` for ``"sam"``, else ``-cm-<matched_to>``."""
+    return "-cm" if matched_to == MATCHED_DEFAULT else f"-cm-{matched_to}"
 
 
 @dataclass
@@ -22,15 +29,21 @@ class TrainConfig:
     ``data=None`` selects the built-in phantom. ``lr=None`` uses
     :data:`~landscape.optim.base.BASE_LR` of the base optimizer. ``split_seed`` fixes the data split
     independently of ``seed`` (weights, shuffling, augmentation, dropout), so runs
-    with different seeds are evaluated on the same images. ``compute_matched``
-    doubles the epochs of one-pass optimizers (``OptimSpec.passes == 1``) so they
-    get as many gradient evaluations as the two-pass SAM family. ``sync_bn`` and ``sam_local``
+    with different seeds are evaluated on the same images. ``sync_bn`` and ``sam_local``
     apply under ``torchrun`` only (see :mod:`landscape.train.parallel`).
     ``classes`` trains on those classes of the folder only (e.g. ``["benign",
-    "malignant"]``; None: all). ``stop_train_loss`` stops at the first epoch
-    whose mean training cross-entropy is at most the target (Jiang et al.'s
+    "malignant"]``; None: all). ``stop_train_loss`` stops at the end of the
+    first epoch whose cross-entropy over the whole training split, in eval mode
+    and without augmentation, is at most the target (nats; Jiang et al.'s
     equal-fit rule), ``epochs`` being the cap; the checkpoint records the
     stopped epoch and whether the target was reached (``stopping``).
+    ``gradient_budget`` (compute matching, :mod:`landscape.train.matching`):
+    the run takes exactly ``gradient_budget // passes_per_step`` optimizer
+    steps, whatever ``epochs`` and ``stop_train_loss`` say (its last epoch may
+    be partial; the learning-rate schedule spans those steps); ``matched_to``
+    names the optimizer of the run the budget was taken from (required with a
+    budget; it names the folder, ``-cm`` for ``sam``, else ``-cm-<matched_to>``)
+    and ``matched_run`` that run's folder (provenance only).
     ``weights``: a local weights file or timm / Hugging Face cache folder
     (:mod:`landscape.models.weights`); ``in_chans`` 3 replicates grey images to
     RGB. ``no_decay_norm_bias`` puts normalisation weights and biases in a
@@ -62,7 +75,9 @@ class TrainConfig:
     fold: int = 0
     keep_conflicts: bool = False
     augment: bool = True
-    compute_matched: bool = False
+    gradient_budget: int | None = None
+    matched_to: str | None = None
+    matched_run: str | None = None
     keep: str = "all"
     out: str = "checkpoints"
     run_name: str | None = None
@@ -106,10 +121,25 @@ class TrainConfig:
             (self.stop_train_loss is None or (isinstance(self.stop_train_loss, (int, float))
                                               and 0 < self.stop_train_loss < float("inf")),
              f"stop_train_loss must be a positive number of nats, got {self.stop_train_loss!r}"),
+            (self.gradient_budget is None or (isinstance(self.gradient_budget, int)
+                                              and not isinstance(self.gradient_budget, bool)
+                                              and self.gradient_budget >= 1),
+             f"gradient_budget must be an integer >= 1 (forward/backward passes), got {self.gradient_budget!r}"),
+            ((self.gradient_budget is None) == (self.matched_to is None),
+             "gradient_budget and matched_to go together: a budget is matched to some optimizer's run"),
+            (self.matched_to is None or (isinstance(self.matched_to, str) and RUN_NAME.fullmatch(self.matched_to)),
+             f"matched_to must be an optimizer name (letters, digits, '.', '_', '-'), got {self.matched_to!r}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise LandscapeError(message)
+        if self.gradient_budget is not None:
+            from landscape.optim.registry import get_optimizer
+
+            passes = get_optimizer(self.optimizer).passes
+            if self.gradient_budget < passes:
+                raise LandscapeError(f"gradient_budget must be at least one step of {self.optimizer} ({passes} "
+                                     f"passes), got {self.gradient_budget}")
         check_finite(self.lr, "lr")
         check_finite(self.weight_decay, "weight_decay")
         if self.tensorboard:
@@ -142,20 +172,8 @@ class TrainConfig:
 
         return BASE_LR[base_of(self.optimizer, self.base)]
 
-    @property
-    def one_pass(self) -> bool:
-        """Whether the optimizer takes one forward/backward pass per step (its spec's ``passes``)."""
-        from landscape.optim.registry import get_optimizer
-
-        return get_optimizer(self.optimizer).passes == 1
-
-    @property
-    def effective_epochs(self) -> int:
-        """Epochs actually run: doubled for one-pass optimizers when compute-matched."""
-        return self.epochs * 2 if self.compute_matched and self.one_pass else self.epochs
-
     def run_dir(self, data_name: str) -> Path:
-        """``<out>/<data>-<model>-<optimizer>-s<seed>`` (plus base, fold and compute-matched tags)."""
+        """``<out>/<data>-<model>-<optimizer>-s<seed>`` (plus base, fold and :func:`cm_suffix` tags)."""
         if self.run_name:
             return Path(self.out) / self.run_name
         from landscape.optim.registry import get_optimizer
@@ -165,8 +183,8 @@ class TrainConfig:
         name = f"{data_name}-{self.model}-{opt}-s{self.seed}"
         if self.kfold:
             name += f"-f{self.fold}of{self.kfold}"
-        if self.compute_matched and self.one_pass:
-            name += "-cm"
+        if self.gradient_budget is not None:
+            name += cm_suffix(self.matched_to)
         return Path(self.out) / name
 
     def to_dict(self) -> dict:

@@ -24,3 +24,13 @@ def split_metrics(model: nn.Module, x: torch.Tensor, y: torch.Tensor, classes: l
     if len(y) == 0:
         return {"n": 0}
     return classification_metrics(predict(model, x, batch_size), y, classes)
+
+
+def mean_cross_entropy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
+    """Mean cross-entropy (nats) of ``model`` in eval mode over all of ``(x, y)``: ``-mean_i log softmax(z_i)[y_i]``.
+
+    The logits are those of :func:`predict` (no augmentation, BatchNorm with its running statistics), the sum in
+    float64. This is the training loss of Jiang et al.'s stopping rule when ``(x, y)`` is the training split.
+    """
+    logits = predict(model, x, batch_size).double()
+    return float(torch.nn.functional.cross_entropy(logits, y.to(logits.device), reduction="mean"))

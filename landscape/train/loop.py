@@ -4,6 +4,17 @@ Determinism: epoch ``e`` draws its shuffling, augmentation and dropout from
 ``seed * 1_000_003 + e``, and the learning rate is a pure function of the global
 step, so a resumed run repeats exactly what an uninterrupted one would do.
 
+Compute: ``gradient_evaluations`` counts the forward/backward passes over a
+mini-batch that training used (every call of the step's closure: 1 per Adam
+step, 2 per SAM step, 3 per CR-SAM step, fewer for a step an optimizer gave up
+after a non-finite pass), per global batch, so it does not depend on the
+number of ``torchrun`` ranks. Evaluation forward passes (validation, the
+training-split cross-entropy of ``stop_train_loss``, the final metrics) are
+not gradient evaluations. It is recorded cumulatively in every
+``history.json`` epoch and as the top-level ``gradient_evaluations`` of every
+checkpoint. A run with ``gradient_budget`` takes ``gradient_budget //
+passes_per_step`` steps (:mod:`landscape.train.matching`).
+
 Under ``torchrun`` the steps are data parallel (:mod:`landscape.train.parallel`);
 the global batches do not depend on the world size, so ``--resume`` may use
 another one. Only rank 0 writes files.
@@ -32,7 +43,7 @@ from landscape.optim.perturb import global_norm
 from landscape.progress import progress_bar
 from landscape.runlock import run_lock
 from landscape.train.config import TrainConfig
-from landscape.train.evaluate import split_metrics
+from landscape.train.evaluate import mean_cross_entropy, split_metrics
 from landscape.train.parallel import DataParallel
 from landscape.train.payload import checkpoint_payload
 from landscape.train.prepare import Prepared, build_model, prepare_data, resolve_device
@@ -128,7 +139,7 @@ def _check_same_config(run_dir: Path, cfg: TrainConfig) -> None:
     if not path.exists():
         return
     old = read_json(path)
-    ignore = {"out", "run_name", "device", "keep", "tensorboard", "tensorboard_dir"}
+    ignore = {"out", "run_name", "device", "keep", "tensorboard", "tensorboard_dir", "matched_run"}
     new = {**cfg.to_dict(), "lr": cfg.effective_lr}  # an explicit lr equal to the default is the same setting
     old["lr"] = TrainConfig.from_dict({**new, **old}).effective_lr
     diff = sorted(k for k, v in new.items() if k not in ignore and old.get(k, v) != v)
@@ -160,7 +171,13 @@ class _Trainer:
         self.wall = 0.0
         n_train = len(prepared.tensors["train"][1])
         self.steps_per_epoch = max(n_train // cfg.batch_size, 1)
-        self.total_steps = self.steps_per_epoch * cfg.effective_epochs
+        #: Optimizer steps of the whole run: a budget's, else every step of ``epochs`` epochs (the cap).
+        self.total_steps = (self.steps_per_epoch * cfg.epochs if cfg.gradient_budget is None
+                            else cfg.gradient_budget // self.opt.passes_per_step)
+        #: Epochs to run (the last one partial when a budget's steps do not fill it).
+        self.epochs = -(-self.total_steps // self.steps_per_epoch)
+        #: Forward/backward passes over a mini-batch so far (see the module docstring).
+        self.gradient_evaluations = 0
         #: Identity of this run, in config.json and every checkpoint: PCA uses only epoch files of one run.
         self.run_id: str | None = uuid.uuid4().hex[:16]
         #: Epoch of ``best.pt`` (None: not known in this process, e.g. a resume that restores no history).
@@ -173,7 +190,10 @@ class _Trainer:
     def optimizer_meta(self) -> dict:
         return {"name": self.cfg.optimizer, "base": self.cfg.base, "lr": self.lr, "schedule": self.cfg.schedule,
                 "hyper": self.opt.hyper, "passes_per_step": self.opt.passes_per_step,
-                "compute_matched": self.cfg.compute_matched, "groups": self.opt.group_settings(),
+                "compute_matched": None if self.cfg.gradient_budget is None else {
+                    "matched_to": self.cfg.matched_to, "matched_run": self.cfg.matched_run,
+                    "gradient_budget": self.cfg.gradient_budget},
+                "groups": self.opt.group_settings(),
                 "amp": self.cfg.amp, "skipped_steps": self.opt.skipped_steps}
 
     def payload(self, epoch: int, metrics: dict, with_state: bool) -> dict:
@@ -181,18 +201,41 @@ class _Trainer:
             self.model, model_meta=self.model_meta, optimizer_meta=self.optimizer_meta(), data_meta=self.prep.data_meta,
             config=self.cfg.to_dict(), epoch=epoch, metrics=metrics, wall_time_s=self.wall,
             optimizer_state=self.opt.state_dict() if with_state else None, history=self.history, run_id=self.run_id,
-            stopping=self.stopping(),
+            stopping=self.stopping(), gradient_evaluations=self.gradient_evaluations,
         )
 
-    def stopping(self) -> dict | None:
-        """``{"target", "epoch", "reached", "cap"}`` under ``stop_train_loss`` (None without it)."""
+    def target_epoch(self) -> int | None:
+        """The first epoch whose ``train_eval_loss`` is at most ``stop_train_loss`` (None: none yet, or no target)."""
         target = self.cfg.stop_train_loss
-        if target is None:
+        return None if target is None else next((h["epoch"] for h in self.history
+                                                 if h.get("train_eval_loss", math.inf) <= target), None)
+
+    def stopping(self) -> dict | None:
+        """What ended (or will end) the run; None without ``stop_train_loss`` and ``gradient_budget``.
+
+        ``stop_train_loss``: ``{"rule": "train_eval_loss", "target", "epoch", "reached", "cap",
+        "train_eval_loss"}`` (``epoch``: the first epoch at or below the target, else the last one so far;
+        ``train_eval_loss`` that epoch's value). ``gradient_budget``: ``{"rule": "gradient_budget", "budget",
+        "matched_to", "matched_run", "steps", "remainder", "epoch", "reached", "cap", "target",
+        "target_epoch"}``: ``steps`` of ``passes_per_step`` passes, ``remainder`` = budget - steps x passes
+        (passes not taken because they make no whole step), ``reached`` once every step ran, ``cap`` the
+        epochs they span; the stop rule does not stop such a run, ``target_epoch`` says where it would have.
+        """
+        cfg, last = self.cfg, (self.history[-1]["epoch"] if self.history else 0)
+        hit = self.target_epoch()
+        if cfg.gradient_budget is not None:
+            passes = self.opt.passes_per_step
+            return {"rule": "gradient_budget", "budget": cfg.gradient_budget, "matched_to": cfg.matched_to,
+                    "matched_run": cfg.matched_run, "steps": self.total_steps,
+                    "remainder": cfg.gradient_budget - self.total_steps * passes, "epoch": last,
+                    "reached": last == self.epochs, "cap": self.epochs, "target": cfg.stop_train_loss,
+                    "target_epoch": hit}
+        if cfg.stop_train_loss is None:
             return None
-        hit = next((h["epoch"] for h in self.history if h["train_loss"] <= target), None)
-        return {"target": target, "epoch": hit if hit is not None else (self.history[-1]["epoch"] if self.history
-                                                                         else 0),
-                "reached": hit is not None, "cap": self.cfg.effective_epochs}
+        epoch = hit if hit is not None else last
+        loss = next((h["train_eval_loss"] for h in self.history if h["epoch"] == epoch), None)
+        return {"rule": "train_eval_loss", "target": cfg.stop_train_loss, "epoch": epoch, "reached": hit is not None,
+                "cap": cfg.epochs, "train_eval_loss": loss}
 
     def save_epoch(self, epoch: int, full: dict) -> None:
         """Write ``full`` (the epoch's payload with optimizer state) as ``epoch_NNN.pt``.
@@ -230,6 +273,9 @@ class _Trainer:
                                  "run does); resume is not possible from it, use --overwrite")
         self.opt.load_state_dict(payload["optimizer_state"])
         self.history = list(payload.get("history", []))
+        # runs from before the count: every step of every epoch with all its passes
+        self.gradient_evaluations = int(payload.get("gradient_evaluations",
+                                                    payload["epoch"] * self.steps_per_epoch * self.opt.passes_per_step))
         self.run_id = payload.get("run_id")  # None for runs from before run ids
         self.wall = float(payload.get("wall_time_s", 0.0))
         scores = [h["val"]["balanced_accuracy"] for h in self.history if h.get("val", {}).get("n")]
@@ -260,21 +306,26 @@ class _Trainer:
             start = 0
         x_train, y_train = self.prep.tensors["train"]
         x_val, y_val = self.prep.tensors["val"]
-        epochs = cfg.effective_epochs
-        with progress_bar(f"train {self.run_dir.name}", total=epochs * self.steps_per_epoch,
+        epochs = self.epochs
+        stops = cfg.gradient_budget is None  # a compute-matched run takes its budget whatever its loss
+        with progress_bar(f"train {self.run_dir.name}", total=self.total_steps,
                           enabled=self.progress, unit="steps") as bar:
-            bar.advance(start * self.steps_per_epoch)
+            bar.advance(min(start * self.steps_per_epoch, self.total_steps))
             for epoch in range(start + 1, epochs + 1):
-                if (self.stopping() or {}).get("reached"):  # resumed after the target was reached
+                if stops and self.target_epoch() is not None:  # resumed after the target was reached
                     break
                 t0 = time.perf_counter()
-                train_loss, grad_norm = self.train_epoch(epoch, x_train, y_train, bar)
+                steps = min(self.steps_per_epoch, self.total_steps - (epoch - 1) * self.steps_per_epoch)
+                train_loss, grad_norm = self.train_epoch(epoch, x_train, y_train, bar, steps)
                 self.dp.sync_buffers()
                 self.check_finite(epoch)
                 val = split_metrics(self.model, x_val, y_val, self.prep.classes)
-                self.wall += time.perf_counter() - t0
                 record = {"epoch": epoch, "train_loss": train_loss, "lr": self.opt.param_groups[0]["lr"], "val": val,
-                          "seconds": self.wall, "grad_norm": grad_norm}
+                          "grad_norm": grad_norm, "steps": steps, "gradient_evaluations": self.gradient_evaluations}
+                if cfg.stop_train_loss is not None:  # one forward pass over the training split, eval mode
+                    record["train_eval_loss"] = mean_cross_entropy(self.model, x_train, y_train)
+                self.wall += time.perf_counter() - t0
+                record["seconds"] = self.wall
                 self.history.append(record)
                 if self.tracker is not None:
                     self.tracker.epoch(record, self.opt.hyper)
@@ -290,8 +341,10 @@ class _Trainer:
                          f"{time.perf_counter() - t0:.1f} s")
         return self.finish()
 
-    def train_epoch(self, epoch: int, x: torch.Tensor, y: torch.Tensor, bar) -> tuple[float, float]:
-        """One epoch; returns the mean training loss and the mean L2 norm of the gradient each step applied."""
+    def train_epoch(self, epoch: int, x: torch.Tensor, y: torch.Tensor, bar, steps: int) -> tuple[float, float]:
+        """The first ``steps`` steps of epoch ``epoch`` (all of them but in a budget's last epoch); returns the mean
+        training loss and the mean L2 norm of the gradient each step applied.
+        """
         cfg = self.cfg
         params = [p for p in self.model.parameters() if p.requires_grad]
         grad_sum = torch.zeros((), dtype=torch.float64, device=self.device)  # images x norm, steps applied only
@@ -301,7 +354,7 @@ class _Trainer:
         perm = torch.randperm(len(y), generator=gen)
         self.model.train()
         total, count = 0.0, 0
-        for i in range(self.steps_per_epoch):
+        for i in range(steps):
             idx = perm[i * cfg.batch_size : (i + 1) * cfg.batch_size]
             xb, yb = x[idx], y[idx]
             if cfg.augment:
@@ -322,8 +375,12 @@ class _Trainer:
             if self.dp.active:
                 closure = self.dp.closure(self.loss_fn, xb, yb, n_batch)
 
+            def counted(closure=closure):  # one gradient evaluation per pass the optimizer runs
+                self.gradient_evaluations += 1
+                return closure()
+
             try:
-                loss = float(self.opt.step(closure))
+                loss = float(self.opt.step(counted))
             except LandscapeError as exc:  # the optimizer refuses non-finite losses
                 raise LandscapeError(f"{exc} at epoch {epoch}, step {i}: training stopped; "
                                      f"last good checkpoint: {epoch_files(self.run_dir)[-1]}") from None
@@ -357,7 +414,7 @@ class _Trainer:
         (the same evaluation of the same weights); ``best.pt`` of the final
         epoch shares the final metrics instead of evaluating again.
         """
-        epoch = self.history[-1]["epoch"] if self.history else self.cfg.effective_epochs
+        epoch = self.history[-1]["epoch"] if self.history else self.epochs
         metrics = self.split_metrics(epoch)
         final = self.payload(epoch, metrics, with_state=False)
         atomic_torch_save(final, self.run_dir / "final.pt")

@@ -24,8 +24,13 @@ def checkpoint_payload(
     history: list | None = None,
     run_id: str | None = None,
     stopping: dict | None = None,
+    gradient_evaluations: int = 0,
 ) -> dict:
-    """Tensors and plain data only, so that ``torch.load(weights_only=True)`` reads it."""
+    """Tensors and plain data only, so that ``torch.load(weights_only=True)`` reads it.
+
+    ``gradient_evaluations``: forward/backward passes over a mini-batch that training used up to ``epoch``
+    (:mod:`landscape.train.loop`; evaluation passes are not counted).
+    """
     payload = {
         "format_version": FORMAT_VERSION,
         "kind": KIND,
@@ -42,6 +47,7 @@ def checkpoint_payload(
         "world_size": distributed.world_size(),
         "run_id": run_id,
         "stopping": stopping,
+        "gradient_evaluations": int(gradient_evaluations),
     }
     if optimizer_state is not None:
         payload["optimizer_state"] = _to_cpu(optimizer_state)

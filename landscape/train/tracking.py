@@ -3,6 +3,8 @@
 Tags (global step = epoch; the final metrics at the last epoch):
 ``train/loss`` (mean training loss of the epoch, nats), ``train/lr``,
 ``train/grad_norm`` (mean L2 norm of the gradient each step applied),
+``train/eval_loss`` (cross-entropy of the training split in eval mode, with
+``stop_train_loss``), ``train/gradient_evaluations`` (cumulative),
 ``optimizer/<hyper>`` for the scalar hyper-parameters of the SAM family
 (``rho``, ``eta``, ...), ``val/<metric>`` for every numeric validation
 metric, and ``final/<split>/<metric>`` (train, val, test) of the final weights.
@@ -52,10 +54,11 @@ class TensorBoard:
                 self.writer.add_scalar(f"{prefix}/{key}", value, step)
 
     def epoch(self, record: dict, hyper: dict) -> None:
-        """One ``history.json`` record (``epoch``, ``train_loss``, ``lr``, ``grad_norm``, ``val``)."""
+        """One ``history.json`` record (``epoch``, ``train_loss``, ``lr``, ``grad_norm``, ``val``, ...)."""
         step = int(record["epoch"])
         self._scalars("train", {"loss": record["train_loss"], "lr": record["lr"],
-                                "grad_norm": record.get("grad_norm")}, step)
+                                "grad_norm": record.get("grad_norm"), "eval_loss": record.get("train_eval_loss"),
+                                "gradient_evaluations": record.get("gradient_evaluations")}, step)
         self._scalars("optimizer", {k: hyper[k] for k in HYPER_TAGS if k in hyper}, step)
         self._scalars("val", {k: v for k, v in record.get("val", {}).items() if k != "n"}, step)
         self.writer.flush()
