@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from landscape.cli.app import app
-from landscape.cli.train_cmd import CLASSES_HELP, STOP_HELP
+from landscape.cli.train_cmd import AUGMENT_HELP, CLASSES_HELP, IN_CHANS_HELP, STOP_HELP
 from landscape.errors import LandscapeError
 from landscape.optim.registry import list_optimizers
 
@@ -67,7 +67,7 @@ def study_command(
                                                        "adam-cm-<optimizer>."),
     stop_train_loss: Optional[float] = typer.Option(None, "--stop-train-loss", help=STOP_HELP),
     no_augment: bool = typer.Option(False, "--no-augment",
-                                    help="Train without the random flip and small affine augmentation."),
+                                    help=AUGMENT_HELP),
     classes: Optional[str] = typer.Option(None, "--classes", help=CLASSES_HELP),
     pretrained: bool = typer.Option(False, "--pretrained",
                                     help="Start every model from timm's pretrained weights (cached locally); "
@@ -75,7 +75,7 @@ def study_command(
     weights: Optional[list[str]] = typer.Option(None, "--weights", metavar="MODEL=PATH",
                                                 help="A model's local .safetensors/.pth file or timm cache folder "
                                                      "(repeatable; no network)."),
-    in_chans: int = typer.Option(1, "--in-chans", help="Input channels: 1 (grey) or 3 (grey replicated to RGB)."),
+    in_chans: int = typer.Option(1, "--in-chans", help=IN_CHANS_HELP),
     tensorboard: bool = typer.Option(False, "--tensorboard",
                                      help="TensorBoard scalars of every run in OUT/tensorboard/RUN ([tracking] "
                                           "extra); --tensorboard DIR: in DIR/RUN."),

@@ -26,6 +26,8 @@ OWN_FLAGS = {"num_classes": "(from the data)", "in_chans": "--in-chans", "img_si
 STOP_HELP = ("Stop at the end of the first epoch whose cross-entropy over the whole training split (eval mode, no "
              "augmentation) is at most this (nats); --epochs is the cap.")
 CLASSES_HELP = "Train on these classes of the folder only, e.g. benign,malignant."
+AUGMENT_HELP = "Train without the random flip and small affine augmentation."
+IN_CHANS_HELP = "Input channels: 1 (grey) or 3 (grey replicated to RGB)."
 
 
 def parse_opt_args(pairs: list[str], flag: str = "--opt-arg") -> dict:
@@ -99,7 +101,7 @@ def train_command(
     keep_conflicts: bool = typer.Option(False, "--keep-conflicts",
                                         help="Keep images whose near-duplicates carry another label."),
     no_augment: bool = typer.Option(False, "--no-augment",
-                                    help="Train without the random flip and small affine augmentation."),
+                                    help=AUGMENT_HELP),
     rho: Optional[float] = typer.Option(None, help=flag_help("rho")),
     eta: Optional[float] = typer.Option(None, help=flag_help("eta")),
     alpha: Optional[float] = typer.Option(None, help=flag_help("alpha")),
@@ -125,7 +127,7 @@ def train_command(
     weights: Optional[Path] = typer.Option(None, "--weights",
                                            help="Start from a local .safetensors/.pth state dict or timm/Hugging Face "
                                                 "cache folder (no network): first conv adapted, head new."),
-    in_chans: int = typer.Option(1, "--in-chans", help="Input channels: 1 (grey) or 3 (grey replicated to RGB)."),
+    in_chans: int = typer.Option(1, "--in-chans", help=IN_CHANS_HELP),
     device: str = typer.Option("auto", help="auto, cpu or cuda."),
     sync_bn: bool = typer.Option(False, "--sync-bn",
                                  help="Under torchrun: BatchNorm statistics over the global batch (SyncBatchNorm)."),
